@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for slotsweep: a virtual environment with the pinned packages, and
+# Debian's Fashion-MNIST where it is missing and apt is usable. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c "import slotsweep, torch, ray, mlflow, optuna" 2>/dev/null; then
+  .venv/bin/pip install --quiet --upgrade pip
+  # torch/torchvision are pinned in pyproject.toml; pip takes them from the local wheel cache
+  .venv/bin/pip install --quiet -e '.[dev]'
+fi
+
+FASHION=/usr/share/datasets/fashion-mnist
+if [ ! -e "$FASHION/train-images-idx3-ubyte.gz" ] && [ -z "${SLOTSWEEP_DATA:-}" ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) \
+      || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST runs will need --data-root"
+  else
+    echo "note: Fashion-MNIST not found; run 'sudo apt-get install dataset-fashion-mnist'" \
+         "or set SLOTSWEEP_DATA to a folder with torchvision's FashionMNIST files"
+  fi
+fi
+.venv/bin/slotsweep --help >/dev/null
+echo "slotsweep is set up in .venv"

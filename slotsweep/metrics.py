@@ -1,0 +1,163 @@
+"""What a trial measures: training cost, memory, model size and what the network selects.
+
+`training_cost_flops` counts the dense work with `torch.utils.flop_counter` (matrix products and
+convolutions of one forward and backward pass, linear in the batch size) and adds, per step and
+per connection, the work a method does beyond a dense network:
+- slot, greedy: K multiplies for the score gradient + K-1 comparisons for the argmax = 2K-1;
+- slot, probabilistic: the same plus K additions of Gumbel noise = 3K-1;
+- edge-popup: |score|, the threshold comparison, the mask multiply, the score gradient = 4.
+Optimiser updates, activations and normalisation are not counted, for any method alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import resource
+import sys
+
+import numpy as np
+import psutil
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from slotsweep.nn.edge_popup import EdgePopupMixin
+from slotsweep.nn.slot import SlotMixin
+
+SEED_BYTES = 8  # the seed that regenerates values (slot) or frozen weights (edge-popup)
+
+
+def selecting_layers(model: nn.Module) -> list[nn.Module]:
+    """Slot and edge-popup layers in definition order."""
+    return [m for m in model.modules() if isinstance(m, (SlotMixin, EdgePopupMixin))]
+
+
+def selection_states(model: nn.Module) -> list[torch.Tensor]:
+    """Per layer, what it selects: slot indices or edge-popup masks (int64, on the CPU)."""
+    return [layer.selection_state().cpu() for layer in selecting_layers(model)]
+
+
+def selection_sha256(model: nn.Module) -> str | None:
+    """sha256 of every layer's selected indices in order, as int64 little-endian bytes."""
+    states = selection_states(model)
+    if not states:
+        return None
+    digest = hashlib.sha256()
+    for state in states:
+        digest.update(state.numpy().astype("<i8", copy=False).tobytes())
+    return digest.hexdigest()
+
+
+def change_fraction(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
+    """Fraction of connections whose selection differs between two `selection_states`."""
+    total = sum(state.numel() for state in after)
+    changed = sum(int((a != b).sum()) for a, b in zip(before, after, strict=True))
+    return changed / total if total else 0.0
+
+
+def dense_flops_per_example(model: nn.Module, example: torch.Tensor) -> float:
+    """Forward+backward FLOPs of matmuls and convs for one example, counted on a small batch."""
+    counter = FlopCounterMode(display=False)
+    was_training = model.training
+    model.train()
+    with counter:
+        model(example).sum().backward()
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return counter.get_total_flops() / example.shape[0]
+
+
+def extra_flops_per_step(model: nn.Module) -> int:
+    """Selection and score-gradient work per step beyond the dense network (see module doc)."""
+    total = 0
+    for layer in selecting_layers(model):
+        connections = math.prod(layer.weight_shape)
+        if isinstance(layer, SlotMixin):
+            per = 2 * layer.k - 1 + (layer.k if layer.selection == "probabilistic" else 0)
+        else:
+            per = 4
+        total += per * connections
+    return total
+
+
+def tensor_bytes(tensors: list[torch.Tensor | None]) -> int:
+    """Bytes of the distinct storages among `tensors` (views and repeats counted once)."""
+    seen: dict[tuple[str, int], int] = {}
+    for tensor in tensors:
+        if tensor is None or tensor.numel() == 0:
+            continue
+        storage = tensor.untyped_storage()
+        seen[(str(tensor.device), storage.data_ptr())] = storage.nbytes()
+    return sum(seen.values())
+
+
+def memory_state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Bytes training keeps: values and frozen weights, scores/weights, their gradients, momenta."""
+    tensors: list[torch.Tensor | None] = list(model.buffers())
+    for param in model.parameters():
+        tensors += [param, param.grad]
+    for layer in selecting_layers(model):
+        cached = getattr(layer, "cached_weight", None)
+        tensors += [cached, None if cached is None else cached.grad]
+    for state in optimizer.state.values():
+        tensors += [value for value in state.values() if isinstance(value, torch.Tensor)]
+    return tensor_bytes(tensors)
+
+
+def pack_indices(indices: torch.Tensor, bits: int) -> bytes:
+    """Packs non-negative indices at `bits` bits each (most significant bit first)."""
+    if bits == 0:
+        return b""
+    values = indices.flatten().cpu().numpy().astype(np.uint64)
+    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint64)
+    bit_matrix = ((values[:, None] >> shifts) & np.uint64(1)).astype(np.uint8)
+    return np.packbits(bit_matrix.reshape(-1)).tobytes()
+
+
+def unpack_indices(data: bytes, bits: int, count: int) -> torch.Tensor:
+    """Inverse of `pack_indices` for `count` indices."""
+    if bits == 0:
+        return torch.zeros(count, dtype=torch.int64)
+    bit_array = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * bits]
+    weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.int64)
+    return torch.from_numpy(bit_array.reshape(count, bits).astype(np.int64) @ weights)
+
+
+def index_bits(k: int) -> int:
+    """Bits per connection to store one of K indices: ceil(log2 K)."""
+    return math.ceil(math.log2(k)) if k > 1 else 0
+
+
+def model_size_bytes(model: nn.Module) -> int:
+    """Bytes to store the trained network for inference (slot: packed indices plus the seed)."""
+    size = sum(buffer.nbytes for name, buffer in model.named_buffers()
+               if name.endswith(("running_mean", "running_var")))
+    for layer in selecting_layers(model):
+        bits = index_bits(layer.k) if isinstance(layer, SlotMixin) else 1
+        size += len(pack_indices(layer.selection_state(), bits)) + SEED_BYTES
+    selecting = {id(p) for layer in selecting_layers(model) for p in layer.parameters()}
+    size += sum(p.nbytes for p in model.parameters() if id(p) not in selecting)
+    return size
+
+
+class PeakMemory:
+    """Peak memory of this trial: allocator peak on CUDA, process RSS peak on the CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_rss = psutil.Process().memory_info().rss
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def sample(self) -> None:
+        """Records the current RSS (called once per epoch)."""
+        self.peak_rss = max(self.peak_rss, psutil.Process().memory_info().rss)
+
+    def peak_bytes(self) -> int:
+        """The peak so far, in bytes."""
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        self.sample()
+        scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+        return max(self.peak_rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale)

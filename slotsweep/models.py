@@ -1,0 +1,110 @@
+"""The paper's architectures, each defined once and built for any layer family."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from slotsweep.nn.family import LayerFactory, LayerSpec
+
+ModelBuilder = Callable[..., nn.Module]
+_REGISTRY: dict[str, ModelBuilder] = {}
+
+
+def register_model(builder: ModelBuilder) -> ModelBuilder:
+    """Adds an architecture to the registry under its function name."""
+    _REGISTRY[builder.__name__] = builder
+    return builder
+
+
+def model_names() -> list[str]:
+    """Names of every registered architecture."""
+    return sorted(_REGISTRY)
+
+
+def create_model(arch: str, spec: LayerSpec, *, in_channels: int = 1, image_size: int = 28,
+                 num_classes: int = 10, padding: str = "authors",
+                 dropout: float | None = None) -> nn.Module:
+    """Builds `arch` with layers of the family `spec` describes."""
+    if arch not in _REGISTRY:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {model_names()}")
+    if padding not in ("authors", "same"):
+        raise ValueError(f"padding must be 'authors' or 'same', got {padding!r}")
+    return _REGISTRY[arch](LayerFactory(spec), in_channels=in_channels, image_size=image_size,
+                           num_classes=num_classes, padding=padding, dropout=dropout)
+
+
+@register_model
+def lenet_300_100(layers: LayerFactory, *, in_channels: int, image_size: int, num_classes: int,
+                  padding: str, dropout: float | None) -> nn.Module:
+    """784-300-100-10 MLP (inputs flattened, so any image size works)."""
+    inputs = in_channels * image_size * image_size
+    return nn.Sequential(nn.Flatten(), layers.linear(inputs, 300), nn.ReLU(),
+                         layers.linear(300, 100), nn.ReLU(), layers.linear(100, num_classes))
+
+
+def _conv_stack(layers: LayerFactory, in_channels: int, image_size: int,
+                plan: list[tuple[int, int] | str], batch_norm: bool) -> tuple[list[nn.Module], int,
+                                                                               int]:
+    """Convs ((channels, padding) entries) and 2x2 max-pools ('M'); returns modules, C, size."""
+    modules: list[nn.Module] = []
+    channels, size = in_channels, image_size
+    for entry in plan:
+        if entry == "M":
+            modules.append(nn.MaxPool2d(2))
+            size //= 2
+            continue
+        out_channels, pad = entry
+        modules.append(layers.conv(channels, out_channels, pad))
+        if batch_norm:
+            modules.append(nn.BatchNorm2d(out_channels, affine=False))
+        modules.append(nn.ReLU())
+        channels, size = out_channels, size + 2 * pad - 2
+    return modules, channels, size
+
+
+def _conv_x(layers: LayerFactory, widths: list[int], unpadded: int, in_channels: int,
+            image_size: int, num_classes: int, padding: str, dropout: float | None) -> nn.Module:
+    """CONV-2/4/6: pairs of 3x3 convs with a pool after each pair, then 256-256-10 with dropout."""
+    plan: list[tuple[int, int] | str] = []
+    for index, width in enumerate(widths):
+        pad = 1 if padding == "same" or index >= unpadded else 0
+        plan.append((width, pad))
+        if index % 2 == 1:
+            plan.append("M")
+    features, channels, size = _conv_stack(layers, in_channels, image_size, plan, False)
+    drop = 0.5 if dropout is None else dropout
+    head = [nn.Flatten(), nn.Dropout(drop), layers.linear(channels * size * size, 256), nn.ReLU(),
+            nn.Dropout(drop), layers.linear(256, 256), nn.ReLU(), layers.linear(256, num_classes)]
+    return nn.Sequential(*features, *head)
+
+
+@register_model
+def conv2(layers: LayerFactory, **kw) -> nn.Module:
+    """CONV-2: 64, 64, pool; 256, 256, 10."""
+    return _conv_x(layers, [64, 64], 2, **kw)
+
+
+@register_model
+def conv4(layers: LayerFactory, **kw) -> nn.Module:
+    """CONV-4: 64, 64, pool, 128, 128, pool; 256, 256, 10."""
+    return _conv_x(layers, [64, 64, 128, 128], 4, **kw)
+
+
+@register_model
+def conv6(layers: LayerFactory, **kw) -> nn.Module:
+    """CONV-6: 64, 64, pool, 128, 128, pool, 256, 256, pool; the authors pad only the last two."""
+    return _conv_x(layers, [64, 64, 128, 128, 256, 256], 4, **kw)
+
+
+@register_model
+def vgg19(layers: LayerFactory, *, in_channels: int, image_size: int, num_classes: int,
+          padding: str, dropout: float | None) -> nn.Module:
+    """VGG-19 with non-affine BatchNorm, padded convs, global average pool and a 512-10 head."""
+    widths = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512]
+    plan = [w if w == "M" else (w, 1) for w in widths]
+    features, channels, _ = _conv_stack(layers, in_channels, image_size, plan, True)
+    return nn.Sequential(*features, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         layers.linear(channels, num_classes))

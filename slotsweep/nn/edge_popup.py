@@ -1,0 +1,84 @@
+"""Edge-popup layers (Ramanujan et al., 2020): keep the top fraction of frozen weights by score."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from slotsweep.nn.init import fans
+from slotsweep.seeding import generator
+
+
+class TopMask(torch.autograd.Function):
+    """Forward: 1 for the top `keep` fraction of |scores|, else 0. Backward: straight through."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, keep: float):
+        flat = scores.detach().abs().flatten()
+        kept = max(1, round(keep * flat.numel()))
+        mask = torch.zeros_like(flat)
+        mask[flat.topk(kept, sorted=False).indices] = 1.0
+        return mask.view_as(scores)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad, None
+
+
+class EdgePopupMixin(nn.Module):
+    """Signed-Kaiming-constant frozen weights and one kaiming-uniform score per connection."""
+
+    def _init_edge_popup(self, weight_shape: tuple[int, ...], keep_fraction: float,
+                         seed: int) -> None:
+        if not 0 < keep_fraction <= 1:
+            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+        self.weight_shape, self.keep_fraction = weight_shape, keep_fraction
+        fan_in, _ = fans(weight_shape)
+        signs = torch.rand(weight_shape, generator=generator(seed, "signs")) < 0.5
+        constant = math.sqrt(2.0 / fan_in)
+        self.register_buffer("weight", torch.where(signs, -constant, constant))
+        scores = torch.empty(weight_shape)
+        nn.init.kaiming_uniform_(scores, a=math.sqrt(5), generator=generator(seed, "scores"))
+        self.scores = nn.Parameter(scores)
+
+    def mask(self) -> torch.Tensor:
+        """The current 0/1 mask of kept connections."""
+        return TopMask.apply(self.scores, self.keep_fraction)
+
+    def effective_weight(self) -> torch.Tensor:
+        """Frozen weights times the mask; the score gradient is dL/dw_eff * w."""
+        return self.weight * self.mask()
+
+    def selection_state(self) -> torch.Tensor:
+        """The mask as int64, for hashing and change tracking."""
+        return self.mask().detach().to(torch.int64)
+
+
+class EdgePopupLinear(EdgePopupMixin):
+    """A fully connected edge-popup layer without bias."""
+
+    def __init__(self, in_features: int, out_features: int, keep_fraction: float = 0.5,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self._init_edge_popup((out_features, in_features), keep_fraction, seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.effective_weight())
+
+
+class EdgePopupConv2d(EdgePopupMixin):
+    """A 2-D convolutional edge-popup layer without bias."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 keep_fraction: float = 0.5, stride: int = 1, padding: int = 0,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.stride, self.padding = stride, padding
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self._init_edge_popup(shape, keep_fraction, seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.effective_weight(), stride=self.stride, padding=self.padding)

@@ -1,0 +1,152 @@
+"""The native fused slot update: a small C kernel built on first use and loaded with ctypes.
+
+The kernel (`fused_kernel.c`) reads each connection's K values, scores and momentum once, writes
+the scores, the momentum and the newly selected weight, and picks the argmax on the way, where
+the PyTorch reference makes several passes and a slow argmax over a short innermost dimension.
+It is compiled once per machine into `$SLOTSWEEP_CACHE` (default ~/.cache/slotsweep/kernels);
+without a compiler, or with `SLOTSWEEP_NATIVE=0`, `available()` is False and callers fall back to
+`slotsweep.nn.fused.fused_update_reference`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from slotsweep.nn.slot import SlotMixin
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("fused_kernel.c")
+COMPILER = "gcc"
+# -ffp-contract=off keeps PyTorch's rounding (see the C file); -march=native is tried first and
+# dropped where the compiler rejects it.
+BASE_FLAGS = ("-O3", "-ffp-contract=off", "-fopenmp", "-shared", "-fPIC")
+FLAG_SETS = (("-march=native", *BASE_FLAGS), BASE_FLAGS)
+MODES = {"plain": 0, "first": 1, "momentum": 2}
+
+_ARGTYPES = [ctypes.c_void_p] * 5 + [ctypes.c_int64, ctypes.c_int64, ctypes.c_int] + [
+    ctypes.c_float] * 3 + [ctypes.c_int] * 3
+
+
+def cache_dir() -> Path:
+    """Where built kernels live: $SLOTSWEEP_CACHE, else ~/.cache/slotsweep/kernels."""
+    configured = os.environ.get("SLOTSWEEP_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "slotsweep" / "kernels"
+
+
+def _cpu_identity() -> str:
+    """The CPU's feature flags: a -march=native build must not be loaded on another CPU model
+    that shares the cache directory (a cluster's shared home)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((line for line in info if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return ""
+
+
+def _library_path(source: bytes, flags: tuple[str, ...]) -> Path:
+    digest = hashlib.sha256(source)
+    for part in (COMPILER, " ".join(flags), platform.machine(), _cpu_identity()):
+        digest.update(b"\0" + part.encode())
+    return cache_dir() / f"slot_update-{platform.machine()}-{digest.hexdigest()[:16]}.so"
+
+
+def _compile(flags: tuple[str, ...], target: Path) -> str | None:
+    """Builds `target`; returns None, or why it failed. Writes a temporary file then renames it,
+    so processes starting together never load a half-written library."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
+    os.close(handle)
+    try:
+        command = [COMPILER, *flags, "-o", temporary, str(SOURCE), "-lm"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            return f"{' '.join(command)} failed: {done.stderr.strip()[-500:]}"
+        os.replace(temporary, target)
+        return None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _build() -> Path:
+    """The path of a built kernel, compiling it if this machine has none yet."""
+    if shutil.which(COMPILER) is None:
+        raise RuntimeError(f"C compiler {COMPILER!r} not found")
+    source = SOURCE.read_bytes()
+    failures = []
+    for flags in FLAG_SETS:
+        target = _library_path(source, flags)
+        if target.exists():
+            return target
+        failure = _compile(flags, target)
+        if failure is None:
+            return target
+        failures.append(failure)
+    raise RuntimeError(failures[-1])
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    """The loaded kernel, or None after logging once why it is unavailable."""
+    try:
+        library = ctypes.CDLL(str(_build()))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        logger.warning("native slot kernel unavailable, using the PyTorch update: %s", error)
+        return None
+    library.slot_update.argtypes = _ARGTYPES
+    library.slot_update.restype = ctypes.c_int
+    return library
+
+
+def available() -> bool:
+    """Whether the native kernel is enabled (SLOTSWEEP_NATIVE is not 0) and built and loaded."""
+    return os.environ.get("SLOTSWEEP_NATIVE", "1") != "0" and _library() is not None
+
+
+def _plain(tensor: torch.Tensor | None) -> bool:
+    return (tensor is not None and tensor.device.type == "cpu" and tensor.dtype == torch.float32
+            and tensor.is_contiguous())
+
+
+def supports(layer: SlotMixin) -> bool:
+    """Whether the kernel can update this layer: CPU float32 contiguous scores, values and
+    cached weight (the momentum buffer is checked by `update`), and the kernel available."""
+    scores, values = layer.scores, layer.values
+    shapes_fit = values.shape == scores.shape or values.shape == scores.shape[-1:]
+    return (_plain(scores) and _plain(values) and _plain(layer.cached_weight) and shapes_fit
+            and available())
+
+
+def update(layer: SlotMixin, buffer: torch.Tensor | None, lr: float, momentum: float,
+           weight_decay: float, first_step: bool) -> None:
+    """The fused step of `layer` in place (scores, `buffer`, cached weight), for a layer that
+    `supports` accepts. `buffer` is the momentum buffer, overwritten on the first step; it is
+    ignored (may be None) when momentum is 0, as in `fused_update_reference`."""
+    scores, values, weight = layer.scores.data, layer.values, layer.cached_weight
+    grad = weight.grad.contiguous()  # autograd gives a leaf's gradient the leaf's layout: no copy
+    mode = MODES["plain"] if not momentum else MODES["first" if first_step else "momentum"]
+    work = None
+    if mode != MODES["plain"]:
+        if buffer is None or buffer.shape != scores.shape or buffer.dtype != torch.float32:
+            raise ValueError("momentum needs a float32 buffer shaped like the scores")
+        work = buffer if buffer.is_contiguous() else buffer.contiguous()
+    status = _library().slot_update(
+        scores.data_ptr(), values.data_ptr(), None if work is None else work.data_ptr(),
+        grad.data_ptr(), weight.data_ptr(), grad.numel(), layer.k, values.dim() == 1, lr,
+        momentum, weight_decay, mode, bool(weight_decay), torch.get_num_threads())
+    if status != 0:
+        raise RuntimeError(f"native slot kernel rejected its arguments (status {status})")
+    if work is not None and work is not buffer:
+        buffer.copy_(work)

@@ -1,0 +1,249 @@
+"""Runs a study on Ray Tune: trials as Tune trials, Optuna searches, MLflow runs, a live view."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from rich.console import Console
+from rich.live import Live
+
+from slotsweep.config import TrialConfig
+from slotsweep.progress import StudyProgress
+from slotsweep.result import EpochMetrics
+from slotsweep.study import Dimension, Study
+from slotsweep.tracking import StudyRun, absolute_tracking_uri
+from slotsweep.trial_run import TrackingTarget, run_trial
+
+TUNE_EPOCH_KEYS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_time_s",
+                   "best_val_accuracy", "training_cost_flops", "selection_change_fraction")
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """What the command line adds to a study."""
+
+    address: str | None = None
+    tracking_uri: str | None = None
+    max_concurrent: int | None = None
+    resume: bool = False
+    num_cpus: int | None = None  # local Ray only; None: every core of this machine
+    storage_path: str = "ray_results"
+
+
+@dataclass
+class LaunchSummary:
+    """What a launch did: its MLflow coordinates, trial counts, and where time went."""
+
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str
+    trials: int
+    failed: int
+    wall_time_s: float
+
+
+def _tune_trial(params: dict[str, Any], *, fixed: list[dict[str, Any]], base: dict[str, Any],
+                target: TrackingTarget, threads: int) -> None:
+    """The Tune trainable: one trial through the same `run_trial` that `slotsweep train` uses."""
+    index = params.get("trial_index")
+    settings = fixed[index] if index is not None else {**base, **params}
+    # threads = the trial's CPU share, so concurrent trials do not oversubscribe the cores
+    config = TrialConfig.model_validate({**settings,
+                                         "num_threads": settings.get("num_threads") or threads})
+    trial_id = tune.get_context().get_trial_id() or "trial"
+    run_trial(config, target, trial_id=trial_id,
+              on_epoch=lambda metrics: tune.report(_epoch_values(metrics)),
+              on_final=lambda metrics, final: tune.report(
+                  {**({} if metrics is None else _epoch_values(metrics)), **final}))
+
+
+def _epoch_values(metrics: EpochMetrics) -> dict[str, float]:
+    """The per-epoch values a Tune scheduler or searcher may follow."""
+    values = metrics.metrics()
+    return {key: values[key] for key in TUNE_EPOCH_KEYS if key in values}
+
+
+def tune_domain(dimension: Dimension) -> Any:
+    """A study dimension as a Tune search-space domain (grids become choices when sampled)."""
+    kind = dimension.kind
+    if kind in ("grid", "choice"):
+        return tune.choice(dimension.values)
+    low, high = dimension.bounds
+    if kind == "uniform":
+        return tune.uniform(low, high)
+    if kind == "loguniform":
+        return tune.loguniform(low, high)
+    return tune.randint(int(low), int(high))
+
+
+def optuna_sampler(study: Study) -> Any:
+    """The seeded Optuna sampler the study names."""
+    import optuna
+
+    samplers = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler,
+                "nsga2": optuna.samplers.NSGAIISampler, "random": optuna.samplers.RandomSampler}
+    return samplers[study.search.sampler](seed=study.search.seed)
+
+
+def _objective(study: Study) -> tuple[Any, Any]:
+    """(metric, mode) for Tune: a string for one objective, lists for several."""
+    metric, mode = study.search.metric, study.search.mode
+    return (metric[0], mode[0]) if len(metric) == 1 else (metric, mode)
+
+
+def _scheduler(study: Study, finetune_epochs: int) -> Any:
+    if study.scheduler.name != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    metric, mode = _objective(study)
+    return ASHAScheduler(metric=metric, mode=mode, grace_period=study.scheduler.grace_period,
+                         reduction_factor=study.scheduler.reduction_factor,
+                         max_t=study.scheduler_max_t() + finetune_epochs)
+
+
+class _ProgressCallback(tune.Callback):
+    """Feeds Tune's trial events to the live view."""
+
+    def __init__(self, progress: StudyProgress) -> None:
+        self.progress = progress
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # Tune pickles its run config to allow restores; the live view stays here
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.progress = StudyProgress(total=0)
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+        self.progress.trial_started(trial.trial_id)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
+        self.progress.trial_result(trial.trial_id, result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+        self.progress.trial_finished(trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+        self.progress.trial_failed(trial.trial_id)
+
+
+def _absolute_data_root(settings: dict[str, Any]) -> dict[str, Any]:
+    """Trials run in their own folders: a relative data root must be made absolute first."""
+    root = settings.get("data_root")
+    return {**settings, "data_root": str(Path(root).resolve())} if root else settings
+
+
+class Launcher:
+    """One launch of a study: a parent MLflow run and one or two Tune runs (fixed, searched)."""
+
+    def __init__(self, study: Study, options: LaunchOptions, console: Console) -> None:
+        self.study, self.options, self.console = study, options, console
+        self.uri = absolute_tracking_uri(study.tracking_uri(options.tracking_uri))
+        self.concurrency = options.max_concurrent or study.max_concurrent
+        self.threads = max(1, math.floor(study.resources.cpu))
+
+    def run(self) -> LaunchSummary:
+        """Runs every trial; Ray is started (and stopped) here unless an address is given."""
+        started = time.perf_counter()
+        study = self.study
+        parent = StudyRun.start(self.uri, study.experiment_name, study.name, study.description,
+                                self.options.resume)
+        parent.client.log_dict(parent.run_id, study.model_dump(mode="json"), "study.json")
+        target = TrackingTarget(self.uri, parent.experiment_id, parent.run_id, study.name)
+        progress = StudyProgress(total=study.trial_count(), metric=study.search.metric[0],
+                                 mode=study.search.mode[0], max_concurrent=self.concurrency)
+        own_ray = self._start_ray()
+        try:
+            with Live(progress, console=self.console, refresh_per_second=2, transient=False):
+                self._run_fixed(target, progress)
+                self._run_search(target, progress)
+        finally:
+            if own_ray:
+                ray.shutdown()
+        finished = len(progress.durations)
+        parent.finish(failed=finished == 0)
+        return LaunchSummary(self.uri, study.experiment_name, parent.run_id, progress.done,
+                             len(progress.failed), time.perf_counter() - started)
+
+    def _start_ray(self) -> bool:
+        if ray.is_initialized():
+            return False
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        if self.options.address:
+            ray.init(address=self.options.address, logging_level=logging.WARNING)
+        else:
+            ray.init(num_cpus=self.options.num_cpus or os.cpu_count(), include_dashboard=False,
+                     logging_level=logging.WARNING, log_to_driver=False)
+        return True
+
+    def _trainable(self, target: TrackingTarget, fixed: list[dict[str, Any]],
+                   base: dict[str, Any]) -> Any:
+        resources = {"cpu": self.study.resources.cpu, "gpu": self.study.resources.gpu}
+        trainable = tune.with_parameters(_tune_trial, fixed=fixed, base=base, target=target,
+                                         threads=self.threads)
+        return tune.with_resources(trainable, resources)
+
+    def _fit(self, trainable: Any, space: dict[str, Any], tune_config: tune.TuneConfig,
+             progress: StudyProgress, name: str) -> None:
+        run_config = tune.RunConfig(
+            name=f"{self.study.name}-{name}-{int(time.time())}",
+            storage_path=str(Path(self.options.storage_path).resolve()), verbose=0,
+            callbacks=[_ProgressCallback(progress)],
+            failure_config=tune.FailureConfig(max_failures=0))
+        tuner = tune.Tuner(trainable, param_space=space, tune_config=tune_config,
+                           run_config=run_config)
+        tuner.fit()
+
+    def _finetune_epochs(self) -> int:
+        return int(self.study.trial.get("finetune_epochs", 0))
+
+    def _run_fixed(self, target: TrackingTarget, progress: StudyProgress) -> None:
+        fixed = [_absolute_data_root(c.model_dump()) for c in self.study.fixed_trials()]
+        if not fixed:
+            return
+        metric, mode = _objective(self.study)
+        single = isinstance(metric, str)
+        config = tune.TuneConfig(
+            metric=metric if single else None, mode=mode if single else None,
+            scheduler=_scheduler(self.study, self._finetune_epochs()),
+            max_concurrent_trials=self.concurrency,
+            trial_dirname_creator=lambda trial: trial.trial_id)
+        space = {"trial_index": tune.grid_search(list(range(len(fixed))))}
+        self._fit(self._trainable(target, fixed, {}), space, config, progress, "fixed")
+
+    def _run_search(self, target: TrackingTarget, progress: StudyProgress) -> None:
+        study = self.study
+        dims = study.search_space()
+        if not dims:
+            return
+        optuna = study.search.algorithm == "optuna"
+        space = {key: tune_domain(dim) for key, dim in dims.items()}
+        base = _absolute_data_root(study.base_trial())
+        metric, mode = _objective(study)
+        search_alg = None
+        if optuna:
+            from ray.tune.search import ConcurrencyLimiter
+            from ray.tune.search.optuna import OptunaSearch
+
+            base["seed"] = study.seeds[0]  # Optuna explores configurations; seeds are a grid
+            search_alg = ConcurrencyLimiter(
+                OptunaSearch(metric=metric, mode=mode, sampler=optuna_sampler(study)),
+                max_concurrent=self.concurrency)
+        else:
+            space["seed"] = tune.grid_search(list(study.seeds))
+        single = isinstance(metric, str)
+        config = tune.TuneConfig(
+            metric=metric if single and not optuna else None,
+            mode=mode if single and not optuna else None, search_alg=search_alg,
+            scheduler=_scheduler(study, self._finetune_epochs()),
+            num_samples=study.search.num_samples, max_concurrent_trials=self.concurrency,
+            trial_dirname_creator=lambda trial: trial.trial_id)
+        self._fit(self._trainable(target, [], base), space, config, progress, "search")

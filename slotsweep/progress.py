@@ -1,0 +1,86 @@
+"""The live view of a running study: trials done, running and failed, the best, the time left."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Group
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+
+@dataclass
+class StudyProgress:
+    """Counts trial events and renders them; fed by the orchestrator's Tune callback."""
+
+    total: int
+    metric: str = "best_val_accuracy"
+    mode: str = "max"
+    max_concurrent: int = 1
+    started: float = field(default_factory=time.monotonic)
+    running: dict[str, float] = field(default_factory=dict)
+    durations: list[float] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    best: float | None = None
+    best_trial: str | None = None
+    last: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._bar = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.description}"))
+        self._task = self._bar.add_task("", total=self.total)
+
+    @property
+    def done(self) -> int:
+        return len(self.durations) + len(self.failed)
+
+    def trial_started(self, trial_id: str) -> None:
+        self.running[trial_id] = time.monotonic()
+
+    def trial_result(self, trial_id: str, metrics: dict[str, object]) -> None:
+        """Records a reported result; tracks the best value of the study's metric."""
+        value = metrics.get(self.metric)
+        if isinstance(value, (int, float)):
+            better = self.best is None or (value > self.best if self.mode == "max"
+                                           else value < self.best)
+            if better:
+                self.best, self.best_trial = float(value), trial_id
+        epoch = metrics.get("training_iteration")
+        self.last[trial_id] = f"epoch {epoch}" if epoch is not None else ""
+
+    def trial_finished(self, trial_id: str) -> None:
+        start = self.running.pop(trial_id, time.monotonic())
+        self.durations.append(time.monotonic() - start)
+
+    def trial_failed(self, trial_id: str) -> None:
+        self.running.pop(trial_id, None)
+        self.failed.append(trial_id)
+
+    def seconds_left(self) -> float | None:
+        """Mean trial time x remaining trials / concurrency; None before any trial finished."""
+        if not self.durations:
+            return None
+        remaining = max(self.total - self.done, 0)
+        mean = sum(self.durations) / len(self.durations)
+        return mean * remaining / max(1, min(self.max_concurrent, remaining or 1))
+
+    def summary(self) -> str:
+        """One line: counts, best so far, elapsed and time left."""
+        left = self.seconds_left()
+        best = "-" if self.best is None else f"{self.best:.4f} ({self.best_trial})"
+        return (f"done {len(self.durations)}  running {len(self.running)}  "
+                f"failed {len(self.failed)}  best {self.metric} {best}  "
+                f"elapsed {time.monotonic() - self.started:.0f}s  "
+                f"left {'?' if left is None else f'{left:.0f}s'}")
+
+    def __rich__(self) -> Group:
+        self._bar.update(self._task, completed=self.done, description=self.summary())
+        table = Table(show_header=True, header_style="bold", box=None)
+        table.add_column("running trial")
+        table.add_column("progress")
+        table.add_column("time", justify="right")
+        now = time.monotonic()
+        for trial_id, start in sorted(self.running.items()):
+            table.add_row(trial_id, self.last.get(trial_id, ""), f"{now - start:.0f}s")
+        return Group(self._bar, table)

@@ -1,0 +1,63 @@
+"""What a trial reports: per-epoch metrics and the final result (the JSON of `train --json`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_time_s")
+FINAL_METRICS = ("test_accuracy", "best_val_accuracy", "training_cost_flops", "train_time_s",
+                 "memory_state_bytes", "peak_memory_bytes", "model_size_bytes")
+
+
+@dataclass
+class EpochMetrics:
+    """One epoch of one training phase ('train', or 'finetune' after a slot phase)."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_accuracy: float
+    epoch_time_s: float
+    data_time_s: float  # time spent waiting for batches, part of epoch_time_s
+    lr: float
+    selection_change_fraction: float | None = None
+    best_val_accuracy: float = 0.0  # best so far in this phase
+    training_cost_flops: float = 0.0  # cumulative over the trial so far
+    phase: str = "train"
+
+    def metrics(self) -> dict[str, float]:
+        """The numeric metrics, for trackers (epoch and phase excluded)."""
+        values = asdict(self)
+        return {key: float(value) for key, value in values.items()
+                if key not in ("epoch", "phase") and value is not None}
+
+
+@dataclass
+class TrialResult:
+    """The result of one trial; `to_dict` is the contract's JSON."""
+
+    test_accuracy: float
+    best_val_accuracy: float
+    best_epoch: int
+    training_cost_flops: float
+    memory_state_bytes: int
+    peak_memory_bytes: int
+    model_size_bytes: int
+    train_time_s: float
+    params: dict[str, object]
+    epochs: list[EpochMetrics] = field(default_factory=list)
+    selection_sha256: str | None = None
+    finetune_test_accuracy: float | None = None
+    device: str = "cpu"
+    impl: str = "reference"
+
+    def final_metrics(self) -> dict[str, float]:
+        """The contract's final metrics (and finetuning's, where it ran)."""
+        values = {key: float(getattr(self, key)) for key in FINAL_METRICS}
+        if self.finetune_test_accuracy is not None:
+            values["finetune_test_accuracy"] = self.finetune_test_accuracy
+        return values
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dictionary."""
+        return asdict(self)

@@ -1,0 +1,457 @@
+"""Study files: read a YAML study strictly into typed objects and expand it into trial configs."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from slotsweep.config import TrialConfig
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# Where or how fast a trial runs, not what it computes: left out of a trial's identity.
+NON_RESULT_KEYS = frozenset({"data_root", "device", "num_threads"})
+DIMENSION_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+DISCRETE_KINDS = ("grid", "choice")
+
+
+class StudyError(ValueError):
+    """A study that cannot run; `problems` holds every problem found, as 'key.path: message'."""
+
+    def __init__(self, problems: Sequence[str], source: str = "<study>") -> None:
+        self.problems = list(dict.fromkeys(problems))  # several checks may reach one problem
+        self.source = source
+        super().__init__(f"invalid study {source}:\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Dimension(_Strict):
+    """One varying trial key: values to enumerate (grid, choice) or a range to sample."""
+
+    grid: list[Any] | None = Field(None, min_length=1)
+    choice: list[Any] | None = Field(None, min_length=1)
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = None  # hi excluded, as in tune.randint
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Dimension:
+        given = [kind for kind in DIMENSION_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(DIMENSION_KINDS)} (got {given})")
+        lo, hi = (0, 1) if self.kind in DISCRETE_KINDS else self.bounds
+        if not lo < hi or (self.kind == "loguniform" and lo <= 0):
+            floor = "0 < " if self.kind == "loguniform" else ""
+            raise ValueError(f"{self.kind} needs [lo, hi] with {floor}lo < hi")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """grid, choice, uniform, loguniform or randint."""
+        return next(kind for kind in DIMENSION_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def values(self) -> list[Any]:
+        """The values of a grid or choice dimension."""
+        if self.kind not in DISCRETE_KINDS:
+            raise ValueError(f"a {self.kind} dimension has bounds, not values")
+        return list(getattr(self, self.kind))
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """[lo, hi] of a uniform, loguniform or randint dimension."""
+        if self.kind in DISCRETE_KINDS:
+            raise ValueError(f"a {self.kind} dimension has values, not bounds")
+        return getattr(self, self.kind)
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Objectives = Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)]
+
+
+class SearchSpec(_Strict):
+    """How the space is explored, and the objectives that the search and the scheduler follow."""
+
+    algorithm: Literal["grid", "random", "optuna"] = "grid"
+    sampler: Literal["tpe", "gp", "nsga2", "random"] = "tpe"  # optuna's; other algorithms: unused
+    num_samples: int = Field(1, ge=1)  # random: samples per seed; optuna: trials
+    metric: Objectives = ["best_val_accuracy"]  # a str is read as a one-item list
+    mode: Annotated[list[Literal["max", "min"]], BeforeValidator(_as_list)] = ["max"]
+    seed: int = 0  # the sampler's, so that a search repeats
+
+
+class SchedulerSpec(_Strict):
+    """Trial scheduler on the search's metric: fifo runs trials to the end, asha stops weak ones."""
+
+    name: Literal["fifo", "asha"] = "fifo"
+    grace_period: int = Field(1, ge=1)  # epochs every trial runs before asha may stop it
+    reduction_factor: float = Field(2.0, gt=1)
+    max_t: int | None = Field(None, ge=1)  # None: the most epochs any trial runs
+
+
+class Resources(_Strict):
+    """What one trial reserves; fractions let several trials share a core or a GPU."""
+
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class Tracking(_Strict):
+    """The MLflow store and experiment; None falls back to the CLI, then the defaults."""
+
+    uri: str | None = None
+    experiment: str | None = Field(None, min_length=1)
+
+
+def _unique(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"a seed repeats: {seeds}")
+    return seeds
+
+
+class Study(_Strict):
+    """A validated study; build it with `load_study` or `parse_study`, which check it whole."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    description: str = ""
+    trial: dict[str, Any] = {}  # TrialConfig settings that every trial shares
+    space: dict[str, Dimension] = {}
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], AfterValidator(_unique)] = Field(
+        [0], min_length=1
+    )
+    baselines: list[dict[str, Any]] = []  # each overrides `trial` and skips `space`
+    search: SearchSpec = SearchSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    resources: Resources = Resources()
+    max_concurrent: int = Field(1, ge=1)
+    tracking: Tracking = Tracking()
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment: the tracking block's, else the study's name."""
+        return self.tracking.experiment or self.name
+
+    def tracking_uri(self, cli_uri: str | None = None) -> str:
+        """The MLflow store: the command line's, else the study's, else MLflow's default."""
+        return cli_uri or self.tracking.uri or DEFAULT_TRACKING_URI
+
+    def base_trial(self) -> dict[str, Any]:
+        """The `trial` block: settings every trial shares."""
+        return dict(self.trial)
+
+    def search_space(self) -> dict[str, Dimension]:
+        """The dimensions a random or optuna search samples (none for grid: it enumerates)."""
+        return {} if self.search.algorithm == "grid" else dict(self.space)
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every point of a grid search, first dimension slowest; none for other algorithms."""
+        if self.search.algorithm != "grid":
+            return []
+        values = [dim.values for dim in self.space.values()]
+        return [dict(zip(self.space, point, strict=True)) for point in itertools.product(*values)]
+
+    def fixed_trials(self) -> list[TrialConfig]:
+        """Trials known before the study runs: grid points x seeds, then baselines x seeds."""
+        return [TrialConfig.model_validate(settings) for _, settings in self._fixed_settings()]
+
+    def searched_trial_count(self) -> int:
+        """Trials a search adds: num_samples per seed for random, num_samples for optuna."""
+        samples, algorithm = self.search.num_samples, self.search.algorithm
+        return {"random": samples * len(self.seeds), "optuna": samples}.get(algorithm, 0)
+
+    def trial_count(self) -> int:
+        """Every trial of the study, fixed and searched."""
+        return sum(1 for _ in self._fixed_settings()) + self.searched_trial_count()
+
+    def scheduler_max_t(self) -> int:
+        """The scheduler's horizon in epochs: max_t, else the most epochs any trial runs."""
+        if self.scheduler.max_t is not None:
+            return self.scheduler.max_t
+        epochs = [TrialConfig.model_validate(self.trial).epochs]
+        epochs += [baseline["epochs"] for baseline in self.baselines if "epochs" in baseline]
+        if "epochs" in self.space:
+            dim = self.space["epochs"]
+            epochs += dim.values if dim.kind in DISCRETE_KINDS else [dim.bounds[1] - 1]
+        return max(epochs)
+
+    def _fixed_settings(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(key path, settings) of every fixed trial, in run order."""
+        groups = [(_point_path(point), point) for point in self.grid_points()]
+        groups += [(f"baselines[{i}]", baseline) for i, baseline in enumerate(self.baselines)]
+        for path, overrides in groups:
+            for seed in self.seeds:
+                yield path, {**self.trial, **overrides, "seed": seed}
+
+
+def _point_path(point: dict[str, Any]) -> str:
+    return "space (" + ", ".join(f"{k}={v}" for k, v in point.items()) + ")" if point else "trial"
+
+
+def trial_key(config: TrialConfig) -> str:
+    """A trial's identity across resumes: a hash of the settings that can change its results."""
+    settings = config.model_dump(mode="json", exclude=set(NON_RESULT_KEYS))
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# --- validation: every problem of a document, each named by its key path ---
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
+
+
+def _errors(exc: ValidationError, trial_keys: bool = False) -> list[tuple[list[Any], str]]:
+    """(loc, message) per pydantic error, with unknown keys named."""
+    # A fixed section's unknown key is located at the section; a trial key is a name of its
+    # own (as in `space`), so it is located at itself, like a bad value.
+    errors = []
+    for error in exc.errors():
+        loc, message = list(error["loc"]), error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown {'trial ' * trial_keys}key '{loc[-1]}'"
+            loc = loc if trial_keys else loc[:-1]
+        errors.append((loc, message))
+    return errors
+
+
+def _config_errors(settings: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(trial key, or None for a combination, message) per way settings fail TrialConfig."""
+    try:
+        TrialConfig.model_validate(settings)
+    except ValidationError as exc:
+        return [(str(loc[0]) if loc else None, msg) for loc, msg in _errors(exc, trial_keys=True)]
+    return []
+
+
+def _override_problems(
+    path: str, overrides: dict[str, Any], base: dict[str, Any], known: set[str]
+) -> list[str]:
+    """Problems of `overrides` on top of `base`, each named by the override key behind it."""
+    problems = [f"{path}.seed: seeds come from the top-level 'seeds' list"] * ("seed" in overrides)
+    for key, message in _config_errors({**base, **overrides}):
+        if key in overrides:
+            problems.append(f"{path}.{key}: {message}")
+        elif key is None and message not in known:
+            problems.append(f"{path}: {message}")
+    return problems
+
+
+def _probes(dim: Dimension) -> list[tuple[str, Any]]:
+    """(path suffix, value) pairs whose validity stands for the whole dimension's."""
+    if dim.kind in DISCRETE_KINDS:
+        return [(f"{dim.kind}[{i}]", value) for i, value in enumerate(dim.values)]
+    lo, hi = dim.bounds
+    return [(f"{dim.kind}[0]", lo), (f"{dim.kind}[1]", hi - 1 if dim.kind == "randint" else hi)]
+
+
+def _dimension_problems(
+    key: str, dim: Dimension, base: dict[str, Any], known: set[str]
+) -> list[str]:
+    """Problems of one space dimension: its key, its kind against the key's type, its values."""
+    path, field = f"space.{key}", TrialConfig.model_fields.get(key)
+    if field is None:
+        return [f"{path}: unknown trial key '{key}'"]
+    if key == "seed":
+        return [f"{path}: cannot vary here; seeds come from the top-level 'seeds' list"]
+    if key in NON_RESULT_KEYS:  # trials differing only here would share one trial_key
+        return [f"{path}: cannot vary, as it does not change results; set it in trial"]
+    if dim.kind in ("uniform", "loguniform") and float not in (
+        field.annotation,
+        *get_args(field.annotation),
+    ):
+        return [f"{path}.{dim.kind}: samples floats, but {key} takes none; use randint or choice"]
+    return [
+        f"{path}.{suffix}: {message}"
+        for suffix, value in _probes(dim)
+        for error_key, message in _config_errors({**base, key: value})
+        if error_key == key or (error_key is None and message not in known)
+    ]
+
+
+def _settings_problems(raw: dict[str, Any], dims: dict[str, Dimension]) -> list[str]:
+    """Check trial, space and baselines against TrialConfig."""
+    trial, baselines = raw.get("trial", {}), raw.get("baselines", [])
+    if not isinstance(trial, dict):
+        return []
+    problems = _override_problems("trial", trial, {}, set())
+    # Later checks build on the trial's good keys only, so that each fault is reported once.
+    bad = {key for key, _ in _config_errors(trial)} | {"seed"}
+    base = {key: value for key, value in trial.items() if key not in bad}
+    known = {message for _, message in _config_errors(base)}
+    for key, dim in dims.items():
+        problems += _dimension_problems(str(key), dim, base, known)
+    for i, baseline in enumerate(baselines if isinstance(baselines, list) else []):
+        if isinstance(baseline, dict):
+            problems += _override_problems(f"baselines[{i}]", baseline, base, known)
+    return problems
+
+
+def _valid(model: type[BaseModel], value: Any) -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None  # the whole-study pass reports why
+
+
+def _cross_problems(raw: dict[str, Any], dims: dict[str, Dimension]) -> list[str]:
+    """Checks between keys: the search's own, the space against the algorithm, asha's metric."""
+    search = _valid(SearchSpec, raw.get("search", {}))
+    scheduler = _valid(SchedulerSpec, raw.get("scheduler", {})) or SchedulerSpec()
+    if search is None:
+        return []
+    several, grid = len(search.metric) > 1, search.algorithm == "grid"
+    optuna = search.algorithm == "optuna"
+    checks = {
+        "search.metric: several objectives need algorithm optuna": several and not optuna,
+        "search.mode: give one per metric": len(search.mode) != len(search.metric),
+        "search.sampler: applies to algorithm optuna only": not optuna
+        and "sampler" in search.model_fields_set,
+        "search.sampler: gp follows one objective; use tpe or nsga2": search.sampler == "gp"
+        and several,
+        "search.num_samples: grid runs each point once per seed": grid and search.num_samples > 1,
+        "scheduler.name: asha follows a single metric": scheduler.name == "asha" and several,
+    }
+    for key, dim in dims.items():
+        ranged = dim.kind not in DISCRETE_KINDS
+        checks[f"space.{key}.{dim.kind}: needs search.algorithm random or optuna"] = grid and ranged
+        checks[f"space.{key}.grid: {search.algorithm} search samples; use choice"] = (
+            not grid and dim.kind == "grid"
+        )
+    return [message for message, failed in checks.items() if failed]
+
+
+def _study_problems(study: Study) -> list[str]:
+    """Checks of a study valid part by part: fixed trials build and differ, asha fits."""
+    problems, paths = [], {}
+    for path, settings in study._fixed_settings():
+        errors = [f"{path}: {message}" for _, message in _config_errors(settings)]
+        if errors:  # a combination of good values: one failing point stands for the rest
+            problems += [] if problems else errors
+            continue
+        key = trial_key(TrialConfig.model_validate(settings))
+        problems += [f"{path}: same trial as {paths[key]}"] if key in paths else []
+        paths.setdefault(key, path)
+    if study.scheduler.name == "asha" and study.scheduler.grace_period > study.scheduler_max_t():
+        problems.append(f"scheduler.grace_period: exceeds max_t ({study.scheduler_max_t()})")
+    return problems
+
+
+def parse_study(raw: Any, source: str = "<study>") -> Study:
+    """Validate a study document as YAML loads it; raise StudyError listing every problem."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise StudyError([f"(top level): expected a mapping, not {type(raw).__name__}"], source)
+    study, problems = None, []
+    try:
+        study = Study.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{_dotted(loc) or '(top level)'}: {message}" for loc, message in _errors(exc)]
+    # Sections are checked again one by one, so that one bad section hides no other problem.
+    space = raw.get("space", {})
+    dims = {
+        key: dim
+        for key, value in (space.items() if isinstance(space, dict) else ())
+        if (dim := _valid(Dimension, value)) is not None
+    }
+    problems += _settings_problems(raw, dims) + _cross_problems(raw, dims)
+    if study is not None and not problems:
+        problems = _study_problems(study)
+    if problems:
+        raise StudyError(problems, source)
+    return study
+
+
+# --- loading: YAML (duplicate keys refused), then --set overrides ---
+
+
+class _Loader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys, which plain YAML resolves silently."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Build a mapping, refusing a key given twice (`<<:` merges may override on purpose)."""
+        seen: list[Any] = []
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                problem = f"duplicate key '{key}'"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            seen.append(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
+    return f"{where}: {getattr(exc, 'problem', None) or exc}"
+
+
+def apply_override(doc: dict[str, Any], override: str) -> None:
+    """Set `KEY=VALUE` in a raw study: KEY a dotted path (list indices as .0 or [0]), VALUE YAML."""
+    key, sep, text = override.partition("=")
+    parts = key.strip().replace("[", ".").replace("]", "").split(".")
+    if not sep or not all(parts):
+        raise StudyError([f"--set {override}: expected KEY=VALUE, e.g. trial.epochs=1"])
+    try:
+        value = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise StudyError([f"--set {override}: {_yaml_problem(exc)}"]) from None
+    node: Any = doc
+    for depth, part in enumerate(parts):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            part = int(part)
+        elif not isinstance(node, dict):
+            where = ".".join(parts[:depth])
+            raise StudyError([f"--set {override}: {where} has no entry '{part}'"])
+        if depth == len(parts) - 1:
+            node[part] = value
+        elif isinstance(node, dict) and node.get(part) is None:
+            node[part] = {}  # a missing section is created, as its defaults would be
+        node = node[part]
+
+
+def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
+    """Read a study file, apply `--set KEY=VALUE` overrides, and validate it."""
+    path = Path(path)
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except FileNotFoundError:
+        raise StudyError([f"{path}: no such study file"], str(path)) from None
+    except OSError as exc:
+        raise StudyError([f"{path}: cannot read ({exc.strerror or exc})"], str(path)) from None
+    except yaml.YAMLError as exc:
+        raise StudyError([_yaml_problem(exc)], str(path)) from None
+    problems = []
+    for override in overrides if isinstance(doc, dict | None) else ():
+        doc = {} if doc is None else doc
+        try:
+            apply_override(doc, override)
+        except StudyError as exc:
+            problems += exc.problems
+    if problems:
+        raise StudyError(problems, str(path))
+    return parse_study(doc, str(path))

@@ -1,0 +1,212 @@
+"""The trainer: one plain function from a trial config to a result; it knows no Ray or MLflow."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from slotsweep.config import TrialConfig
+from slotsweep.data import BatchLoader, DataSplits, load_data
+from slotsweep.metrics import (
+    PeakMemory,
+    change_fraction,
+    dense_flops_per_example,
+    extra_flops_per_step,
+    memory_state_bytes,
+    model_size_bytes,
+    selection_sha256,
+    selection_states,
+)
+from slotsweep.models import create_model
+from slotsweep.nn import LayerSpec, SlotMixin, native
+from slotsweep.optim import build_optimizer, build_schedule
+from slotsweep.result import EpochMetrics, TrialResult
+
+EpochCallback = Callable[[EpochMetrics], None]
+EVAL_BATCH = 1024
+
+
+class TrialFailed(RuntimeError):
+    """Training cannot go on (for example the loss became NaN)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrialFailed(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def use_fused(config: TrialConfig, device: torch.device) -> bool:
+    """Whether slot layers take the fused update: asked for, or 'auto' where the kernel serves."""
+    if config.method != "slot" or config.selection != "greedy" or config.impl == "reference":
+        return False
+    return config.impl == "fused" or (device.type == "cpu" and native.available())
+
+
+def build_model(config: TrialConfig, data: DataSplits, method: str | None = None,
+                fused: bool = False) -> nn.Module:
+    """The trial's network for `method` (default: the config's)."""
+    spec = LayerSpec(method=method or config.method, k=config.k, selection=config.selection,
+                     sharing=config.sharing, score_lambda=config.score_lambda,
+                     recipe=config.recipe, keep_fraction=config.keep_fraction, seed=config.seed,
+                     fused=fused)
+    channels, size = data.train.images.shape[1], data.train.images.shape[2]
+    return create_model(config.arch, spec, in_channels=channels, image_size=size,
+                        num_classes=data.num_classes, padding=config.padding,
+                        dropout=config.dropout)
+
+
+@dataclass
+class _Phase:
+    """One training phase: a model, its optimiser settings and its epochs."""
+
+    name: str
+    model: nn.Module
+    lr: float
+    epochs: int
+
+
+@dataclass
+class _PhaseResult:
+    best_val: float
+    test_at_best: float
+    best_epoch: int
+    flops: float
+    memory_state: int
+
+
+def evaluate(model: nn.Module, loader: BatchLoader) -> float:
+    """Accuracy of `model` (eval mode: GS argmax, PS argmax, no dropout) on a loader."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64)
+    total = 0
+    with torch.no_grad():
+        for x, y in loader:
+            correct = correct + (model(x).argmax(1) == y).sum().cpu()
+            total += y.numel()
+    return correct.item() / max(total, 1)
+
+
+class _Runner:
+    """Runs the phases of one trial on prepared data and reports each epoch."""
+
+    def __init__(self, config: TrialConfig, data: DataSplits, device: torch.device,
+                 report: EpochCallback | None) -> None:
+        self.config, self.data, self.device, self.report = config, data, device, report
+        self.epochs: list[EpochMetrics] = []
+        common = {"mean": data.mean, "std": data.std, "device": device}
+        self.train_loader = BatchLoader(data.train, config.batch_size, shuffle=True,
+                                        augment=data.augment, seed=config.seed, **common)
+        self.val_loader = BatchLoader(data.val, EVAL_BATCH, shuffle=False, **common)
+        self.test_loader = BatchLoader(data.test, EVAL_BATCH, shuffle=False, **common)
+
+    def run(self, phase: _Phase, flops: float = 0.0) -> _PhaseResult:
+        """Trains one phase; `flops` is the cost of earlier phases, carried into the reports."""
+        model, config = phase.model.to(self.device), self.config
+        optimizer = build_optimizer(model, phase.lr, config.momentum, config.weight_decay)
+        schedule = build_schedule(optimizer, config.schedule, phase.epochs, config.restart_period)
+        example = next(iter(self.train_loader))[0][:2]
+        per_example = dense_flops_per_example(model, example)
+        per_step = extra_flops_per_step(model)
+        best = (-1.0, 0.0, 0)
+        for epoch in range(1, phase.epochs + 1):
+            metrics, steps, seen = self._epoch(model, optimizer, epoch, phase)
+            flops += per_example * seen + per_step * steps
+            test = evaluate(model, self.test_loader)
+            if metrics.val_accuracy > best[0]:
+                best = (metrics.val_accuracy, test, epoch)
+            metrics.best_val_accuracy, metrics.training_cost_flops = best[0], flops
+            if schedule is not None:
+                schedule.step()
+            self.epochs.append(metrics)
+            if self.report is not None:
+                self.report(metrics)
+        return _PhaseResult(best[0], best[1], best[2], flops,
+                            memory_state_bytes(model, optimizer))
+
+    def _epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
+               phase: _Phase) -> tuple[EpochMetrics, int, int]:
+        before = selection_states(model)
+        self.train_loader.set_epoch(epoch)
+        model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = steps = 0
+        lr = optimizer.param_groups[0]["lr"]
+        start = time.perf_counter()
+        data_time, batches = 0.0, iter(self.train_loader)
+        while True:
+            fetch = time.perf_counter()
+            batch = next(batches, None)
+            data_time += time.perf_counter() - fetch
+            if batch is None:
+                break
+            x, y = batch
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * y.numel()
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen, steps = seen + y.numel(), steps + 1
+        train_loss = loss_sum.item() / seen
+        if self.config.fail_on_nan and not math.isfinite(train_loss):
+            raise TrialFailed(f"training loss became {train_loss} in {phase.name} epoch {epoch}")
+        after = selection_states(model)
+        metrics = EpochMetrics(
+            epoch=epoch, train_loss=train_loss, train_accuracy=correct.item() / seen,
+            val_accuracy=evaluate(model, self.val_loader),
+            epoch_time_s=time.perf_counter() - start, data_time_s=data_time, lr=lr,
+            selection_change_fraction=change_fraction(before, after) if after else None,
+            phase=phase.name)
+        return metrics, steps, seen
+
+
+def copy_selected_weights(source: nn.Module, target: nn.Module) -> None:
+    """Finetuning start: every slot layer's selected weight into the matching dense layer."""
+    slots = [m for m in source.modules() if isinstance(m, SlotMixin)]
+    denses = [m for m in target.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    with torch.no_grad():
+        for slot, dense in zip(slots, denses, strict=True):
+            dense.weight.copy_(slot.selected_weight())
+
+
+def train_trial(config: TrialConfig, report: EpochCallback | None = None) -> TrialResult:
+    """Trains one trial and returns its result; `report` is called after every epoch."""
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    peak = PeakMemory(device)
+    started = time.perf_counter()
+    data = load_data(config.dataset, config.data_root, seed=config.seed,
+                     val_fraction=config.val_fraction, train_subset=config.train_subset)
+    runner = _Runner(config, data, device, report)
+    fused = use_fused(config, device)
+    model = build_model(config, data, fused=fused)
+    result = runner.run(_Phase("train", model, config.resolved_lr(), config.epochs))
+    flops, finetune_test = result.flops, None
+    if config.finetune_epochs:
+        dense = build_model(config, data, method="dense")
+        copy_selected_weights(model, dense)
+        tuned = runner.run(_Phase("finetune", dense, config.resolved_lr_for("dense"),
+                                  config.finetune_epochs), flops)
+        flops, finetune_test = tuned.flops, tuned.test_at_best
+    return TrialResult(
+        test_accuracy=result.test_at_best, best_val_accuracy=result.best_val,
+        best_epoch=result.best_epoch, training_cost_flops=flops,
+        memory_state_bytes=result.memory_state, peak_memory_bytes=peak.peak_bytes(),
+        model_size_bytes=model_size_bytes(model), train_time_s=time.perf_counter() - started,
+        params=config.model_dump(), epochs=runner.epochs,
+        selection_sha256=selection_sha256(model), finetune_test_accuracy=finetune_test,
+        device=str(device), impl="fused" if fused else "reference")

@@ -1,0 +1,87 @@
+"""One trial with its MLflow run: the code path `slotsweep train` and every Ray trial share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from slotsweep.config import TrialConfig
+from slotsweep.result import EpochMetrics, TrialResult
+from slotsweep.study import trial_key
+from slotsweep.tracking import TrialRun
+from slotsweep.trainer import EpochCallback, train_trial
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """Where a trial logs: the store, the experiment and (inside a study) the parent run."""
+
+    uri: str
+    experiment_id: str
+    parent_run_id: str | None = None
+    study_name: str | None = None
+
+
+@dataclass
+class TrialOutcome:
+    """A trained result, or the metrics of a run a resumed study had already finished."""
+
+    result: TrialResult | None
+    metrics: dict[str, float]
+    run_id: str | None = None
+
+    @property
+    def skipped(self) -> bool:
+        return self.result is None
+
+
+def is_last_epoch(config: TrialConfig, metrics: EpochMetrics) -> bool:
+    """Whether this is the trial's final epoch report (of the last phase)."""
+    if config.finetune_epochs:
+        return metrics.phase == "finetune" and metrics.epoch == config.finetune_epochs
+    return metrics.epoch == config.epochs
+
+
+def run_trial(config: TrialConfig, target: TrackingTarget | None, *, trial_id: str = "local",
+              on_epoch: EpochCallback | None = None,
+              on_final: Callable[[EpochMetrics | None, dict[str, float]], None] | None = None,
+              ) -> TrialOutcome:
+    """Trains (or skips, if already finished) one trial, logging to `target` when given.
+
+    `on_epoch` sees every epoch but the last; `on_final` gets the last epoch together with the
+    final metrics, after the MLflow run is closed, so a scheduler stopping the trial at that
+    report cannot leave the run open.
+    """
+    key = trial_key(config)
+    run = None
+    if target is not None:
+        run = TrialRun.open(target.uri, target.experiment_id, config, trial_key=key,
+                            trial_id=trial_id, study_name=target.study_name,
+                            parent_run_id=target.parent_run_id)
+        if run.finished:
+            metrics = run.final_metrics()
+            if on_final:
+                on_final(None, metrics)
+            return TrialOutcome(None, metrics, run.run_id)
+    held: list[EpochMetrics] = []
+
+    def report(metrics: EpochMetrics) -> None:
+        if run is not None:
+            run.log_epoch(metrics)
+        if is_last_epoch(config, metrics):
+            held.append(metrics)
+        elif on_epoch is not None:
+            on_epoch(metrics)
+
+    try:
+        result = train_trial(config, report)
+    except BaseException as error:
+        if run is not None:
+            run.fail(error)
+        raise
+    if run is not None:
+        run.finish(result)
+    metrics = result.final_metrics()
+    if on_final:
+        on_final(held[-1] if held else None, metrics)
+    return TrialOutcome(result, metrics, run.run_id if run else None)

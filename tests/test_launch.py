@@ -1,0 +1,121 @@
+"""`slotsweep launch` end to end: real Ray, a real MLflow store in a temporary folder."""
+
+import textwrap
+
+import pytest
+from conftest import run_cli
+from mlflow.tracking import MlflowClient
+
+from slotsweep.result import EPOCH_METRICS, FINAL_METRICS
+
+pytestmark = pytest.mark.slow
+CONTRACT_PARAMS = {"method", "arch", "dataset", "lr", "momentum", "weight_decay", "batch_size",
+                   "epochs", "seed"}
+SLOT_PARAMS = {"k", "selection", "sharing", "score_lambda"}
+
+
+def _write_study(folder, body):
+    path = folder / "study.yaml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def _runs(folder, experiment):
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("slotsweep.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("slotsweep.role") == "trial"]
+    return client, parents, children
+
+
+GRID_STUDY = """
+    name: e2e
+    trial: {arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 2,
+            train_subset: 384, batch_size: 64}
+    space: {k: {grid: [2, 4]}}
+    seeds: [0, 1]
+    baselines:
+      - {method: dense, lr: 0.01}
+    resources: {cpu: 1}
+    max_concurrent: 2
+"""
+
+
+def test_grid_study_nests_one_child_per_trial_and_resumes_without_duplicates(tmp_path):
+    study = _write_study(tmp_path, GRID_STUDY)
+    done = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    client, parents, children = _runs(tmp_path, "e2e")
+    assert len(parents) == 1 and len(children) == 6
+    parent_id = parents[0].info.run_id
+    for run in parents + children:
+        assert run.info.status == "FINISHED"
+    for child in children:
+        tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
+        assert tags["mlflow.parentRunId"] == parent_id and tags["slotsweep.trial_id"]
+        expected = CONTRACT_PARAMS | (SLOT_PARAMS if params["method"] == "slot" else set())
+        assert expected <= set(params)
+        if params["method"] != "slot":
+            assert not SLOT_PARAMS & set(params)
+        assert set(FINAL_METRICS) <= set(metrics)
+        for name in EPOCH_METRICS:
+            assert [m.step for m in client.get_metric_history(child.info.run_id, name)] == [1, 2]
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert "trial_config.json" in artifacts
+    assert "test acc" in done.stdout and "dense" in done.stdout
+    again = run_cli("launch", str(study), "--num-cpus", "2", "--resume", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    _, parents_after, children_after = _runs(tmp_path, "e2e")
+    assert len(parents_after) == 1 and len(children_after) == 6
+    assert {c.info.run_id for c in children_after} == {c.info.run_id for c in children}
+
+
+def test_failing_trials_are_recorded_and_the_others_finish(tmp_path):
+    study = _write_study(tmp_path, f"""
+        name: failing
+        trial: {{arch: lenet_300_100, dataset: synthetic, method: slot, k: 4, epochs: 1,
+                train_subset: 256}}
+        seeds: [0]
+        baselines:
+          - {{method: dense, lr: 1.0e+30}}
+          - {{dataset: mnist, data_root: {tmp_path / 'nowhere'}}}
+        max_concurrent: 2
+    """)
+    done = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    client, parents, children = _runs(tmp_path, "failing")
+    status = {(c.data.params["method"], c.data.params["dataset"]): c for c in children}
+    assert status[("slot", "synthetic")].info.status == "FINISHED"
+    nan_run, missing_run = status[("dense", "synthetic")], status[("slot", "mnist")]
+    assert nan_run.info.status == "FAILED" and "nan" in nan_run.data.tags["slotsweep.error"]
+    assert missing_run.info.status == "FAILED"
+    assert "DataNotFoundError" in missing_run.data.tags["slotsweep.error"]
+    assert "error.txt" in {a.path for a in client.list_artifacts(missing_run.info.run_id)}
+    assert parents[0].info.status == "FINISHED"
+    assert "2 failed" in done.stdout
+
+
+def test_optuna_search_with_asha(tmp_path):
+    study = _write_study(tmp_path, """
+        name: searched
+        trial: {arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 2,
+                train_subset: 256}
+        space:
+          k: {choice: [2, 4, 8]}
+          lr: {loguniform: [0.01, 1.0]}
+        seeds: [7]
+        search: {algorithm: optuna, sampler: tpe, num_samples: 4, metric: best_val_accuracy,
+                 mode: max, seed: 3}
+        scheduler: {name: asha, grace_period: 1, reduction_factor: 2}
+        max_concurrent: 2
+    """)
+    done = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    client, parents, children = _runs(tmp_path, "searched")
+    assert len(children) == 4
+    assert all(c.info.status in ("FINISHED", "KILLED") for c in children)
+    assert {c.data.params["seed"] for c in children} == {"7"}
+    lrs = {float(c.data.params["lr"]) for c in children}
+    assert len(lrs) == 4 and all(0.01 <= lr <= 1.0 for lr in lrs)
+    assert {c.data.params["k"] for c in children} <= {"2", "4", "8"}
