@@ -1,9 +1,12 @@
 """`slotsweep launch` end to end: real Ray, a real MLflow store in a temporary folder."""
 
+import csv
+import json
 import textwrap
+import urllib.request
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, ui_server
 from mlflow.tracking import MlflowClient
 
 from slotsweep.result import EPOCH_METRICS, FINAL_METRICS
@@ -64,6 +67,24 @@ def test_grid_study_nests_one_child_per_trial_and_resumes_without_duplicates(tmp
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert "trial_config.json" in artifacts
     assert "test acc" in done.stdout and "dense" in done.stdout
+    report = run_cli("report", str(study), "--out", "rep", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    rows = list(csv.DictReader((tmp_path / "rep" / "comparison.csv").open()))
+    assert sorted((r["method"], r.get("k", "")) for r in rows) == [
+        ("dense", ""), ("slot", "2"), ("slot", "4")]
+    assert all(r["finished"] == "2" and float(r["test_accuracy_mean"]) > 0 for r in rows)
+    assert (tmp_path / "rep" / "accuracy_vs_k.png").stat().st_size > 0
+    logged = {a.path for a in client.list_artifacts(parent_id)}
+    assert {"comparison.csv", "accuracy_vs_k.png"} <= logged
+    with ui_server(study, tmp_path) as url:
+        request = urllib.request.Request(
+            f"{url}/api/2.0/mlflow/runs/search", method="POST",
+            data=json.dumps({"experiment_ids": [parents[0].info.experiment_id]}).encode(),
+            headers={"Content-Type": "application/json"})
+        served = json.load(urllib.request.urlopen(request, timeout=30))["runs"]
+    nested = [r for r in served if {"key": "mlflow.parentRunId", "value": parent_id}
+              in r["data"]["tags"]]
+    assert len(served) == 7 and len(nested) == 6
     again = run_cli("launch", str(study), "--num-cpus", "2", "--resume", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     _, parents_after, children_after = _runs(tmp_path, "e2e")

@@ -7,12 +7,14 @@
  * mul_ then add_ for the momentum), so this file must be built with -ffp-contract=off: a
  * contracted buf * momentum + g would round once where PyTorch rounds twice.
  *
- * The argmax compares integer keys, not floats, so that the reductions vectorise without
- * -ffast-math and keep torch.argmax's rules exactly: the first maximum wins, -0 equals +0, and
- * a NaN counts as larger than anything (the first NaN wins).
+ * The argmax compares integer keys, not floats, so that it vectorises without -ffast-math and
+ * keeps torch.argmax's rules exactly: the first maximum wins, -0 equals +0, and a NaN counts as
+ * larger than anything (the first NaN wins).
  *
- * Plain C with no PyTorch headers so that it compiles in about a second; loaded with ctypes by
- * slotsweep/nn/native.py.
+ * With AVX2 and FMA (x86 built with -march=native) the step is written with intrinsics, because
+ * GCC unrolls a short constant-K loop into scalar code before it can vectorise it; elsewhere a
+ * portable loop does the same arithmetic. Plain C with no PyTorch headers so that it compiles in
+ * about a second; loaded with ctypes by slotsweep/nn/native.py.
  */
 #include <math.h>
 #include <stdint.h>
@@ -22,22 +24,23 @@
 #endif
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
-#define TILE 64            /* scores handled per argmax step: keys of one tile stay in L1 */
+#define TILE 64            /* scores per argmax step: the keys of one tile stay in registers */
 #define PARALLEL_MIN 32768 /* below this many scores a thread team costs more than it saves */
 
 enum { MODE_PLAIN = 0, MODE_FIRST = 1, MODE_MOMENTUM = 2 };
 
 typedef struct {
-    float *scores;        /* (rows, k) */
-    const float *values;  /* (rows, k), or (k) when shared */
-    float *buffer;        /* (rows, k); unused in MODE_PLAIN */
-    const float *grad;    /* (rows) */
-    float *weight;        /* (rows) */
+    float *scores;       /* (rows, k) */
+    const float *values; /* (rows, k), or (k) when shared */
+    float *buffer;       /* (rows, k); unused in MODE_PLAIN */
+    const float *grad;   /* (rows) */
+    float *weight;       /* (rows) */
     int64_t rows, k;
     float neg_lr, momentum, wd;
 } job_t;
 
-/* A key whose signed-integer order is the float order, with -0 == +0 and every NaN the maximum. */
+/* A key whose signed-integer order is the float order, with -0 == +0 and every NaN the maximum;
+ * no float has the key INT32_MIN. */
 ALWAYS_INLINE int32_t order_key(float x) {
     int32_t bits;
     const float canonical = x + 0.0f; /* turns -0 into +0; not folded without -ffast-math */
@@ -46,78 +49,195 @@ ALWAYS_INLINE int32_t order_key(float x) {
     return x != x ? INT32_MAX : key;
 }
 
-/* Updates scores [k0, k0 + n) of one connection; returns the tile's first argmax (offset). */
-ALWAYS_INLINE int32_t update_tile(float *restrict s, const float *restrict v, float *restrict b,
-                                  float d, const job_t *job, const int64_t n, const int mode,
-                                  const int use_wd, int32_t *best_key) {
-    int32_t key[TILE];
-    const float neg_lr = job->neg_lr, momentum = job->momentum, wd = job->wd;
-    for (int64_t k = 0; k < n; k++) {
-        float g = d * v[k];
-        if (use_wd) g = fmaf(s[k], wd, g);
-        if (mode == MODE_FIRST) b[k] = g;
-        if (mode == MODE_MOMENTUM) {
-            g = b[k] * momentum + g;
-            b[k] = g;
+/* Steps one score; returns its key. */
+ALWAYS_INLINE int32_t scalar_step(float *s, const float *v, float *b, float d, const job_t *job,
+                                  const int mode, const int use_wd) {
+    float g = d * *v;
+    if (use_wd) g = fmaf(*s, job->wd, g);
+    if (mode == MODE_MOMENTUM) g = *b * job->momentum + g;
+    if (mode != MODE_PLAIN) *b = g;
+    *s = fmaf(g, job->neg_lr, *s);
+    return order_key(*s);
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define VECTOR_WIDTH 8
+
+/* order_key of 8 floats. */
+ALWAYS_INLINE __m256i vector_keys(__m256 x) {
+    const __m256i bits = _mm256_castps_si256(_mm256_add_ps(x, _mm256_setzero_ps()));
+    const __m256i sign =
+        _mm256_and_si256(_mm256_srai_epi32(bits, 31), _mm256_set1_epi32(0x7fffffff));
+    const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    return _mm256_blendv_epi8(_mm256_xor_si256(bits, sign), _mm256_set1_epi32(INT32_MAX),
+                              _mm256_castps_si256(nan));
+}
+
+/* Steps 8 scores at s (values vv, gradients vd); returns their keys. */
+ALWAYS_INLINE __m256i vector_step(float *s, __m256 vv, float *b, __m256 vd, const job_t *job,
+                                  const int mode, const int use_wd) {
+    const __m256 vs = _mm256_loadu_ps(s);
+    __m256 g = _mm256_mul_ps(vd, vv);
+    if (use_wd) g = _mm256_fmadd_ps(vs, _mm256_set1_ps(job->wd), g);
+    if (mode == MODE_MOMENTUM)
+        g = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(b), _mm256_set1_ps(job->momentum)), g);
+    if (mode != MODE_PLAIN) _mm256_storeu_ps(b, g);
+    const __m256 t = _mm256_fmadd_ps(g, _mm256_set1_ps(job->neg_lr), vs);
+    _mm256_storeu_ps(s, t);
+    return vector_keys(t);
+}
+
+/* Every lane set to the largest of the 8. */
+ALWAYS_INLINE __m256i vector_top(__m256i x) {
+    x = _mm256_max_epi32(x, _mm256_permute2x128_si256(x, x, 1));
+    x = _mm256_max_epi32(x, _mm256_shuffle_epi32(x, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm256_max_epi32(x, _mm256_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+
+/* Steps n <= TILE scores of one connection; returns the first argmax, its key in *top_key.
+ * Whole vectors first, then up to 7 scores one by one: masked loads after masked stores to the
+ * neighbouring connection would stall on store forwarding. */
+ALWAYS_INLINE int32_t update_tile(float *s, const float *v, float *b, float d, const job_t *job,
+                                  const int64_t n, const int mode, const int use_wd,
+                                  int32_t *top_key) {
+    const int64_t vectors = n / 8;
+    int32_t best = 0, best_key = INT32_MIN;
+    if (vectors) {
+        const __m256 vd = _mm256_set1_ps(d);
+        __m256i keys[TILE / 8], top = _mm256_set1_epi32(INT32_MIN);
+        for (int64_t j = 0; j < vectors; j++) {
+            keys[j] = vector_step(s + 8 * j, _mm256_loadu_ps(v + 8 * j),
+                                  mode == MODE_PLAIN ? 0 : b + 8 * j, vd, job, mode, use_wd);
+            top = _mm256_max_epi32(top, keys[j]);
         }
-        const float t = fmaf(g, neg_lr, s[k]);
-        s[k] = t;
-        key[k] = order_key(t);
+        top = vector_top(top);
+        uint64_t hits = 0;
+        for (int64_t j = 0; j < vectors; j++) {
+            const __m256 equal = _mm256_castsi256_ps(_mm256_cmpeq_epi32(keys[j], top));
+            hits |= (uint64_t)_mm256_movemask_ps(equal) << (8 * j);
+        }
+        best = (int32_t)__builtin_ctzll(hits);
+        best_key = _mm256_cvtsi256_si32(top);
     }
-    int32_t top = INT32_MIN;
-    for (int64_t k = 0; k < n; k++) top = key[k] > top ? key[k] : top;
-    int32_t first = (int32_t)n;
+    for (int64_t k = 8 * vectors; k < n; k++) {
+        const int32_t key =
+            scalar_step(s + k, v + k, mode == MODE_PLAIN ? 0 : b + k, d, job, mode, use_wd);
+        best = key > best_key ? (int32_t)k : best; /* strict: the first maximum wins */
+        best_key = key > best_key ? key : best_key;
+    }
+    *top_key = best_key;
+    return best;
+}
+
+/* K in {1, 2, 4}: one vector holds 8 / K whole connections; steps the 8 connections from row i
+ * with whole vectors. `tiled` is the shared values repeated across a vector. */
+ALWAYS_INLINE void packed_rows(const job_t *job, int64_t i, const int64_t K, const int shared,
+                               const int mode, const int use_wd, __m256 tiled) {
+    const int64_t per = 8 / K;
+    const __m256 grads = _mm256_loadu_ps(job->grad + i);
+    const __m256i lane_row = K == 4   ? _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)
+                             : K == 2 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)
+                                      : _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t j = 0; j < K; j++) {
+        const int64_t first = i * K + 8 * j, row = i + j * per;
+        const __m256 vd =
+            _mm256_permutevar8x32_ps(grads, _mm256_add_epi32(lane_row, _mm256_set1_epi32(j * per)));
+        const __m256 vv = shared ? tiled : _mm256_loadu_ps(job->values + first);
+        const __m256i keys = vector_step(job->scores + first, vv,
+                                         mode == MODE_PLAIN ? 0 : job->buffer + first, vd, job,
+                                         mode, use_wd);
+        __m256i top = keys; /* the largest key of each connection, in each of its lanes */
+        if (K >= 2) top = _mm256_max_epi32(top, _mm256_shuffle_epi32(top, _MM_SHUFFLE(2, 3, 0, 1)));
+        if (K == 4) top = _mm256_max_epi32(top, _mm256_shuffle_epi32(top, _MM_SHUFFLE(1, 0, 3, 2)));
+        const uint32_t hits =
+            (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(keys, top)));
+        for (int64_t r = 0; r < per; r++) {
+            const int64_t at = __builtin_ctz(hits >> (r * K)); /* each connection has a hit */
+            const float *v = shared ? job->values : job->values + (row + r) * K;
+            job->weight[row + r] = v[at];
+        }
+    }
+}
+#else
+#define VECTOR_WIDTH 1
+
+/* Portable version of the same tile step. */
+ALWAYS_INLINE int32_t update_tile(float *s, const float *v, float *b, float d, const job_t *job,
+                                  const int64_t n, const int mode, const int use_wd,
+                                  int32_t *top_key) {
+    int32_t best = 0, best_key = INT32_MIN;
     for (int64_t k = 0; k < n; k++) {
-        const int32_t here = key[k] == top ? (int32_t)k : (int32_t)n;
-        first = here < first ? here : first;
+        const int32_t key =
+            scalar_step(s + k, v + k, mode == MODE_PLAIN ? 0 : b + k, d, job, mode, use_wd);
+        best = key > best_key ? (int32_t)k : best; /* strict: the first maximum wins */
+        best_key = key > best_key ? key : best_key;
     }
-    *best_key = top;
-    return first;
+    *top_key = best_key;
+    return best;
+}
+#endif
+
+/* One connection, tile by tile. */
+ALWAYS_INLINE void update_row(const job_t *job, int64_t i, const int64_t K, const int shared,
+                              const int mode, const int use_wd) {
+    float *s = job->scores + i * K;
+    const float *v = shared ? job->values : job->values + i * K;
+    float *b = mode == MODE_PLAIN ? 0 : job->buffer + i * K;
+    const float d = job->grad[i];
+    int32_t best_key = INT32_MIN, best = 0;
+    for (int64_t k0 = 0; k0 < K; k0 += TILE) {
+        const int64_t n = K - k0 < TILE ? K - k0 : TILE;
+        int32_t tile_key;
+        const int32_t at = update_tile(s + k0, v + k0, mode == MODE_PLAIN ? 0 : b + k0, d, job,
+                                       n, mode, use_wd, &tile_key);
+        if (k0 == 0 || tile_key > best_key) { /* strict: an equal later tile loses */
+            best_key = tile_key;
+            best = (int32_t)k0 + at;
+        }
+    }
+    job->weight[i] = v[best];
 }
 
 /* Rows [lo, hi); K, shared, mode and use_wd are literals at every call site, so each call
- * inlines into a loop specialised for them (a short constant K unrolls and vectorises). */
+ * inlines into a loop specialised for them. */
 ALWAYS_INLINE void update_rows(const job_t *job, int64_t lo, int64_t hi, const int64_t K,
                                const int shared, const int mode, const int use_wd) {
-    for (int64_t i = lo; i < hi; i++) {
-        float *s = job->scores + i * K;
-        const float *v = shared ? job->values : job->values + i * K;
-        float *b = mode == MODE_PLAIN ? 0 : job->buffer + i * K;
-        const float d = job->grad[i];
-        int32_t best_key = INT32_MIN, best = 0;
-        for (int64_t k0 = 0; k0 < K; k0 += TILE) {
-            const int64_t n = K - k0 < TILE ? K - k0 : TILE;
-            int32_t tile_key;
-            const int32_t at = update_tile(s + k0, v + k0, mode == MODE_PLAIN ? 0 : b + k0, d,
-                                           job, n, mode, use_wd, &tile_key);
-            if (k0 == 0 || tile_key > best_key) { /* strict: an equal later tile loses */
-                best_key = tile_key;
-                best = (int32_t)k0 + at;
-            }
+    int64_t i = lo;
+#if VECTOR_WIDTH == 8
+    if (K == 1 || K == 2 || K == 4) {
+        __m256 tiled = _mm256_setzero_ps();
+        if (shared) {
+            float repeated[8];
+            for (int l = 0; l < 8; l++) repeated[l] = job->values[l % K];
+            tiled = _mm256_loadu_ps(repeated);
         }
-        job->weight[i] = v[best];
+        for (; i + 8 <= hi; i += 8) packed_rows(job, i, K, shared, mode, use_wd, tiled);
     }
+#endif
+    for (; i < hi; i++) update_row(job, i, K, shared, mode, use_wd);
 }
 
-#define ROWS(K, SHARED)                                                                    \
-    switch (variant) {                                                                     \
-    case 0: update_rows(job, lo, hi, K, SHARED, MODE_PLAIN, 0); break;                     \
-    case 1: update_rows(job, lo, hi, K, SHARED, MODE_PLAIN, 1); break;                     \
-    case 2: update_rows(job, lo, hi, K, SHARED, MODE_FIRST, 0); break;                     \
-    case 3: update_rows(job, lo, hi, K, SHARED, MODE_FIRST, 1); break;                     \
-    case 4: update_rows(job, lo, hi, K, SHARED, MODE_MOMENTUM, 0); break;                  \
-    default: update_rows(job, lo, hi, K, SHARED, MODE_MOMENTUM, 1); break;                 \
+#define ROWS(K, SHARED)                                                                   \
+    switch (variant) {                                                                    \
+    case 0: update_rows(job, lo, hi, K, SHARED, MODE_PLAIN, 0); break;                    \
+    case 1: update_rows(job, lo, hi, K, SHARED, MODE_PLAIN, 1); break;                    \
+    case 2: update_rows(job, lo, hi, K, SHARED, MODE_FIRST, 0); break;                    \
+    case 3: update_rows(job, lo, hi, K, SHARED, MODE_FIRST, 1); break;                    \
+    case 4: update_rows(job, lo, hi, K, SHARED, MODE_MOMENTUM, 0); break;                 \
+    default: update_rows(job, lo, hi, K, SHARED, MODE_MOMENTUM, 1); break;                \
     }
 
-#define SHARING(K)                    \
-    if (shared) {                     \
-        ROWS(K, 1)                    \
-    } else {                          \
-        ROWS(K, 0)                    \
+#define SHARING(K)     \
+    if (shared) {      \
+        ROWS(K, 1)     \
+    } else {           \
+        ROWS(K, 0)     \
     }
 
 static void dispatch(const job_t *job, int64_t lo, int64_t hi, int shared, int variant) {
     switch (job->k) {
+    case 1: SHARING(1) break;
     case 2: SHARING(2) break;
     case 4: SHARING(4) break;
     case 8: SHARING(8) break;
@@ -138,8 +258,8 @@ int slot_update(float *scores, const float *values, float *buffer, const float *
     const job_t job = {scores, values, buffer, grad, weight, rows, k, -lr, momentum, weight_decay};
     const int variant = mode * 2 + (use_wd != 0);
     if (threads < 1 || rows * k < PARALLEL_MIN) threads = 1;
-    /* One contiguous block of rows per thread, each a whole number of 64-byte lines of the
-     * weight, so that no two threads write the same cache line. */
+    /* One contiguous block of rows per thread, a multiple of 16 rows so that no two threads
+     * write the same 64-byte line of the weight. */
 #pragma omp parallel num_threads(threads)
     {
         int64_t team = 1, me = 0;
@@ -147,11 +267,9 @@ int slot_update(float *scores, const float *values, float *buffer, const float *
         team = omp_get_num_threads();
         me = omp_get_thread_num();
 #endif
-        const int64_t lines = (rows + 15) / 16;
-        const int64_t lo = rows < 16 * (lines * me / team) ? rows : 16 * (lines * me / team);
-        const int64_t end = 16 * (lines * (me + 1) / team);
-        const int64_t hi = rows < end ? rows : end;
-        dispatch(&job, lo, hi, shared, variant);
+        const int64_t blocks = (rows + 15) / 16;
+        const int64_t start = 16 * (blocks * me / team), end = 16 * (blocks * (me + 1) / team);
+        dispatch(&job, start < rows ? start : rows, end < rows ? end : rows, shared, variant);
     }
     return 0;
 }
