@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from slotsweep.config import TrialConfig
-from slotsweep.study import Study, StudyError, load_study
+from slotsweep.study import Study, StudyError
+from slotsweep.study_file import load_study
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Hyperparameter studies and sweeps for slot machines.")

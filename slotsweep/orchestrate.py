@@ -18,7 +18,7 @@ from rich.live import Live
 from slotsweep.config import TrialConfig
 from slotsweep.progress import StudyProgress
 from slotsweep.result import EpochMetrics
-from slotsweep.study import Dimension, Study
+from slotsweep.study import Dimension, Study, trial_key
 from slotsweep.tracking import StudyRun, absolute_tracking_uri
 from slotsweep.trial_run import TrackingTarget, run_trial
 
@@ -158,18 +158,24 @@ class Launcher:
                                 self.options.resume)
         parent.client.log_dict(parent.run_id, study.model_dump(mode="json"), "study.json")
         target = TrackingTarget(self.uri, parent.experiment_id, parent.run_id, study.name)
-        progress = StudyProgress(total=study.trial_count(), metric=study.search.metric[0],
-                                 mode=study.search.mode[0], max_concurrent=self.concurrency)
+        finished = parent.finished_trial_keys() if self.options.resume else set()
+        fixed = [_absolute_data_root(c.model_dump()) for c in study.fixed_trials()
+                 if trial_key(c) not in finished]
+        progress = StudyProgress(total=len(fixed) + study.searched_trial_count(),
+                                 metric=study.search.metric[0], mode=study.search.mode[0],
+                                 max_concurrent=self.concurrency)
         own_ray = self._start_ray()
         try:
             with Live(progress, console=self.console, refresh_per_second=2, transient=False):
-                self._run_fixed(target, progress)
+                self._run_fixed(fixed, target, progress)
                 self._run_search(target, progress)
+        except BaseException:
+            parent.finish("KILLED")  # interrupted: `--resume` reopens this parent run
+            raise
         finally:
             if own_ray:
                 ray.shutdown()
-        finished = len(progress.durations)
-        parent.finish(failed=finished == 0)
+        parent.finish("FAILED" if progress.failed and not progress.durations else "FINISHED")
         return LaunchSummary(self.uri, study.experiment_name, parent.run_id, progress.done,
                              len(progress.failed), time.perf_counter() - started)
 
@@ -205,8 +211,8 @@ class Launcher:
     def _finetune_epochs(self) -> int:
         return int(self.study.trial.get("finetune_epochs", 0))
 
-    def _run_fixed(self, target: TrackingTarget, progress: StudyProgress) -> None:
-        fixed = [_absolute_data_root(c.model_dump()) for c in self.study.fixed_trials()]
+    def _run_fixed(self, fixed: list[dict[str, Any]], target: TrackingTarget,
+                   progress: StudyProgress) -> None:
         if not fixed:
             return
         metric, mode = _objective(self.study)

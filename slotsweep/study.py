@@ -6,10 +6,8 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -382,76 +380,3 @@ def parse_study(raw: Any, source: str = "<study>") -> Study:
     if problems:
         raise StudyError(problems, source)
     return study
-
-
-# --- loading: YAML (duplicate keys refused), then --set overrides ---
-
-
-class _Loader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys, which plain YAML resolves silently."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        """Build a mapping, refusing a key given twice (`<<:` merges may override on purpose)."""
-        seen: list[Any] = []
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                problem = f"duplicate key '{key}'"
-                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
-            seen.append(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
-    return f"{where}: {getattr(exc, 'problem', None) or exc}"
-
-
-def apply_override(doc: dict[str, Any], override: str) -> None:
-    """Set `KEY=VALUE` in a raw study: KEY a dotted path (list indices as .0 or [0]), VALUE YAML."""
-    key, sep, text = override.partition("=")
-    parts = key.strip().replace("[", ".").replace("]", "").split(".")
-    if not sep or not all(parts):
-        raise StudyError([f"--set {override}: expected KEY=VALUE, e.g. trial.epochs=1"])
-    try:
-        value = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise StudyError([f"--set {override}: {_yaml_problem(exc)}"]) from None
-    node: Any = doc
-    for depth, part in enumerate(parts):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            part = int(part)
-        elif not isinstance(node, dict):
-            where = ".".join(parts[:depth])
-            raise StudyError([f"--set {override}: {where} has no entry '{part}'"])
-        if depth == len(parts) - 1:
-            node[part] = value
-        elif isinstance(node, dict) and node.get(part) is None:
-            node[part] = {}  # a missing section is created, as its defaults would be
-        node = node[part]
-
-
-def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
-    """Read a study file, apply `--set KEY=VALUE` overrides, and validate it."""
-    path = Path(path)
-    try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except FileNotFoundError:
-        raise StudyError([f"{path}: no such study file"], str(path)) from None
-    except OSError as exc:
-        raise StudyError([f"{path}: cannot read ({exc.strerror or exc})"], str(path)) from None
-    except yaml.YAMLError as exc:
-        raise StudyError([_yaml_problem(exc)], str(path)) from None
-    problems = []
-    for override in overrides if isinstance(doc, dict | None) else ():
-        doc = {} if doc is None else doc
-        try:
-            apply_override(doc, override)
-        except StudyError as exc:
-            problems += exc.problems
-    if problems:
-        raise StudyError(problems, str(path))
-    return parse_study(doc, str(path))

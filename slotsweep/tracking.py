@@ -129,13 +129,18 @@ class StudyRun:
         run = client.create_run(exp_id, tags=tags, run_name=study_name)
         return cls(client, exp_id, run.info.run_id)
 
-    def finish(self, failed: bool) -> None:
-        """Ends the parent run, and closes any child run a stopped trial left RUNNING."""
+    def finish(self, status: str) -> None:
+        """Ends the parent run (FINISHED, FAILED, KILLED) and any child left open by a stop."""
         for child in self.children():
             if child.info.status == "RUNNING":
                 self.client.set_tag(child.info.run_id, ERROR, "trial stopped before it finished")
                 self.client.set_terminated(child.info.run_id, "KILLED")
-        self.client.set_terminated(self.run_id, "FAILED" if failed else "FINISHED")
+        self.client.set_terminated(self.run_id, status)
+
+    def finished_trial_keys(self) -> set[str]:
+        """Trial keys whose run under this parent FINISHED (a resumed launch skips them)."""
+        return {run.data.tags.get(TRIAL_KEY, "") for run in self.children()
+                if run.info.status == "FINISHED"}
 
     def children(self) -> list[Run]:
         """Every trial run of this launch."""

@@ -12,7 +12,8 @@ from rich.console import Console
 
 from slotsweep.config import TrialConfig
 from slotsweep.plan import plan_summary, plan_table
-from slotsweep.study import StudyError, load_study, parse_study, trial_key
+from slotsweep.study import StudyError, parse_study, trial_key
+from slotsweep.study_file import load_study
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 K_SCAN = STUDIES / "k_scan.yaml"

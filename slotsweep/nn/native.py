@@ -98,21 +98,28 @@ def _build() -> Path:
 
 
 @functools.cache
-def _library() -> ctypes.CDLL | None:
-    """The loaded kernel, or None after logging once why it is unavailable."""
+def _load() -> tuple[ctypes.CDLL | None, str | None]:
+    """The loaded kernel, or None and why not (logged once per process)."""
     try:
         library = ctypes.CDLL(str(_build()))
     except (OSError, RuntimeError, subprocess.SubprocessError) as error:
         logger.warning("native slot kernel unavailable, using the PyTorch update: %s", error)
-        return None
+        return None, str(error)
     library.slot_update.argtypes = _ARGTYPES
     library.slot_update.restype = ctypes.c_int
-    return library
+    return library, None
 
 
 def available() -> bool:
     """Whether the native kernel is enabled (SLOTSWEEP_NATIVE is not 0) and built and loaded."""
-    return os.environ.get("SLOTSWEEP_NATIVE", "1") != "0" and _library() is not None
+    return unavailable_reason() is None
+
+
+def unavailable_reason() -> str | None:
+    """Why `available()` is False, or None when it is True."""
+    if os.environ.get("SLOTSWEEP_NATIVE", "1") == "0":
+        return "disabled by SLOTSWEEP_NATIVE=0"
+    return _load()[1]
 
 
 def _plain(tensor: torch.Tensor | None) -> bool:
@@ -123,10 +130,12 @@ def _plain(tensor: torch.Tensor | None) -> bool:
 def supports(layer: SlotMixin) -> bool:
     """Whether the kernel can update this layer: CPU float32 contiguous scores, values and
     cached weight (the momentum buffer is checked by `update`), and the kernel available."""
-    scores, values = layer.scores, layer.values
-    shapes_fit = values.shape == scores.shape or values.shape == scores.shape[-1:]
-    return (_plain(scores) and _plain(values) and _plain(layer.cached_weight) and shapes_fit
-            and available())
+    scores, values, weight = layer.scores, layer.values, layer.cached_weight
+    if not (_plain(scores) and _plain(values) and _plain(weight)):
+        return False
+    # The kernel trusts these shapes: a mismatch would write outside the tensors.
+    values_fit = values.shape == scores.shape or values.shape == scores.shape[-1:]
+    return values_fit and weight.shape == scores.shape[:-1] and available()
 
 
 def update(layer: SlotMixin, buffer: torch.Tensor | None, lr: float, momentum: float,
@@ -136,13 +145,15 @@ def update(layer: SlotMixin, buffer: torch.Tensor | None, lr: float, momentum: f
     ignored (may be None) when momentum is 0, as in `fused_update_reference`."""
     scores, values, weight = layer.scores.data, layer.values, layer.cached_weight
     grad = weight.grad.contiguous()  # autograd gives a leaf's gradient the leaf's layout: no copy
+    if grad.shape != weight.shape or grad.dtype != torch.float32:
+        raise ValueError("the cached weight's gradient must be float32 shaped like the weight")
     mode = MODES["plain"] if not momentum else MODES["first" if first_step else "momentum"]
     work = None
     if mode != MODES["plain"]:
         if buffer is None or buffer.shape != scores.shape or buffer.dtype != torch.float32:
             raise ValueError("momentum needs a float32 buffer shaped like the scores")
         work = buffer if buffer.is_contiguous() else buffer.contiguous()
-    status = _library().slot_update(
+    status = _load()[0].slot_update(
         scores.data_ptr(), values.data_ptr(), None if work is None else work.data_ptr(),
         grad.data_ptr(), weight.data_ptr(), grad.numel(), layer.k, values.dim() == 1, lr,
         momentum, weight_decay, mode, bool(weight_decay), torch.get_num_threads())

@@ -1,0 +1,183 @@
+"""The native fused update gives the scores, momenta and selections of the PyTorch reference."""
+
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from slotsweep.models import create_model
+from slotsweep.nn import LayerSpec, SlotConv2d, SlotLinear, native
+from slotsweep.nn.fused import fused_update_reference
+from slotsweep.optim import build_optimizer
+
+LR = 0.5  # large, so that selections change every step
+
+
+@pytest.fixture
+def kernel():
+    if not native.available():
+        pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
+
+
+@pytest.fixture
+def fresh_build(monkeypatch, tmp_path):
+    """An empty kernel cache and a forgotten load, restored for the tests that follow."""
+    monkeypatch.setenv("SLOTSWEEP_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.delenv("SLOTSWEEP_NATIVE", raising=False)
+    native._load.cache_clear()
+    yield tmp_path / "kernels"
+    native._load.cache_clear()
+
+
+def _layer(kind, k, sharing, shape):
+    if kind == "linear":
+        layer = SlotLinear(shape[1], shape[0], k, sharing=sharing, seed=3, values_seed=5,
+                           fused=True)
+    else:
+        layer = SlotConv2d(shape[1], shape[0], 3, k, sharing=sharing, seed=3, values_seed=5,
+                           fused=True)
+    layer.refresh_cached_weight()
+    return layer
+
+
+def _native_step(layer, buffer, momentum, weight_decay):
+    """What `fused_update` does on the native path, with `first_step` explicit."""
+    first = bool(momentum) and buffer is None
+    if first:
+        buffer = torch.empty_like(layer.scores)
+    native.update(layer, buffer, LR, momentum, weight_decay, first_step=first)
+    return buffer
+
+
+def _assert_same(layer, reference, buffer, reference_buffer):
+    torch.testing.assert_close(layer.scores, reference.scores, rtol=1e-6, atol=0, equal_nan=True)
+    assert torch.equal(layer.scores.argmax(-1), reference.scores.argmax(-1))
+    assert torch.equal(layer.cached_weight, reference.cached_weight)
+    assert torch.equal(layer.cached_weight, layer.selected_weight())
+    if reference_buffer is not None:
+        torch.testing.assert_close(buffer, reference_buffer, rtol=1e-6, atol=0)
+
+
+def _compare(kind, k, sharing, shape, momentum, weight_decay, steps=3, grads=None):
+    layer, reference = _layer(kind, k, sharing, shape), _layer(kind, k, sharing, shape)
+    assert native.supports(layer)
+    generator = torch.Generator().manual_seed(k)
+    buffer = reference_buffer = None
+    for step in range(steps):
+        grad = torch.randn(layer.cached_weight.shape, generator=generator)
+        if grads is not None:
+            grad = grads(step, grad)
+        layer.cached_weight.grad, reference.cached_weight.grad = grad.clone(), grad.clone()
+        reference_buffer = fused_update_reference(reference, reference_buffer, LR, momentum,
+                                                  weight_decay)
+        buffer = _native_step(layer, buffer, momentum, weight_decay)
+        _assert_same(layer, reference, buffer, reference_buffer)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 8, 33])
+@pytest.mark.parametrize("sharing", ["none", "layer", "global"])
+@pytest.mark.parametrize("kind,shape", [("linear", (29, 37)), ("conv", (5, 3))])
+@pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.0, 1e-4),
+                                                   (0.9, 1e-4)])
+def test_native_matches_reference(kernel, kind, shape, sharing, k, momentum, weight_decay):
+    _compare(kind, k, sharing, shape, momentum, weight_decay)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 8, 16, 32, 64, 65])
+def test_threaded_layers_match_reference(kernel, k):
+    """Big enough for the thread team, with rows that fill no whole block of the last thread."""
+    torch.set_num_threads(2)
+    _compare("linear", k, "none", (211, 157), 0.9, 1e-4, steps=2)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 8, 33, 80])
+def test_ties_signed_zeros_and_nan_pick_as_torch_argmax(kernel, k):
+    """Integer scores tie often (across 64-score tiles too); -0 ties +0; the first NaN wins."""
+    layer, reference = _layer("linear", k, "none", (40, 50)), _layer("linear", k, "none", (40, 50))
+    generator = torch.Generator().manual_seed(1)
+    scores = torch.randint(-1, 2, layer.scores.shape, generator=generator).float()
+    scores[scores == 0] = torch.where(torch.rand(int((scores == 0).sum()), generator=generator)
+                                      < 0.5, -0.0, 0.0)
+    scores[3, :, 1] = float("nan")
+    scores[4, :, 0] = float("inf")
+    scores[5, :, -1] = float("-inf")
+    for target in (layer, reference):
+        target.scores.data.copy_(scores)
+        target.cached_weight.grad = torch.zeros(target.cached_weight.shape)
+    fused_update_reference(reference, None, LR, 0.0, 0.0)
+    _native_step(layer, None, 0.0, 0.0)
+    _assert_same(layer, reference, None, None)
+
+
+def test_non_contiguous_momentum_buffer(kernel):
+    layer, reference = _layer("linear", 8, "none", (6, 7)), _layer("linear", 8, "none", (6, 7))
+    start = torch.randn(layer.scores.shape)
+    buffer = torch.empty(tuple(reversed(start.shape))).permute(2, 1, 0).copy_(start)
+    grad = torch.randn(layer.cached_weight.shape)
+    layer.cached_weight.grad, reference.cached_weight.grad = grad.clone(), grad.clone()
+    reference_buffer = fused_update_reference(reference, start.clone(), LR, 0.9, 1e-4)
+    native.update(layer, buffer, LR, 0.9, 1e-4, first_step=False)
+    _assert_same(layer, reference, buffer, reference_buffer)
+
+
+def test_supports_only_float32_cpu_layers(kernel):
+    layer = _layer("linear", 4, "none", (3, 5))
+    assert native.supports(layer)
+    layer.double().refresh_cached_weight()
+    assert not native.supports(layer)
+    layer.float().cached_weight = None
+    assert not native.supports(layer)
+
+
+def test_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv("SLOTSWEEP_NATIVE", "0")
+    assert not native.available()
+    assert native.unavailable_reason() == "disabled by SLOTSWEEP_NATIVE=0"
+    assert not native.supports(_layer("linear", 4, "none", (3, 5)))
+
+
+def _train_fused(steps=3):
+    model = create_model("lenet_300_100", LayerSpec(k=4, fused=True), dropout=0.0)
+    optimizer = build_optimizer(model, 0.1, 0.9, 1e-4)
+    generator = torch.Generator().manual_seed(0)
+    before = [layer.scores.detach().clone() for layer in optimizer.fused.values()]
+    for _ in range(steps):
+        x, y = torch.randn(8, 1, 28, 28, generator=generator), torch.randint(0, 10, (8,))
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+    assert torch.isfinite(loss)
+    after = [layer.scores for layer in optimizer.fused.values()]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_missing_compiler_falls_back_once(fresh_build, monkeypatch, caplog):
+    monkeypatch.setattr(native, "COMPILER", str(fresh_build / "no-such-gcc"))
+    with caplog.at_level(logging.WARNING, logger=native.__name__):
+        assert not native.available()
+        assert not native.available()
+        _train_fused()
+    warnings = [r for r in caplog.records if r.name == native.__name__]
+    assert len(warnings) == 1 and "no-such-gcc" in warnings[0].getMessage()
+
+
+def test_broken_source_falls_back(fresh_build, monkeypatch, tmp_path, caplog):
+    broken = tmp_path / "broken.c"
+    broken.write_text("int slot_update(void) { return }\n")
+    monkeypatch.setattr(native, "SOURCE", broken)
+    with caplog.at_level(logging.WARNING, logger=native.__name__):
+        assert not native.available()
+    assert "failed" in native.unavailable_reason()
+    assert not list(fresh_build.glob("*.so")) and not list(fresh_build.glob(".build-*"))
+    _train_fused()
+
+
+def test_fresh_cache_builds_once_without_leftovers(fresh_build):
+    if native.unavailable_reason() is not None:
+        pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
+    built = list(fresh_build.iterdir())
+    assert len(built) == 1 and built[0].suffix == ".so"
+    native._load.cache_clear()
+    assert native.available() and list(fresh_build.iterdir()) == built
