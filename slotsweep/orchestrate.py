@@ -141,6 +141,13 @@ def _absolute_data_root(settings: dict[str, Any]) -> dict[str, Any]:
     return {**settings, "data_root": str(Path(root).resolve())} if root else settings
 
 
+def _study_status(progress: StudyProgress) -> str:
+    """KILLED when trials never ran (Tune stops gracefully on Ctrl-C), FAILED when all failed."""
+    if progress.done < progress.total:
+        return "KILLED"
+    return "FAILED" if progress.failed and not progress.durations else "FINISHED"
+
+
 class Launcher:
     """One launch of a study: a parent MLflow run and one or two Tune runs (fixed, searched)."""
 
@@ -175,11 +182,12 @@ class Launcher:
         finally:
             if own_ray:
                 ray.shutdown()
-        parent.finish("FAILED" if progress.failed and not progress.durations else "FINISHED")
+        parent.finish(_study_status(progress))
         return LaunchSummary(self.uri, study.experiment_name, parent.run_id, progress.done,
                              len(progress.failed), time.perf_counter() - started)
 
     def _start_ray(self) -> bool:
+        """Connects to `--address`, else starts a local Ray; True when this launch owns it."""
         if ray.is_initialized():
             return False
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

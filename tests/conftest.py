@@ -18,11 +18,19 @@ import pytest
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
+CLI_ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+
+
 def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """`slotsweep ARGS` in `cwd`, output captured."""
-    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=CLI_ENV,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def popen_cli(*args: str, cwd: Path) -> subprocess.Popen:
+    """`slotsweep ARGS` started in the background (output discarded)."""
+    return subprocess.Popen([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=CLI_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture

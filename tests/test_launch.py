@@ -2,11 +2,13 @@
 
 import csv
 import json
+import signal
 import textwrap
+import time
 import urllib.request
 
 import pytest
-from conftest import run_cli, ui_server
+from conftest import popen_cli, run_cli, ui_server
 from mlflow.tracking import MlflowClient
 
 from slotsweep.result import EPOCH_METRICS, FINAL_METRICS
@@ -140,3 +142,38 @@ def test_optuna_search_with_asha(tmp_path):
     lrs = {float(c.data.params["lr"]) for c in children}
     assert len(lrs) == 4 and all(0.01 <= lr <= 1.0 for lr in lrs)
     assert {c.data.params["k"] for c in children} <= {"2", "4", "8"}
+
+
+def test_interrupted_study_resumes_without_logging_a_trial_twice(tmp_path):
+    study = _write_study(tmp_path, """
+        name: interrupted
+        trial: {arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 3}
+        space: {k: {grid: [2, 4, 8, 16]}}
+        seeds: [0]
+        max_concurrent: 1
+    """)
+    launch = popen_cli("launch", str(study), "--num-cpus", "1", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and launch.poll() is None:
+            if (tmp_path / "mlflow.db").exists():
+                _, _, children = _runs(tmp_path, "interrupted")
+                if any(c.info.status == "FINISHED" for c in children):
+                    break
+            time.sleep(1)
+        launch.send_signal(signal.SIGINT)
+        launch.wait(timeout=120)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+    _, parents, children = _runs(tmp_path, "interrupted")
+    assert len(parents) == 1 and parents[0].info.status == "KILLED"
+    assert 1 <= sum(c.info.status == "FINISHED" for c in children) < 4
+    assert all(c.info.status != "RUNNING" for c in children)
+    done = run_cli("launch", str(study), "--num-cpus", "1", "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    _, parents, children = _runs(tmp_path, "interrupted")
+    keys = [c.data.tags["slotsweep.trial_key"] for c in children]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(keys) == len(set(keys)) == 4
+    assert all(c.info.status == "FINISHED" for c in children)
