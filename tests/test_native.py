@@ -1,6 +1,8 @@
 """The native fused update gives the scores, momenta and selections of the PyTorch reference."""
 
 import logging
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -59,15 +61,13 @@ def _assert_same(layer, reference, buffer, reference_buffer):
         torch.testing.assert_close(buffer, reference_buffer, rtol=1e-6, atol=0)
 
 
-def _compare(kind, k, sharing, shape, momentum, weight_decay, steps=3, grads=None):
+def _compare(kind, k, sharing, shape, momentum, weight_decay, steps=3):
     layer, reference = _layer(kind, k, sharing, shape), _layer(kind, k, sharing, shape)
     assert native.supports(layer)
     generator = torch.Generator().manual_seed(k)
     buffer = reference_buffer = None
-    for step in range(steps):
+    for _ in range(steps):
         grad = torch.randn(layer.cached_weight.shape, generator=generator)
-        if grads is not None:
-            grad = grads(step, grad)
         layer.cached_weight.grad, reference.cached_weight.grad = grad.clone(), grad.clone()
         reference_buffer = fused_update_reference(reference, reference_buffer, LR, momentum,
                                                   weight_decay)
@@ -84,10 +84,17 @@ def test_native_matches_reference(kernel, kind, shape, sharing, k, momentum, wei
     _compare(kind, k, sharing, shape, momentum, weight_decay)
 
 
-@pytest.mark.parametrize("k", [1, 2, 4, 8, 16, 32, 64, 65])
-def test_threaded_layers_match_reference(kernel, k):
-    """Big enough for the thread team, with rows that fill no whole block of the last thread."""
+@pytest.fixture
+def two_threads():
+    previous = torch.get_num_threads()
     torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 8, 16, 32, 64, 65])
+def test_threaded_layers_match_reference(kernel, two_threads, k):
+    """Big enough for the thread team, with rows that fill no whole block of the last thread."""
     _compare("linear", k, "none", (211, 157), 0.9, 1e-4, steps=2)
 
 
@@ -174,10 +181,29 @@ def test_broken_source_falls_back(fresh_build, monkeypatch, tmp_path, caplog):
     _train_fused()
 
 
-def test_fresh_cache_builds_once_without_leftovers(fresh_build):
+@pytest.mark.parametrize("flags", native.FLAG_SETS[1:], ids=["portable", "no-openmp"])
+def test_fallback_builds_match_reference(fresh_build, monkeypatch, two_threads, flags):
+    """The loops built without -march=native (other CPUs) and without OpenMP (other compilers)."""
+    monkeypatch.setattr(native, "FLAG_SETS", (flags,))
     if native.unavailable_reason() is not None:
         pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
+    for k, sharing in ((1, "none"), (4, "layer"), (8, "none"), (33, "global")):
+        _compare("linear", k, sharing, (29, 37), 0.9, 1e-4, steps=2)
+    _compare("linear", 8, "none", (211, 157), 0.9, 1e-4, steps=2)
+
+
+def test_processes_starting_together_share_one_build(fresh_build):
+    """Ray trials start together: each compiles to a temporary name and renames it into place,
+    so none loads a half-written library, and later processes reuse the build."""
+    code = "from slotsweep.nn import native; print(native.unavailable_reason())"
+    processes = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    reasons = [process.communicate(timeout=300)[0].strip() for process in processes]
+    if reasons[0] != "None":
+        pytest.skip(f"native kernel unavailable: {reasons[0]}")
+    assert reasons == ["None", "None"]
     built = list(fresh_build.iterdir())
     assert len(built) == 1 and built[0].suffix == ".so"
-    native._load.cache_clear()
-    assert native.available() and list(fresh_build.iterdir()) == built
+    stamp = built[0].stat().st_mtime_ns
+    assert native.available()
+    assert list(fresh_build.iterdir()) == built and built[0].stat().st_mtime_ns == stamp

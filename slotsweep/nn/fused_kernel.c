@@ -14,7 +14,7 @@
  * With AVX2 and FMA (x86 built with -march=native) the step is written with intrinsics, because
  * GCC unrolls a short constant-K loop into scalar code before it can vectorise it; elsewhere a
  * portable loop does the same arithmetic. Plain C with no PyTorch headers so that it compiles in
- * about a second; loaded with ctypes by slotsweep/nn/native.py.
+ * a second or two, once per machine; loaded with ctypes by slotsweep/nn/native.py.
  */
 #include <math.h>
 #include <stdint.h>
@@ -109,39 +109,26 @@ ALWAYS_INLINE __m256i vector_top(__m256i x) {
     return _mm256_max_epi32(x, _mm256_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
 }
 
-/* Steps n <= TILE scores of one connection; returns the first argmax, its key in *top_key.
- * Whole vectors first, then up to 7 scores one by one: masked loads after masked stores to the
- * neighbouring connection would stall on store forwarding. */
-ALWAYS_INLINE int32_t update_tile(float *s, const float *v, float *b, float d, const job_t *job,
-                                  const int64_t n, const int mode, const int use_wd,
-                                  int32_t *top_key) {
-    const int64_t vectors = n / 8;
-    int32_t best = 0, best_key = INT32_MIN;
-    if (vectors) {
-        const __m256 vd = _mm256_set1_ps(d);
-        __m256i keys[TILE / 8], top = _mm256_set1_epi32(INT32_MIN);
-        for (int64_t j = 0; j < vectors; j++) {
-            keys[j] = vector_step(s + 8 * j, _mm256_loadu_ps(v + 8 * j),
-                                  mode == MODE_PLAIN ? 0 : b + 8 * j, vd, job, mode, use_wd);
-            top = _mm256_max_epi32(top, keys[j]);
-        }
-        top = vector_top(top);
-        uint64_t hits = 0;
-        for (int64_t j = 0; j < vectors; j++) {
-            const __m256 equal = _mm256_castsi256_ps(_mm256_cmpeq_epi32(keys[j], top));
-            hits |= (uint64_t)_mm256_movemask_ps(equal) << (8 * j);
-        }
-        best = (int32_t)__builtin_ctzll(hits);
-        best_key = _mm256_cvtsi256_si32(top);
+/* Steps the first 8 * vectors (<= TILE) scores of one connection, whole vectors at a time; sets
+ * their first argmax and its key. */
+ALWAYS_INLINE void vector_tile(float *s, const float *v, float *b, float d, const job_t *job,
+                               const int64_t vectors, const int mode, const int use_wd,
+                               int32_t *best, int32_t *best_key) {
+    const __m256 vd = _mm256_set1_ps(d);
+    __m256i keys[TILE / 8], top = _mm256_set1_epi32(INT32_MIN);
+    for (int64_t j = 0; j < vectors; j++) {
+        keys[j] = vector_step(s + 8 * j, _mm256_loadu_ps(v + 8 * j),
+                              mode == MODE_PLAIN ? 0 : b + 8 * j, vd, job, mode, use_wd);
+        top = _mm256_max_epi32(top, keys[j]);
     }
-    for (int64_t k = 8 * vectors; k < n; k++) {
-        const int32_t key =
-            scalar_step(s + k, v + k, mode == MODE_PLAIN ? 0 : b + k, d, job, mode, use_wd);
-        best = key > best_key ? (int32_t)k : best; /* strict: the first maximum wins */
-        best_key = key > best_key ? key : best_key;
+    top = vector_top(top);
+    uint64_t hits = 0;
+    for (int64_t j = 0; j < vectors; j++) {
+        const __m256 equal = _mm256_castsi256_ps(_mm256_cmpeq_epi32(keys[j], top));
+        hits |= (uint64_t)_mm256_movemask_ps(equal) << (8 * j);
     }
-    *top_key = best_key;
-    return best;
+    *best = (int32_t)__builtin_ctzll(hits);
+    *best_key = _mm256_cvtsi256_si32(top);
 }
 
 /* K in {1, 2, 4}: one vector holds 8 / K whole connections; steps the 8 connections from row i
@@ -157,15 +144,17 @@ ALWAYS_INLINE void packed_rows(const job_t *job, int64_t i, const int64_t K, con
                                       : _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int64_t j = 0; j < K; j++) {
         const int64_t first = i * K + 8 * j, row = i + j * per;
-        const __m256 vd =
-            _mm256_permutevar8x32_ps(grads, _mm256_add_epi32(lane_row, _mm256_set1_epi32(j * per)));
+        const __m256i lanes = _mm256_add_epi32(lane_row, _mm256_set1_epi32((int)(j * per)));
+        const __m256 vd = _mm256_permutevar8x32_ps(grads, lanes); /* each lane's gradient */
         const __m256 vv = shared ? tiled : _mm256_loadu_ps(job->values + first);
         const __m256i keys = vector_step(job->scores + first, vv,
                                          mode == MODE_PLAIN ? 0 : job->buffer + first, vd, job,
                                          mode, use_wd);
         __m256i top = keys; /* the largest key of each connection, in each of its lanes */
-        if (K >= 2) top = _mm256_max_epi32(top, _mm256_shuffle_epi32(top, _MM_SHUFFLE(2, 3, 0, 1)));
-        if (K == 4) top = _mm256_max_epi32(top, _mm256_shuffle_epi32(top, _MM_SHUFFLE(1, 0, 3, 2)));
+        if (K >= 2)
+            top = _mm256_max_epi32(top, _mm256_shuffle_epi32(top, _MM_SHUFFLE(2, 3, 0, 1)));
+        if (K == 4)
+            top = _mm256_max_epi32(top, _mm256_shuffle_epi32(top, _MM_SHUFFLE(1, 0, 3, 2)));
         const uint32_t hits =
             (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(keys, top)));
         for (int64_t r = 0; r < per; r++) {
@@ -177,13 +166,21 @@ ALWAYS_INLINE void packed_rows(const job_t *job, int64_t i, const int64_t K, con
 }
 #else
 #define VECTOR_WIDTH 1
+#endif
 
-/* Portable version of the same tile step. */
+/* Steps n <= TILE scores of one connection; returns the first argmax, its key in *top_key.
+ * Whole vectors first, then the rest one by one: masked vector loads right after masked stores
+ * to the neighbouring connection would stall on store forwarding. */
 ALWAYS_INLINE int32_t update_tile(float *s, const float *v, float *b, float d, const job_t *job,
                                   const int64_t n, const int mode, const int use_wd,
                                   int32_t *top_key) {
     int32_t best = 0, best_key = INT32_MIN;
-    for (int64_t k = 0; k < n; k++) {
+    int64_t k = 0;
+#if VECTOR_WIDTH == 8
+    if (n >= 8) vector_tile(s, v, b, d, job, n / 8, mode, use_wd, &best, &best_key);
+    k = n / 8 * 8;
+#endif
+    for (; k < n; k++) {
         const int32_t key =
             scalar_step(s + k, v + k, mode == MODE_PLAIN ? 0 : b + k, d, job, mode, use_wd);
         best = key > best_key ? (int32_t)k : best; /* strict: the first maximum wins */
@@ -192,7 +189,6 @@ ALWAYS_INLINE int32_t update_tile(float *s, const float *v, float *b, float d, c
     *top_key = best_key;
     return best;
 }
-#endif
 
 /* One connection, tile by tile. */
 ALWAYS_INLINE void update_row(const job_t *job, int64_t i, const int64_t K, const int shared,

@@ -1,0 +1,177 @@
+"""Milliseconds per training step of slot machines against a dense network and a one-hot baseline.
+
+Run `python bench/bench_step.py` (about 90 s; `--quick` for a smoke run of seconds,
+`--rounds N` for steadier medians). One step is forward, backward and the SGD update (lr 0.1,
+momentum 0.9, weight decay 1e-4) of cross-entropy on a fixed random batch, with 2 torch threads.
+The variants of one network are timed round-robin in this process (every round times each once,
+after warm-up steps; the median round counts) so that load from other processes hits them alike:
+`dense` (weight training), `fused` (slot layers with `SlotSGD`'s fused update, native where
+`slotsweep.nn.native.available()`), `reference` (slot layers through autograd and torch SGD), and
+`one-hot`, the authors' design (maxwell-aladago/slot-machines): the weight is
+`(one_hot(argmax scores) * values).sum(-1)` with a straight-through one-hot, trained by torch
+SGD. Then a K sweep on Lenet, and the training state (`memory_state_bytes`) per connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from slotsweep.metrics import memory_state_bytes
+from slotsweep.models import create_model
+from slotsweep.nn import LayerSpec, SlotMixin, native
+from slotsweep.optim import build_optimizer
+
+LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 1e-4
+NETWORKS = {"lenet": ("lenet_300_100", 1, 28, 128), "conv4": ("conv4", 3, 32, 32)}
+VARIANTS = ("dense", "fused", "reference", "one-hot")
+HEADLINE = (("lenet", 8), ("lenet", 32), ("conv4", 8))
+SWEEP_K = (2, 4, 8, 16, 32, 64)
+
+
+class OneHotArgmax(torch.autograd.Function):
+    """The authors' greedy selection: forward the one-hot of the argmax, backward the identity."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - torch's signature
+        return torch.zeros_like(scores).scatter_(-1, scores.argmax(-1, keepdim=True), 1.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        return grad
+
+
+def _one_hot_weight(layer: SlotMixin) -> torch.Tensor:
+    return (OneHotArgmax.apply(layer.scores) * layer.values).sum(-1)
+
+
+@dataclass
+class Run:
+    """One variant's network, optimiser and batch."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def step(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(self.model(self.x), self.y).backward()
+        self.optimizer.step()
+
+
+def build_model(network: str, variant: str, k: int, sharing: str = "none") -> nn.Module:
+    """The network of `variant`; one-hot is the reference slot network with its weight swapped."""
+    arch, channels, size, _ = NETWORKS[network]
+    method = "dense" if variant == "dense" else "slot"
+    spec = LayerSpec(method=method, k=k, sharing=sharing, fused=variant == "fused")
+    model = create_model(arch, spec, in_channels=channels, image_size=size, dropout=0.0)
+    if variant == "one-hot":
+        for layer in model.modules():
+            if isinstance(layer, SlotMixin):
+                layer.effective_weight = functools.partial(_one_hot_weight, layer)
+    return model
+
+
+def build_run(network: str, variant: str, k: int, sharing: str = "none") -> Run:
+    _, channels, size, batch = NETWORKS[network]
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, channels, size, size, generator=generator)
+    y = torch.randint(0, 10, (batch,), generator=generator)
+    model = build_model(network, variant, k, sharing)
+    return Run(model, build_optimizer(model, LR, MOMENTUM, WEIGHT_DECAY), x, y)
+
+
+def check_one_hot_forward(network: str, k: int) -> None:
+    """The one-hot network must compute what the slot network computes."""
+    slot, one_hot = build_run(network, "reference", k), build_run(network, "one-hot", k)
+    with torch.no_grad():
+        torch.testing.assert_close(one_hot.model(slot.x), slot.model(slot.x))
+
+
+def time_round_robin(runs: dict[str, Run], rounds: int, steps: int, warmup: int) -> dict:
+    """Median milliseconds per step of each run, the runs interleaved round by round."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run.step()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                run.step()
+            samples[name].append(1e3 * (time.perf_counter() - start) / steps)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def headline(args: argparse.Namespace) -> None:
+    print(f"{'network':8} {'K':>3} " + " ".join(f"{v:>10}" for v in VARIANTS)
+          + f" {'fused/dense':>11} {'fused/1-hot':>11} {'goal':>22}")
+    goals = {("lenet", 8): "/dense<=2.0 /1-hot<=0.5", ("lenet", 32): "/1-hot<=0.5",
+             ("conv4", 8): "/dense<=1.3 /1-hot<=0.5"}
+    for network, k in HEADLINE:
+        check_one_hot_forward(network, k)
+        runs = {variant: build_run(network, variant, k) for variant in VARIANTS}
+        ms = time_round_robin(runs, args.rounds, args.steps, args.warmup)
+        print(f"{network:8} {k:3} " + " ".join(f"{ms[v]:10.2f}" for v in VARIANTS)
+              + f" {ms['fused'] / ms['dense']:11.2f} {ms['fused'] / ms['one-hot']:11.2f}"
+              + f" {goals[(network, k)]:>22}", flush=True)
+
+
+def k_sweep(args: argparse.Namespace) -> None:
+    variants = ("dense", "fused", "reference")
+    print(f"\nLenet-300-100, batch 128: ms per step\n{'K':>3} "
+          + " ".join(f"{v:>10}" for v in variants) + f" {'fused/dense':>11} {'ref/fused':>10}")
+    for k in SWEEP_K:
+        runs = {variant: build_run("lenet", variant, k) for variant in variants}
+        ms = time_round_robin(runs, args.rounds, args.steps, args.warmup)
+        print(f"{k:3} " + " ".join(f"{ms[v]:10.2f}" for v in variants)
+              + f" {ms['fused'] / ms['dense']:11.2f} {ms['reference'] / ms['fused']:10.2f}",
+              flush=True)
+
+
+def connections(model: nn.Module) -> int:
+    return sum(math.prod(m.scores.shape[:-1]) for m in model.modules() if isinstance(m, SlotMixin))
+
+
+def memory_table(k: int) -> None:
+    print(f"\nLenet-300-100, K={k}: training state bytes per connection after one step")
+    print(f"{'sharing':8} {'fused':>8} {'reference':>10}")
+    for sharing in ("none", "layer", "global"):
+        per = {}
+        for variant in ("fused", "reference"):
+            run = build_run("lenet", variant, k, sharing)
+            run.step()
+            per[variant] = memory_state_bytes(run.model, run.optimizer) / connections(run.model)
+        print(f"{sharing:8} {per['fused']:8.1f} {per['reference']:10.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds (median reported)")
+    parser.add_argument("--steps", type=int, default=20, help="steps per variant per round")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per variant")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 3 steps: a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.steps, args.warmup = 3, 3, 1
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, native kernel "
+          f"{'on' if native.available() else 'OFF (fused uses the PyTorch update)'}, "
+          f"{args.rounds} rounds x {args.steps} steps\n")
+    headline(args)
+    k_sweep(args)
+    memory_table(8)
+
+
+if __name__ == "__main__":
+    main()
