@@ -1,0 +1,15 @@
+"""Offline-first data: MNIST, Fashion-MNIST, CIFAR-10 and a synthetic set, as in-memory splits."""
+
+from .errors import DataFormatError, DataNotFoundError
+from .load import load_data
+from .loader import BatchLoader
+from .splits import DataSplits, Split
+
+__all__ = [
+    "BatchLoader",
+    "DataFormatError",
+    "DataNotFoundError",
+    "DataSplits",
+    "Split",
+    "load_data",
+]
