@@ -52,6 +52,15 @@ class BatchLoader:
         # (x / 255 - mean) / std folded into one multiply-add on the raw uint8 pixels.
         self._scale = (1 / (255 * std_t)).to(self.device)
         self._offset = (-mean_t / std_t).to(self.device)
+        # The whole split moves to the device once. Without augmentation it is also normalised
+        # once, so a batch costs one gather: the per-batch convert and normalise of uint8 pixels
+        # took 10-13% of a Lenet epoch on one thread (k_scan), this takes about 2%.
+        images = split.images.to(self.device)
+        self._images = images if augment else self._normalise(images)
+        self._labels = split.labels.to(self.device)
+
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self._offset, images, self._scale)
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch; (seed, epoch) fixes the next pass's order and augmentation."""
@@ -64,20 +73,16 @@ class BatchLoader:
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         count = len(self.split)
         order = torch.randperm(count, generator=generator) if self.shuffle else None
+        if order is not None:
+            order = order.to(self.device)
         for start in range(0, count, self.batch_size):
-            index = (
-                slice(start, start + self.batch_size)
-                if order is None
-                else order[start : start + self.batch_size]
-            )
-            images = self._to_device(self.split.images[index])
-            labels = self._to_device(self.split.labels[index])
+            if order is None:
+                images = self._images[start : start + self.batch_size]
+                labels = self._labels[start : start + self.batch_size]
+            else:
+                index = order[start : start + self.batch_size]
+                images = self._images.index_select(0, index)
+                labels = self._labels.index_select(0, index)
             if self.augment:
-                images = random_flip_crop(images, generator)
-            yield torch.addcmul(self._offset, images, self._scale), labels
-
-    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.device.type != "cuda":
-            return tensor.to(self.device)
-        # Pinned pages let the copy overlap with the previous batch's compute.
-        return tensor.pin_memory().to(self.device, non_blocking=True)
+                images = self._normalise(random_flip_crop(images, generator))
+            yield images, labels
