@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from pydantic import ValidationError
@@ -14,11 +14,16 @@ from rich.console import Console
 
 from slotsweep.config import TrialConfig
 from slotsweep.study import Study, StudyError
+
+if TYPE_CHECKING:
+    from slotsweep.orchestrate import LaunchSummary
+    from slotsweep.tracking import TrialRecord
 from slotsweep.study_file import load_study
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Hyperparameter studies and sweeps for slot machines.")
-console = Console()
+# Piped or logged output gets a wide console, so the comparison table keeps one line per row.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 SetOption = Annotated[Optional[list[str]], typer.Option(
@@ -36,6 +41,19 @@ def _load(path: Path, overrides: list[str] | None) -> Study:
         for problem in error.problems:
             err.print(f"  - {problem}", markup=False)
         raise typer.Exit(2) from None
+
+
+def launch_timing(summary: LaunchSummary, records: list[TrialRecord], slots: int) -> str:
+    """Wall time against the trials' own time spread over the concurrent slots."""
+    own = sum(r.metrics.get("train_time_s", 0.0) for r in records if r.status == "FINISHED")
+    ideal = own / max(1, min(slots, len(records)))
+    overhead = summary.wall_time_s - ideal
+    return (f"{summary.trials} trials run, {summary.failed} failed; wall time "
+            f"{summary.wall_time_s:.1f} s; trials' own time {own:.1f} s, {ideal:.1f} s over "
+            f"{slots} slots; Ray, MLflow and start-up added {overhead:.1f} s "
+            f"({100 * overhead / max(summary.wall_time_s, 1e-9):.0f}% of the wall time)\n"
+            f"MLflow: {summary.tracking_uri}, experiment {summary.experiment}, "
+            f"parent run {summary.parent_run_id}")
 
 
 @app.command()
@@ -76,13 +94,7 @@ def launch(
     summary = Launcher(study, options, console).run()
     records = trial_records(summary.tracking_uri, summary.experiment, summary.parent_run_id)
     console.print(comparison_table(compare(records), title=f"study {study.name}"))
-    trial_time = sum(r.metrics.get("train_time_s", 0.0) for r in records)
-    console.print(
-        f"{summary.trials} trials, {summary.failed} failed; wall time {summary.wall_time_s:.1f}s, "
-        f"trials' own time {trial_time:.1f}s "
-        f"(over {options.max_concurrent or study.max_concurrent} slots); "
-        f"MLflow: {summary.tracking_uri} experiment {summary.experiment} "
-        f"run {summary.parent_run_id}")
+    console.print(launch_timing(summary, records, options.max_concurrent or study.max_concurrent))
     if summary.trials and summary.failed == summary.trials:
         err.print("[bold red]every trial failed[/]")
         raise typer.Exit(1)

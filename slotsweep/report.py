@@ -65,12 +65,13 @@ def varying_settings(rows: list[ConfigurationRow]) -> list[str]:
 
 
 def _cell(row: ConfigurationRow, metric: str) -> str:
-    label, scale, fmt = SHOWN[metric]
+    """mean ± std in the column's unit; the std only where seeds disagree."""
+    _, scale, fmt = SHOWN[metric]
     mean, std = row.mean(metric), row.std(metric)
     if mean is None:
         return "-"
-    return f"{mean * scale:{fmt}} ± {std * scale:{fmt}}" if row.finished > 1 else \
-        f"{mean * scale:{fmt}}"
+    spread = f" ± {std * scale:{fmt}}" if std and f"{std * scale:{fmt}}".strip("0.") else ""
+    return f"{mean * scale:{fmt}}{spread}"
 
 
 def comparison_table(rows: list[ConfigurationRow], title: str = "") -> Table:
@@ -125,7 +126,7 @@ def plot_accuracy_vs_k(rows: list[ConfigurationRow], path: Path) -> bool:
                       capsize=3, label=name)
     for row in rows:
         if row.settings.get("method") != "slot" and row.mean("test_accuracy") is not None:
-            axes.axhline(100 * row.mean("test_accuracy"), linestyle="--",
+            axes.axhline(100 * row.mean("test_accuracy"), linestyle="--", color="gray",
                          label=f"{row.settings['method']} {row.settings.get('arch', '')}")
     axes.set_xscale("log", base=2)
     axes.set_xlabel("K (values per connection)")

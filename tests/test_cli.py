@@ -82,3 +82,16 @@ def _repo():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[1]
+
+
+def test_launch_timing_spreads_trial_time_over_slots():
+    from slotsweep.cli import launch_timing
+    from slotsweep.orchestrate import LaunchSummary
+    from slotsweep.tracking import TrialRecord
+
+    records = [TrialRecord(str(i), "FINISHED", {}, {"train_time_s": 30.0}, None) for i in range(4)]
+    records.append(TrialRecord("x", "FAILED", {}, {"train_time_s": 99.0}, "boom"))
+    summary = LaunchSummary("sqlite:///x.db", "e", "p", trials=5, failed=1, wall_time_s=80.0)
+    text = launch_timing(summary, records, slots=2)
+    assert "own time 120.0 s, 60.0 s over 2 slots" in text
+    assert "added 20.0 s (25% of the wall time)" in text

@@ -62,11 +62,14 @@ def test_memory_state_bytes_slot(sharing, values_bytes):
     assert memory_state_bytes(model, optimizer) == values_bytes + per_connection_k
 
 
-def test_memory_state_bytes_fused_and_dense():
-    fused = _lenet(method="slot", k=8, fused=True)
+@pytest.mark.parametrize("sharing,values_bytes", [("none", 0), ("layer", 3 * 8 * 4)])
+def test_memory_state_bytes_fused_and_dense(sharing, values_bytes):
+    fused = _lenet(method="slot", k=8, sharing=sharing, fused=True)
     optimizer = _one_step(fused)
-    # values, scores, momentum (K each) + cached selected weight and its gradient (1 each)
-    assert memory_state_bytes(fused, optimizer) == LENET_WEIGHTS * (3 * 8 + 2) * 4
+    # scores and momentum (K each) + cached selected weight and its gradient (1 each); values
+    # only where shared (K per layer): the fused layers of sharing none hash theirs from the seed
+    per_connection = (2 * 8 + 2) * 4
+    assert memory_state_bytes(fused, optimizer) == LENET_WEIGHTS * per_connection + values_bytes
     dense = _lenet(method="dense")
     assert memory_state_bytes(dense, _one_step(dense)) == LENET_WEIGHTS * 3 * 4
 
