@@ -144,6 +144,25 @@ def test_optuna_search_with_asha(tmp_path):
     assert {c.data.params["k"] for c in children} <= {"2", "4", "8"}
 
 
+def test_optuna_nsga2_follows_two_objectives(tmp_path):
+    study = _write_study(tmp_path, """
+        name: pareto
+        trial: {arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 1,
+                train_subset: 256}
+        space:
+          k: {choice: [1, 2, 8, 32]}
+        search: {algorithm: optuna, sampler: nsga2, num_samples: 3,
+                 metric: [best_val_accuracy, training_cost_flops], mode: [max, min]}
+        max_concurrent: 2
+    """)
+    done = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    _, _, children = _runs(tmp_path, "pareto")
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
+    assert all({"best_val_accuracy", "training_cost_flops"} <= set(c.data.metrics)
+               for c in children)
+
+
 def test_interrupted_study_resumes_without_logging_a_trial_twice(tmp_path):
     study = _write_study(tmp_path, """
         name: interrupted

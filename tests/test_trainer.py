@@ -44,6 +44,13 @@ def test_slot_machine_learns_while_k1_cannot():
     assert frozen.epochs[-1].selection_change_fraction == 0
 
 
+def test_dropout_networks_are_deterministic():
+    config = TrialConfig(**{**QUICK, "epochs": 1}, arch="conv2", k=2, dropout=0.5)
+    first, second = train_trial(config), train_trial(config)
+    assert first.selection_sha256 == second.selection_sha256
+    assert first.epochs[0].train_loss == second.epochs[0].train_loss
+
+
 def test_training_cost_scales_with_epochs():
     one = train_trial(TrialConfig(**{**QUICK, "epochs": 1}))
     two = train_trial(TrialConfig(**QUICK))
