@@ -62,14 +62,15 @@ def test_memory_state_bytes_slot(sharing, values_bytes):
     assert memory_state_bytes(model, optimizer) == values_bytes + per_connection_k
 
 
-@pytest.mark.parametrize("sharing,values_bytes", [("none", 0), ("layer", 3 * 8 * 4)])
-def test_memory_state_bytes_fused_and_dense(sharing, values_bytes):
+@pytest.mark.parametrize("sharing,per_connection,per_layer", [("none", 3 * 8 + 2, 0),
+                                                              ("layer", 2 * 8 + 2, 8)])
+def test_memory_state_bytes_fused_and_dense(sharing, per_connection, per_layer):
     fused = _lenet(method="slot", k=8, sharing=sharing, fused=True)
     optimizer = _one_step(fused)
-    # scores and momentum (K each) + cached selected weight and its gradient (1 each); values
-    # only where shared (K per layer): the fused layers of sharing none hash theirs from the seed
-    per_connection = (2 * 8 + 2) * 4
-    assert memory_state_bytes(fused, optimizer) == LENET_WEIGHTS * per_connection + values_bytes
+    # scores, momentum (K each), values (K each unless shared: then K per layer, 3 layers)
+    # + cached selected weight and its gradient (1 each); no score gradient
+    expected = (LENET_WEIGHTS * per_connection + 3 * per_layer) * 4
+    assert memory_state_bytes(fused, optimizer) == expected
     dense = _lenet(method="dense")
     assert memory_state_bytes(dense, _one_step(dense)) == LENET_WEIGHTS * 3 * 4
 

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec, SlotConv2d, SlotLinear, native
 from slotsweep.nn.fused import fused_update_reference
-from slotsweep.nn.values import slot_values, values_key
 from slotsweep.optim import build_optimizer
 
 LR = 0.5  # large, so that selections change every step
@@ -86,33 +85,18 @@ def test_native_matches_reference(kernel, kind, shape, sharing, k, momentum, wei
     _compare(kind, k, sharing, shape, momentum, weight_decay)
 
 
-@pytest.mark.parametrize("first", [0, 3, 2**31 - 2, 2**32 - 5, 2**32 + 1, 2**45 - 13])
-def test_kernel_hashes_the_values_of_torch(kernel, first):
-    """Scalar and vector hashing, across the 2^32 carry of the index's low word too."""
-    key = values_key(11)
-    expected = slot_values(torch.arange(first, first + 45), key, 0.0421)
-    assert torch.equal(native.hashed_values(first, 45, key, 0.0421), expected)
-
-
 @pytest.mark.parametrize("k", [1, 2, 4, 8, 12, 33, 80])
 @pytest.mark.parametrize("sharing", ["none", "layer"])
 def test_kernel_selects_every_candidate_value(kernel, k, sharing):
     """Scores that select slot j everywhere, no gradient: the kernel writes value j of every
     connection, as candidates() has it (packed, tiled and scalar loops alike)."""
     layer = _layer("linear", k, sharing, (21, 19))
-    assert (layer.values is None) == (sharing == "none")
     for j in range(k):
         with torch.no_grad():
             layer.scores.zero_()[..., j] = 1.0
         layer.cached_weight.grad = torch.zeros(layer.cached_weight.shape)
         _native_step(layer, None, 0.0, 0.0)
         assert torch.equal(layer.cached_weight, layer.candidates()[..., j])
-
-
-def test_layers_storing_per_connection_values_take_the_reference_update(kernel):
-    layer = SlotLinear(5, 3, 4, seed=3)  # a reference layer: its (3, 5, 4) values are stored
-    layer.refresh_cached_weight()
-    assert layer.values.shape == (3, 5, 4) and not native.supports(layer)
 
 
 @pytest.fixture

@@ -27,17 +27,16 @@ def fused_layers(model: nn.Module) -> list[SlotMixin]:
 
 def fused_update_reference(layer: SlotMixin, buffer: torch.Tensor | None, lr: float,
                            momentum: float, weight_decay: float) -> torch.Tensor:
-    """Plain PyTorch fused step for one layer; returns the momentum buffer. A layer that stores
-    no values regenerates all of them here (slow: this is the fallback and the test oracle)."""
-    scores, values = layer.scores.data, layer.value_table()
-    grad = score_gradient(layer.cached_weight.grad, values)
+    """Plain PyTorch fused step for one layer; returns the momentum buffer."""
+    scores = layer.scores.data
+    grad = score_gradient(layer.cached_weight.grad, layer.values)
     if weight_decay:
         grad = grad.add(scores, alpha=weight_decay)
     if momentum:
         buffer = grad.clone() if buffer is None else buffer.mul_(momentum).add_(grad)
         grad = buffer
     scores.add_(grad, alpha=-lr)
-    layer.cached_weight.data.copy_(gather_values(values, scores.argmax(-1)))
+    layer.cached_weight.data.copy_(gather_values(layer.values, scores.argmax(-1)))
     return buffer
 
 

@@ -7,11 +7,6 @@
  * mul_ then add_ for the momentum), so this file must be built with -ffp-contract=off: a
  * contracted buf * momentum + g would round once where PyTorch rounds twice.
  *
- * Shared values (sharing layer/global) are passed as K floats. Per-connection values (sharing
- * none) are not stored anywhere: each is regenerated from the layer's 64-bit key and its flat
- * index i * K + k by the hash of slotsweep/nn/values.py, bit for bit, so the kernel moves 16
- * bytes per score (score and momentum, read and written) instead of 20.
- *
  * The argmax compares integer keys, not floats, so that it vectorises without -ffast-math and
  * keeps torch.argmax's rules exactly: the first maximum wins, -0 equals +0, and a NaN counts as
  * larger than anything (the first NaN wins).
@@ -37,43 +32,13 @@ enum { MODE_PLAIN = 0, MODE_FIRST = 1, MODE_MOMENTUM = 2 };
 
 typedef struct {
     float *scores;       /* (rows, k) */
-    const float *values; /* (k) when shared; NULL: hashed from the key */
+    const float *values; /* (rows, k), or (k) when shared */
     float *buffer;       /* (rows, k); unused in MODE_PLAIN */
     const float *grad;   /* (rows) */
     float *weight;       /* (rows) */
     int64_t rows, k;
     float neg_lr, momentum, wd;
-    uint32_t key_lo, key_hi; /* the two words of the layer's values key */
-    float scale;             /* float32(sigma) * 2^-24 */
 } job_t;
-
-/* prospector32's multipliers (github skeeto/hash-prospector), both below 2^31 so that
- * slotsweep/nn/values.py computes the same hash exactly in int64. */
-#define MIX_1 0x2c1b3c6du
-#define MIX_2 0x297a2d39u
-
-/* One prospector32 round. */
-ALWAYS_INLINE uint32_t mix(uint32_t x) {
-    x ^= x >> 15;
-    x *= MIX_1;
-    x ^= x >> 12;
-    x *= MIX_2;
-    return x ^ (x >> 15);
-}
-
-/* The value at flat index `index` (sharing none): sigma * (2u - 1), u = (h >> 8) * 2^-24,
- * computed as the exact float of 2 (h >> 8) - 2^24 times sigma * 2^-24, rounded once. */
-ALWAYS_INLINE float hashed_value(const job_t *job, const int64_t index) {
-    const uint64_t at = (uint64_t)index;
-    const uint32_t h = mix(mix((uint32_t)at ^ job->key_lo) ^ (uint32_t)(at >> 32) ^ job->key_hi);
-    return (float)((int32_t)(h >> 8) * 2 - (1 << 24)) * job->scale;
-}
-
-/* Value k of connection i. */
-ALWAYS_INLINE float value_at(const job_t *job, const int64_t i, const int64_t k, const int64_t K,
-                             const int shared) {
-    return shared ? job->values[k] : hashed_value(job, i * K + k);
-}
 
 /* A key whose signed-integer order is the float order, with -0 == +0 and every NaN the maximum;
  * no float has the key INT32_MIN. */
@@ -85,21 +50,23 @@ ALWAYS_INLINE int32_t order_key(float x) {
     return x != x ? INT32_MAX : key;
 }
 
-/* Asks for the lines PREFETCH floats past n scores (and momenta) in flight. The state is
+/* Asks for the lines PREFETCH floats past n scores (values, momenta) in flight. The state is
  * usually far larger than the cache and cold after forward and backward; the hardware
  * prefetcher alone left 15-25% of the memory bandwidth unused (bench/bench_kernel.py --cold).
  * Prefetches past the end of an array are harmless: they never fault. */
-ALWAYS_INLINE void prefetch(const float *s, const float *b, const int64_t n, const int mode) {
+ALWAYS_INLINE void prefetch(const float *s, const float *v, const float *b, const int64_t n,
+                            const int shared, const int mode) {
     for (int64_t k = 0; k < n; k += 16) {
         __builtin_prefetch(s + PREFETCH + k, 1);
+        if (!shared) __builtin_prefetch(v + PREFETCH + k, 0);
         if (mode != MODE_PLAIN) __builtin_prefetch(b + PREFETCH + k, 1);
     }
 }
 
-/* Steps one score with value v; returns its key. */
-ALWAYS_INLINE int32_t scalar_step(float *s, const float v, float *b, float d, const job_t *job,
+/* Steps one score; returns its key. */
+ALWAYS_INLINE int32_t scalar_step(float *s, const float *v, float *b, float d, const job_t *job,
                                   const int mode, const int use_wd) {
-    float g = d * v;
+    float g = d * *v;
     if (use_wd) g = fmaf(*s, job->wd, g);
     if (mode == MODE_MOMENTUM) g = *b * job->momentum + g;
     if (mode != MODE_PLAIN) *b = g;
@@ -119,40 +86,6 @@ ALWAYS_INLINE __m256i vector_keys(__m256 x) {
     const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
     return _mm256_blendv_epi8(_mm256_xor_si256(bits, sign), _mm256_set1_epi32(INT32_MAX),
                               _mm256_castps_si256(nan));
-}
-
-/* One prospector32 round in each lane. */
-ALWAYS_INLINE __m256i vector_mix(__m256i x) {
-    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
-    x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int32_t)MIX_1));
-    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 12));
-    x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int32_t)MIX_2));
-    return _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
-}
-
-/* hashed_value of the 8 flat indices first .. first + 7. */
-ALWAYS_INLINE __m256 vector_hashed(const job_t *job, const int64_t first) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i flip = _mm256_set1_epi32(INT32_MIN); /* unsigned order by a signed compare */
-    const __m256i lo = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(uint32_t)first), lane);
-    /* A lane whose low word wrapped past 2^32 carries 1 into the high word (-1 from the compare
-     * of lo < lane, unsigned). */
-    const __m256i wrapped =
-        _mm256_cmpgt_epi32(_mm256_xor_si256(lane, flip), _mm256_xor_si256(lo, flip));
-    const __m256i hi =
-        _mm256_sub_epi32(_mm256_set1_epi32((int32_t)(uint32_t)((uint64_t)first >> 32)), wrapped);
-    __m256i h = vector_mix(_mm256_xor_si256(lo, _mm256_set1_epi32((int32_t)job->key_lo)));
-    h = vector_mix(_mm256_xor_si256(_mm256_xor_si256(h, hi),
-                                    _mm256_set1_epi32((int32_t)job->key_hi)));
-    const __m256i centred = _mm256_sub_epi32(_mm256_slli_epi32(_mm256_srli_epi32(h, 8), 1),
-                                             _mm256_set1_epi32(1 << 24));
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(centred), _mm256_set1_ps(job->scale));
-}
-
-/* Values k .. k + 7 of connection i. */
-ALWAYS_INLINE __m256 vector_values(const job_t *job, const int64_t i, const int64_t k,
-                                   const int64_t K, const int shared) {
-    return shared ? _mm256_loadu_ps(job->values + k) : vector_hashed(job, i * K + k);
 }
 
 /* Steps 8 scores at s (values vv, gradients vd); returns their keys. */
@@ -176,21 +109,16 @@ ALWAYS_INLINE __m256i vector_top(__m256i x) {
     return _mm256_max_epi32(x, _mm256_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
 }
 
-/* Steps scores k0 .. k0 + 8 * vectors (<= TILE) of connection i, whole vectors at a time; sets
- * the key and the value of their first argmax. */
-ALWAYS_INLINE void vector_tile(const job_t *job, const int64_t i, const int64_t k0, const float d,
-                               const int64_t vectors, const int64_t K, const int shared,
-                               const int mode, const int use_wd, int32_t *best_key,
-                               float *best_value) {
-    float *s = job->scores + i * K + k0, *b = mode == MODE_PLAIN ? 0 : job->buffer + i * K + k0;
+/* Steps the first 8 * vectors (<= TILE) scores of one connection, whole vectors at a time; sets
+ * their first argmax and its key. */
+ALWAYS_INLINE void vector_tile(float *s, const float *v, float *b, float d, const job_t *job,
+                               const int64_t vectors, const int mode, const int use_wd,
+                               int32_t *best, int32_t *best_key) {
     const __m256 vd = _mm256_set1_ps(d);
     __m256i keys[TILE / 8], top = _mm256_set1_epi32(INT32_MIN);
-    float values[TILE]; /* the hashed values, to pick the selected one from */
     for (int64_t j = 0; j < vectors; j++) {
-        const __m256 vv = vector_values(job, i, k0 + 8 * j, K, shared);
-        if (!shared) _mm256_storeu_ps(values + 8 * j, vv);
-        keys[j] = vector_step(s + 8 * j, vv, mode == MODE_PLAIN ? 0 : b + 8 * j, vd, job, mode,
-                              use_wd);
+        keys[j] = vector_step(s + 8 * j, _mm256_loadu_ps(v + 8 * j),
+                              mode == MODE_PLAIN ? 0 : b + 8 * j, vd, job, mode, use_wd);
         top = _mm256_max_epi32(top, keys[j]);
     }
     top = vector_top(top);
@@ -199,9 +127,8 @@ ALWAYS_INLINE void vector_tile(const job_t *job, const int64_t i, const int64_t 
         const __m256 equal = _mm256_castsi256_ps(_mm256_cmpeq_epi32(keys[j], top));
         hits |= (uint64_t)_mm256_movemask_ps(equal) << (8 * j);
     }
-    const int best = __builtin_ctzll(hits);
+    *best = (int32_t)__builtin_ctzll(hits);
     *best_key = _mm256_cvtsi256_si32(top);
-    *best_value = shared ? job->values[k0 + best] : values[best];
 }
 
 /* K in {1, 2, 4}: one vector holds 8 / K whole connections; steps the 8 connections from row i
@@ -210,7 +137,8 @@ ALWAYS_INLINE void packed_rows(const job_t *job, int64_t i, const int64_t K, con
                                const int mode, const int use_wd, __m256 tiled) {
     const int64_t per = 8 / K;
     const __m256 grads = _mm256_loadu_ps(job->grad + i);
-    prefetch(job->scores + i * K, mode == MODE_PLAIN ? 0 : job->buffer + i * K, 8 * K, mode);
+    prefetch(job->scores + i * K, shared ? job->values : job->values + i * K,
+             mode == MODE_PLAIN ? 0 : job->buffer + i * K, 8 * K, shared, mode);
     const __m256i lane_row = K == 4   ? _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)
                              : K == 2 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)
                                       : _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -218,9 +146,7 @@ ALWAYS_INLINE void packed_rows(const job_t *job, int64_t i, const int64_t K, con
         const int64_t first = i * K + 8 * j, row = i + j * per;
         const __m256i lanes = _mm256_add_epi32(lane_row, _mm256_set1_epi32((int)(j * per)));
         const __m256 vd = _mm256_permutevar8x32_ps(grads, lanes); /* each lane's gradient */
-        const __m256 vv = shared ? tiled : vector_hashed(job, first);
-        float values[8];
-        if (!shared) _mm256_storeu_ps(values, vv);
+        const __m256 vv = shared ? tiled : _mm256_loadu_ps(job->values + first);
         const __m256i keys = vector_step(job->scores + first, vv,
                                          mode == MODE_PLAIN ? 0 : job->buffer + first, vd, job,
                                          mode, use_wd);
@@ -233,7 +159,8 @@ ALWAYS_INLINE void packed_rows(const job_t *job, int64_t i, const int64_t K, con
             (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(keys, top)));
         for (int64_t r = 0; r < per; r++) {
             const int64_t at = __builtin_ctz(hits >> (r * K)); /* each connection has a hit */
-            job->weight[row + r] = shared ? job->values[at] : values[r * K + at];
+            const float *v = shared ? job->values : job->values + (row + r) * K;
+            job->weight[row + r] = v[at];
         }
     }
 }
@@ -241,50 +168,48 @@ ALWAYS_INLINE void packed_rows(const job_t *job, int64_t i, const int64_t K, con
 #define VECTOR_WIDTH 1
 #endif
 
-/* Steps scores k0 .. k0 + n (n <= TILE) of connection i; returns the key of their first argmax
- * and sets its value. Whole vectors first, then the rest one by one: masked vector loads right
- * after masked stores to the neighbouring connection would stall on store forwarding. */
-ALWAYS_INLINE int32_t update_tile(const job_t *job, const int64_t i, const int64_t k0,
-                                  const float d, const int64_t n, const int64_t K,
-                                  const int shared, const int mode, const int use_wd,
-                                  float *top_value) {
-    float *s = job->scores + i * K + k0, *b = mode == MODE_PLAIN ? 0 : job->buffer + i * K + k0;
-    int32_t best_key = INT32_MIN;
-    float best_value = 0.0f;
+/* Steps n <= TILE scores of one connection; returns the first argmax, its key in *top_key.
+ * Whole vectors first, then the rest one by one: masked vector loads right after masked stores
+ * to the neighbouring connection would stall on store forwarding. */
+ALWAYS_INLINE int32_t update_tile(float *s, const float *v, float *b, float d, const job_t *job,
+                                  const int64_t n, const int mode, const int use_wd,
+                                  int32_t *top_key) {
+    int32_t best = 0, best_key = INT32_MIN;
     int64_t k = 0;
 #if VECTOR_WIDTH == 8
-    if (n >= 8) vector_tile(job, i, k0, d, n / 8, K, shared, mode, use_wd, &best_key, &best_value);
+    if (n >= 8) vector_tile(s, v, b, d, job, n / 8, mode, use_wd, &best, &best_key);
     k = n / 8 * 8;
 #endif
     for (; k < n; k++) {
-        const float v = value_at(job, i, k0 + k, K, shared);
         const int32_t key =
-            scalar_step(s + k, v, mode == MODE_PLAIN ? 0 : b + k, d, job, mode, use_wd);
-        best_value = key > best_key ? v : best_value; /* strict: the first maximum wins */
+            scalar_step(s + k, v + k, mode == MODE_PLAIN ? 0 : b + k, d, job, mode, use_wd);
+        best = key > best_key ? (int32_t)k : best; /* strict: the first maximum wins */
         best_key = key > best_key ? key : best_key;
     }
-    *top_value = best_value;
-    return best_key;
+    *top_key = best_key;
+    return best;
 }
 
 /* One connection, tile by tile. */
 ALWAYS_INLINE void update_row(const job_t *job, int64_t i, const int64_t K, const int shared,
                               const int mode, const int use_wd) {
+    float *s = job->scores + i * K;
+    const float *v = shared ? job->values : job->values + i * K;
+    float *b = mode == MODE_PLAIN ? 0 : job->buffer + i * K;
     const float d = job->grad[i];
-    prefetch(job->scores + i * K, mode == MODE_PLAIN ? 0 : job->buffer + i * K, K, mode);
-    int32_t best_key = INT32_MIN;
-    float best_value = 0.0f;
+    prefetch(s, v, b, K, shared, mode);
+    int32_t best_key = INT32_MIN, best = 0;
     for (int64_t k0 = 0; k0 < K; k0 += TILE) {
         const int64_t n = K - k0 < TILE ? K - k0 : TILE;
-        float tile_value;
-        const int32_t tile_key =
-            update_tile(job, i, k0, d, n, K, shared, mode, use_wd, &tile_value);
+        int32_t tile_key;
+        const int32_t at = update_tile(s + k0, v + k0, mode == MODE_PLAIN ? 0 : b + k0, d, job,
+                                       n, mode, use_wd, &tile_key);
         if (k0 == 0 || tile_key > best_key) { /* strict: an equal later tile loses */
             best_key = tile_key;
-            best_value = tile_value;
+            best = (int32_t)k0 + at;
         }
     }
-    job->weight[i] = best_value;
+    job->weight[i] = v[best];
 }
 
 /* Rows [lo, hi); K, shared, mode and use_wd are literals at every call site, so each call
@@ -336,18 +261,14 @@ static void dispatch(const job_t *job, int64_t lo, int64_t hi, int shared, int v
     }
 }
 
-/* The fused update of one layer; returns 0, or -1 for arguments it cannot serve. `values` is
- * the K shared values, or NULL for values hashed from key_lo, key_hi and scale. */
+/* The fused update of one layer; returns 0, or -1 for arguments it cannot serve. */
 int slot_update(float *scores, const float *values, float *buffer, const float *grad,
-                float *weight, int64_t rows, int64_t k, uint32_t key_lo, uint32_t key_hi,
-                float scale, float lr, float momentum, float weight_decay, int mode, int use_wd,
-                int threads) {
+                float *weight, int64_t rows, int64_t k, int shared, float lr, float momentum,
+                float weight_decay, int mode, int use_wd, int threads) {
     if (rows < 0 || k < 1 || mode < MODE_PLAIN || mode > MODE_MOMENTUM ||
         (mode != MODE_PLAIN && !buffer))
         return -1;
-    const int shared = values != 0;
-    const job_t job = {scores, values, buffer, grad, weight, rows, k, -lr, momentum, weight_decay,
-                       key_lo, key_hi, scale};
+    const job_t job = {scores, values, buffer, grad, weight, rows, k, -lr, momentum, weight_decay};
     const int variant = mode * 2 + (use_wd != 0);
     if (threads < 1 || rows * k < PARALLEL_MIN) threads = 1;
     /* One contiguous block of rows per thread, a multiple of 16 rows so that no two threads
@@ -364,16 +285,4 @@ int slot_update(float *scores, const float *values, float *buffer, const float *
         dispatch(&job, start < rows ? start : rows, end < rows ? end : rows, shared, variant);
     }
     return 0;
-}
-
-/* The hashed values at flat indices first .. first + count - 1, with the vector path where there
- * is one: what the kernel uses, for the tests to compare with slotsweep/nn/values.py. */
-void slot_values(int64_t first, int64_t count, uint32_t key_lo, uint32_t key_hi, float scale,
-                 float *out) {
-    const job_t job = {.key_lo = key_lo, .key_hi = key_hi, .scale = scale};
-    int64_t n = 0;
-#if VECTOR_WIDTH == 8
-    for (; n + 8 <= count; n += 8) _mm256_storeu_ps(out + n, vector_hashed(&job, first + n));
-#endif
-    for (; n < count; n++) out[n] = hashed_value(&job, first + n);
 }

@@ -1,10 +1,8 @@
 """The native fused slot update: a small C kernel built on first use and loaded with ctypes.
 
-The kernel (`fused_kernel.c`) reads each connection's K scores and momentum once, writes the
-scores, the momentum and the newly selected weight, and picks the argmax on the way, where the
-PyTorch reference makes several passes and a slow argmax over a short innermost dimension. The K
-values come from the layer's shared (K,) values, or, for a layer that stores none (fused,
-`sharing="none"`), from the hash of `slotsweep.nn.values`, which the kernel computes itself.
+The kernel (`fused_kernel.c`) reads each connection's K values, scores and momentum once, writes
+the scores, the momentum and the newly selected weight, and picks the argmax on the way, where
+the PyTorch reference makes several passes and a slow argmax over a short innermost dimension.
 It is compiled once per machine into `$SLOTSWEEP_CACHE` (default ~/.cache/slotsweep/kernels);
 without a compiler, or with `SLOTSWEEP_NATIVE=0`, `available()` is False and callers fall back to
 `slotsweep.nn.fused.fused_update_reference`.
@@ -26,7 +24,6 @@ from pathlib import Path
 import torch
 
 from slotsweep.nn.slot import SlotMixin
-from slotsweep.nn.values import MASK, value_scale
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +36,8 @@ FLAG_SETS = (("-march=native", *BASE_FLAGS), BASE_FLAGS,
              tuple(flag for flag in BASE_FLAGS if flag != "-fopenmp"))
 MODES = {"plain": 0, "first": 1, "momentum": 2}
 
-_ARGTYPES = ([ctypes.c_void_p] * 5 + [ctypes.c_int64] * 2 + [ctypes.c_uint32] * 2
-             + [ctypes.c_float] * 4 + [ctypes.c_int] * 3)
+_ARGTYPES = [ctypes.c_void_p] * 5 + [ctypes.c_int64, ctypes.c_int64, ctypes.c_int] + [
+    ctypes.c_float] * 3 + [ctypes.c_int] * 3
 
 
 def cache_dir() -> Path:
@@ -111,9 +108,6 @@ def _load() -> tuple[ctypes.CDLL | None, str | None]:
         return None, str(error)
     library.slot_update.argtypes = _ARGTYPES
     library.slot_update.restype = ctypes.c_int
-    library.slot_values.argtypes = [ctypes.c_int64] * 2 + [ctypes.c_uint32] * 2 + [
-        ctypes.c_float, ctypes.c_void_p]
-    library.slot_values.restype = None
     return library, None
 
 
@@ -135,14 +129,13 @@ def _plain(tensor: torch.Tensor | None) -> bool:
 
 
 def supports(layer: SlotMixin) -> bool:
-    """Whether the kernel can update this layer: CPU float32 contiguous scores and cached weight
-    (the momentum buffer is checked by `update`), values shared (K,) float32 or not stored
-    (hashed), and the kernel available."""
+    """Whether the kernel can update this layer: CPU float32 contiguous scores, values and
+    cached weight (the momentum buffer is checked by `update`), and the kernel available."""
     scores, values, weight = layer.scores, layer.values, layer.cached_weight
-    if not (_plain(scores) and _plain(weight)):
+    if not (_plain(scores) and _plain(values) and _plain(weight)):
         return False
     # The kernel trusts these shapes: a mismatch would write outside the tensors.
-    values_fit = values is None or (_plain(values) and values.shape == scores.shape[-1:])
+    values_fit = values.shape == scores.shape or values.shape == scores.shape[-1:]
     return values_fit and weight.shape == scores.shape[:-1] and available()
 
 
@@ -161,21 +154,11 @@ def update(layer: SlotMixin, buffer: torch.Tensor | None, lr: float, momentum: f
         if buffer is None or buffer.shape != scores.shape or buffer.dtype != torch.float32:
             raise ValueError("momentum needs a float32 buffer shaped like the scores")
         work = buffer if buffer.is_contiguous() else buffer.contiguous()
-    key = layer.values_key
     status = _load()[0].slot_update(
-        scores.data_ptr(), None if values is None else values.data_ptr(),
-        None if work is None else work.data_ptr(), grad.data_ptr(), weight.data_ptr(),
-        grad.numel(), layer.k, key & MASK, key >> 32, value_scale(layer.sigma), lr, momentum,
-        weight_decay, mode, bool(weight_decay), torch.get_num_threads())
+        scores.data_ptr(), values.data_ptr(), None if work is None else work.data_ptr(),
+        grad.data_ptr(), weight.data_ptr(), grad.numel(), layer.k, values.dim() == 1, lr,
+        momentum, weight_decay, mode, bool(weight_decay), torch.get_num_threads())
     if status != 0:
         raise RuntimeError(f"native slot kernel rejected its arguments (status {status})")
     if work is not None and work is not buffer:
         buffer.copy_(work)
-
-
-def hashed_values(first: int, count: int, key: int, sigma: float) -> torch.Tensor:
-    """The values the kernel hashes at flat indices first .. first + count - 1 (for tests)."""
-    out = torch.empty(count, dtype=torch.float32)
-    _load()[0].slot_values(first, count, key & MASK, key >> 32, value_scale(sigma),
-                           out.data_ptr())
-    return out

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from slotsweep.nn.init import default_score_lambda, value_sigma
 from slotsweep.nn.selection import SelectWeight, gather_values, greedy_indices, sampled_indices
-from slotsweep.nn.values import slot_values, values_key
 from slotsweep.seeding import generator
 
 SELECTIONS = ("greedy", "probabilistic")
@@ -20,13 +17,9 @@ SHARINGS = ("none", "layer", "global")
 class SlotMixin(nn.Module):
     """Scores, candidate values and selection, shared by `SlotLinear` and `SlotConv2d`.
 
-    The values come from `slotsweep.nn.values.slot_values`, a hash of `values_seed` and the flat
-    index. `sharing="none"` has (*weight_shape, K) values; `"layer"` K values for the layer;
-    `"global"` K unit values of `values_seed` (the same seed in every layer gives the whole
-    network one set) scaled by this layer's sigma. The `values` buffer holds them, except in a
-    fused layer with `sharing="none"`, which stores none (`values` is None) and regenerates those
-    it needs: the state is one score per candidate plus the seed, and the native kernel hashes
-    the values while it updates the scores.
+    `sharing="none"` stores (*weight_shape, K) values; `"layer"` stores K values for the layer;
+    `"global"` stores K unit values drawn from `values_seed` (the same seed in every layer gives
+    the whole network one set) scaled by this layer's sigma, so no values are stored per connection.
     With `fused=True` (greedy only) the selected weight is cached and the scores are updated by
     `slotsweep.nn.fused.SlotSGD` from the dense gradient, without materialising `scores.grad`.
     """
@@ -47,45 +40,27 @@ class SlotMixin(nn.Module):
         self.sigma = value_sigma(weight_shape, recipe)
         self.score_lambda = score_lambda or default_score_lambda(is_conv, recipe)
         self.seed = seed
+        values_seed = seed if values_seed is None else values_seed
+        values_shape = (*weight_shape, k) if sharing == "none" else (k,)
+        unit = torch.rand(values_shape, generator=generator(values_seed, "values")) * 2 - 1
+        self.register_buffer("values", unit * self.sigma)
         scores = torch.rand((*weight_shape, k), generator=generator(seed, "scores"))
         self.scores = nn.Parameter(scores * (self.score_lambda * self.sigma))
-        self.values_key = values_key(seed if values_seed is None else values_seed)
-        self.values_shape = (*weight_shape, k) if sharing == "none" else (k,)
-        self.register_buffer("values", None)
-        if not (fused and sharing == "none"):
-            self.values = self.value_table()
         self._sampler: torch.Generator | None = None
         self.fused = fused
         self.cached_weight: torch.Tensor | None = None  # not a buffer: it must stay a grad leaf
 
-    def values_at(self, index: torch.Tensor) -> torch.Tensor:
-        """The values at flat indices into `values_shape`, in the scores' dtype and device."""
-        values = slot_values(index.to(self.scores.device), self.values_key, self.sigma)
-        return values.to(self.scores.dtype)
-
-    def value_table(self) -> torch.Tensor:
-        """The `values` buffer, or the same values regenerated where none is stored."""
-        if self.values is not None:
-            return self.values
-        count = math.prod(self.values_shape)
-        return self.values_at(torch.arange(count, device=self.scores.device)).view(
-            self.values_shape)
-
     def candidates(self) -> torch.Tensor:
         """The K candidate values of every connection, shape (*weight_shape, K)."""
-        return self.value_table().expand(*self.weight_shape, self.k)
+        return self.values.expand(*self.weight_shape, self.k)
 
     def selection_indices(self) -> torch.Tensor:
         """The chosen index per connection (argmax of the scores), int64 of weight_shape."""
         return greedy_indices(self.scores)
 
     def selected_weight(self) -> torch.Tensor:
-        """The dense weight that the greedy selection picks (regenerating only those values)."""
-        indices = self.selection_indices()
-        if self.values is not None:
-            return gather_values(self.values, indices)
-        rows = torch.arange(indices.numel(), device=indices.device).view(indices.shape)
-        return self.values_at(rows * self.k + indices)
+        """The dense weight that the greedy selection picks."""
+        return gather_values(self.values, self.selection_indices())
 
     def selection_state(self) -> torch.Tensor:
         """What this layer has learned to choose, for hashing and change tracking."""
