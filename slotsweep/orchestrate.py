@@ -72,7 +72,7 @@ def _epoch_values(metrics: EpochMetrics) -> dict[str, float]:
 
 
 def tune_domain(dimension: Dimension) -> Any:
-    """A study dimension as a Tune search-space domain (grids become choices when sampled)."""
+    """A study dimension as a Tune search-space domain for Optuna."""
     kind = dimension.kind
     if kind in ("grid", "choice"):
         return tune.choice(dimension.values)
@@ -234,29 +234,21 @@ class Launcher:
         self._fit(self._trainable(target, fixed, {}), space, config, progress, "fixed")
 
     def _run_search(self, target: TrackingTarget, progress: StudyProgress) -> None:
+        """Optuna's trials, each sampled when a slot frees (grid and random are fixed)."""
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+
         study = self.study
         dims = study.search_space()
         if not dims:
             return
-        optuna = study.search.algorithm == "optuna"
         space = {key: tune_domain(dim) for key, dim in dims.items()}
-        base = _absolute_data_root(study.base_trial())
+        # Optuna explores configurations, each with the first seed; seeds repeat fixed trials
+        base = {**_absolute_data_root(study.base_trial()), "seed": study.seeds[0]}
         metric, mode = _objective(study)
-        search_alg = None
-        if optuna:
-            from ray.tune.search import ConcurrencyLimiter
-            from ray.tune.search.optuna import OptunaSearch
-
-            base["seed"] = study.seeds[0]  # Optuna explores configurations; seeds are a grid
-            search_alg = ConcurrencyLimiter(
-                OptunaSearch(metric=metric, mode=mode, sampler=optuna_sampler(study)),
-                max_concurrent=self.concurrency)
-        else:
-            space["seed"] = tune.grid_search(list(study.seeds))
-        single = isinstance(metric, str)
+        searcher = OptunaSearch(metric=metric, mode=mode, sampler=optuna_sampler(study))
         config = tune.TuneConfig(
-            metric=metric if single and not optuna else None,
-            mode=mode if single and not optuna else None, search_alg=search_alg,
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=self.concurrency),
             scheduler=_scheduler(study, self._finetune_epochs()),
             num_samples=study.search.num_samples, max_concurrent_trials=self.concurrency,
             trial_dirname_creator=lambda trial: trial.trial_id)

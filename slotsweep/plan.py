@@ -32,13 +32,13 @@ def plan_table(study: Study) -> Table:
     for column in ("group", "trials", "varies", "seeds"):
         table.add_column(column, justify="right" if column == "trials" else "left")
     seeds = ", ".join(map(str, study.seeds))
-    if study.search.algorithm == "grid":
-        table.add_row(
-            "grid", str(len(study.grid_points()) * len(study.seeds)), _space(study), seeds
-        )
+    if study.search.algorithm == "optuna":
+        table.add_row("optuna search", str(study.searched_trial_count()), _space(study),
+                      str(study.seeds[0]))
     else:
-        group = f"{study.search.algorithm} search"
-        table.add_row(group, str(study.searched_trial_count()), _space(study), seeds)
+        group = "grid" if study.search.algorithm == "grid" else "random search"
+        table.add_row(group, str(len(study.grid_points()) * len(study.seeds)), _space(study),
+                      seeds)
     for i, baseline in enumerate(study.baselines):
         table.add_row(f"baselines[{i}]", str(len(study.seeds)), _settings(baseline), seeds)
     return table

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import random
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal, get_args
 
@@ -71,6 +73,23 @@ class Dimension(_Strict):
         if self.kind not in DISCRETE_KINDS:
             raise ValueError(f"a {self.kind} dimension has bounds, not values")
         return list(getattr(self, self.kind))
+
+    def draw(self, rng: random.Random) -> Any:
+        """One value drawn from this dimension (random search)."""
+        if self.kind in DISCRETE_KINDS:
+            return rng.choice(self.values)
+        lo, hi = self.bounds
+        if self.kind == "randint":
+            return rng.randrange(int(lo), int(hi))
+        if self.kind == "loguniform":
+            return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        return rng.uniform(lo, hi)
+
+    def size(self) -> float:
+        """How many distinct values the dimension holds (inf for a continuous range)."""
+        if self.kind in DISCRETE_KINDS:
+            return len(set(map(repr, self.values)))
+        return self.bounds[1] - self.bounds[0] if self.kind == "randint" else math.inf
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -158,24 +177,37 @@ class Study(_Strict):
         return dict(self.trial)
 
     def search_space(self) -> dict[str, Dimension]:
-        """The dimensions a random or optuna search samples (none for grid: it enumerates)."""
-        return {} if self.search.algorithm == "grid" else dict(self.space)
+        """The dimensions Optuna samples while the study runs (grid and random fix theirs)."""
+        return dict(self.space) if self.search.algorithm == "optuna" else {}
 
     def grid_points(self) -> list[dict[str, Any]]:
-        """Every point of a grid search, first dimension slowest; none for other algorithms."""
+        """The space's points known before the study runs: every grid point (first dimension
+        slowest), or random search's samples, drawn from `search.seed` so a study repeats."""
+        if self.search.algorithm == "random":
+            return self._sampled_points()
         if self.search.algorithm != "grid":
             return []
         values = [dim.values for dim in self.space.values()]
         return [dict(zip(self.space, point, strict=True)) for point in itertools.product(*values)]
+
+    def _sampled_points(self) -> list[dict[str, Any]]:
+        """num_samples distinct points (fewer only if the space holds fewer)."""
+        rng, points = random.Random(self.search.seed), []
+        for _ in range(100 * self.search.num_samples):
+            point = {key: dim.draw(rng) for key, dim in self.space.items()}
+            if point not in points:
+                points.append(point)
+            if len(points) == self.search.num_samples:
+                break
+        return points
 
     def fixed_trials(self) -> list[TrialConfig]:
         """Trials known before the study runs: grid points x seeds, then baselines x seeds."""
         return [TrialConfig.model_validate(settings) for _, settings in self._fixed_settings()]
 
     def searched_trial_count(self) -> int:
-        """Trials a search adds: num_samples per seed for random, num_samples for optuna."""
-        samples, algorithm = self.search.num_samples, self.search.algorithm
-        return {"random": samples * len(self.seeds), "optuna": samples}.get(algorithm, 0)
+        """Trials Optuna adds while the study runs (random search's are fixed in advance)."""
+        return self.search.num_samples if self.search.algorithm == "optuna" else 0
 
     def trial_count(self) -> int:
         """Every trial of the study, fixed and searched."""
@@ -330,6 +362,8 @@ def _cross_problems(raw: dict[str, Any], dims: dict[str, Dimension]) -> list[str
         "search.sampler: gp follows one objective; use tpe or nsga2": search.sampler == "gp"
         and several,
         "search.num_samples: grid runs each point once per seed": grid and search.num_samples > 1,
+        "search.num_samples: more than the space's distinct points": search.algorithm == "random"
+        and math.prod(dim.size() for dim in dims.values()) < search.num_samples,
         "scheduler.name: asha follows a single metric": scheduler.name == "asha" and several,
     }
     for key, dim in dims.items():

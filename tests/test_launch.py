@@ -3,6 +3,7 @@
 import csv
 import json
 import signal
+import sqlite3
 import textwrap
 import time
 import urllib.request
@@ -32,6 +33,18 @@ def _runs(folder, experiment):
     parents = [r for r in runs if r.data.tags.get("slotsweep.role") == "study"]
     children = [r for r in runs if r.data.tags.get("slotsweep.role") == "trial"]
     return client, parents, children
+
+
+def _finished_trial_rows(db):
+    """FINISHED trial runs, read-only: an MlflowClient would race the launcher's schema set-up."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            return connection.execute(
+                "select count(*) from runs join tags on runs.run_uuid = tags.run_uuid "
+                "where runs.status = 'FINISHED' and tags.key = 'slotsweep.role' "
+                "and tags.value = 'trial'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
 
 
 GRID_STUDY = """
@@ -175,10 +188,8 @@ def test_interrupted_study_resumes_without_logging_a_trial_twice(tmp_path):
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and launch.poll() is None:
-            if (tmp_path / "mlflow.db").exists():
-                _, _, children = _runs(tmp_path, "interrupted")
-                if any(c.info.status == "FINISHED" for c in children):
-                    break
+            if _finished_trial_rows(tmp_path / "mlflow.db"):
+                break
             time.sleep(1)
         launch.send_signal(signal.SIGINT)
         launch.wait(timeout=120)
@@ -196,3 +207,25 @@ def test_interrupted_study_resumes_without_logging_a_trial_twice(tmp_path):
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(keys) == len(set(keys)) == 4
     assert all(c.info.status == "FINISHED" for c in children)
+
+
+def test_random_search_runs_every_sample_once_per_seed(tmp_path):
+    study = _write_study(tmp_path, """
+        name: sampled
+        trial: {arch: lenet_300_100, dataset: synthetic, method: slot, k: 4, epochs: 1,
+                train_subset: 256}
+        space:
+          lr: {uniform: [0.05, 0.5]}
+        seeds: [0, 1]
+        search: {algorithm: random, num_samples: 2}
+        max_concurrent: 2
+    """)
+    done = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    _, _, children = _runs(tmp_path, "sampled")
+    pairs = sorted((float(c.data.params["lr"]), c.data.params["seed"]) for c in children)
+    assert len(pairs) == 4 and all(0.05 <= lr <= 0.5 for lr, _ in pairs)
+    seeds_per_lr = {}
+    for lr, seed in pairs:
+        seeds_per_lr.setdefault(lr, set()).add(seed)
+    assert list(seeds_per_lr.values()) == [{"0", "1"}, {"0", "1"}]

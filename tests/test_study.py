@@ -68,15 +68,28 @@ def test_overrides_change_the_expansion() -> None:
     assert load_study(K_SCAN, ["baselines.0.lr=0.2"]).fixed_trials()[-1].lr == 0.2
 
 
-def test_random_and_optuna_search_only_fix_the_baselines(raw: dict[str, Any]) -> None:
+def test_random_search_fixes_seeded_samples_and_optuna_only_the_baselines(
+    raw: dict[str, Any],
+) -> None:
     raw["space"] = {"k": {"choice": [1, 8]}, "lr": {"loguniform": [0.01, 1.0]}}
-    raw["search"] = {"algorithm": "random", "num_samples": 4}
+    raw["search"] = {"algorithm": "random", "num_samples": 4, "seed": 5}
     study = parse_study(raw)
-    assert len(study.fixed_trials()) == 3 and study.trial_count() == 3 + 4 * 3
-    assert set(study.search_space()) == {"k", "lr"}
+    trials = study.fixed_trials()
+    assert len(trials) == 4 * 3 + 3 and study.trial_count() == 15
+    assert study.search_space() == {} and study.grid_points() == parse_study(raw).grid_points()
+    samples = {(t.k, t.lr) for t in trials if t.method == "slot"}
+    assert len(samples) == 4 and all(0.01 <= lr <= 1.0 and k in (1, 8) for k, lr in samples)
+    assert all(sum((t.k, t.lr) == s for t in trials) == 3 for s in samples)  # once per seed
+    raw["search"]["seed"] = 6
+    assert parse_study(raw).grid_points() != study.grid_points()
+    raw["space"] = {"k": {"choice": [1, 8]}}
+    with pytest.raises(StudyError, match="distinct points"):
+        parse_study(raw)
+    raw["space"]["lr"] = {"loguniform": [0.01, 1.0]}
     raw["search"] = {"algorithm": "optuna", "num_samples": 5, "metric": ["a", "b"]}
     raw["search"]["mode"] = ["max", "min"]
     study = parse_study(raw)
+    assert set(study.search_space()) == {"k", "lr"} and len(study.fixed_trials()) == 3
     assert study.trial_count() == 3 + 5 and study.search.sampler == "tpe"
 
 
