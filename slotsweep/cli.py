@@ -59,10 +59,11 @@ def launch_timing(summary: LaunchSummary, records: list[TrialRecord], slots: int
 @app.command()
 def validate(study_file: Path, set_: SetOption = None) -> None:
     """Check a study file and print its trial plan."""
-    from slotsweep.plan import plan_table
+    from slotsweep.plan import plan_summary, plan_table
 
     study = _load(study_file, set_)
     console.print(plan_table(study))
+    console.print(plan_summary(study), markup=False)
     console.print(f"[green]{study_file} is valid[/]: {study.trial_count()} trials")
 
 
@@ -79,10 +80,11 @@ def launch(
     set_: SetOption = None,
 ) -> None:
     """Run a study: Ray Tune trials, MLflow runs, a live view and a closing comparison."""
-    from slotsweep.plan import plan_table
+    from slotsweep.plan import plan_summary, plan_table
 
     study = _load(study_file, set_)
     console.print(plan_table(study))
+    console.print(plan_summary(study, tracking_uri), markup=False)
     if dry_run:
         return
     from slotsweep.orchestrate import Launcher, LaunchOptions

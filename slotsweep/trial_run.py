@@ -30,10 +30,6 @@ class TrialOutcome:
     metrics: dict[str, float]
     run_id: str | None = None
 
-    @property
-    def skipped(self) -> bool:
-        return self.result is None
-
 
 def is_last_epoch(config: TrialConfig, metrics: EpochMetrics) -> bool:
     """Whether this is the trial's final epoch report (of the last phase)."""
