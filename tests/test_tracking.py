@@ -1,0 +1,47 @@
+"""MLflow tracking against a real SQLite store: URIs, run identity, nesting (no Ray)."""
+
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from slotsweep.config import TrialConfig
+from slotsweep.tracking import StudyRun, TrialRun, absolute_tracking_uri, trial_params
+
+
+def test_tracking_uris_become_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert absolute_tracking_uri(None) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert absolute_tracking_uri("sqlite:///runs/x.db") == f"sqlite:///{tmp_path / 'runs/x.db'}"
+    assert absolute_tracking_uri("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
+    assert absolute_tracking_uri("mlruns") == (tmp_path / "mlruns").as_uri()
+    assert absolute_tracking_uri("http://mlflow:5000") == "http://mlflow:5000"
+
+
+def test_trial_runs_keep_their_identity_under_a_parent(tmp_path):
+    uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
+    parent = StudyRun.start(uri, "exp", "study", "", resume=False)
+    config = TrialConfig(k=4)
+    stale = TrialRun.open(uri, parent.experiment_id, config, trial_key="abc", trial_id="t1",
+                          parent_run_id=parent.run_id)
+    fresh = TrialRun.open(uri, parent.experiment_id, config, trial_key="abc", trial_id="t2",
+                          parent_run_id=parent.run_id)
+    assert fresh.run_id != stale.run_id and not fresh.finished
+    client = MlflowClient(uri)
+    assert client.get_run(stale.run_id).info.lifecycle_stage == "deleted"
+    client.set_terminated(fresh.run_id, "FINISHED")
+    again = TrialRun.open(uri, parent.experiment_id, config, trial_key="abc", trial_id="t3",
+                          parent_run_id=parent.run_id)
+    assert again.run_id == fresh.run_id and again.finished
+    assert [r.info.run_id for r in parent.children()] == [fresh.run_id]
+    assert parent.finished_trial_keys() == {"abc"}
+    parent.finish("FINISHED")
+    resumed = StudyRun.start(uri, "exp", "study", "", resume=True)
+    assert resumed.run_id == parent.run_id
+    assert Path(tmp_path / "mlartifacts").is_dir()
+
+
+def test_params_name_slot_keys_only_for_slot_runs():
+    assert {"k", "selection", "sharing", "score_lambda"} <= set(trial_params(TrialConfig()))
+    dense = trial_params(TrialConfig(method="dense"))
+    assert not {"k", "selection", "sharing", "score_lambda"} & set(dense)
+    assert dense["lr"] == "0.01" and trial_params(TrialConfig(k=8))["lr"] == "0.2"
