@@ -100,6 +100,12 @@ def find_runs(client: MlflowClient, experiment: str, filter_string: str) -> list
             return runs
 
 
+def _kill(client: MlflowClient, run_id: str) -> None:
+    """KILLED: stopped (by a scheduler, an interrupt or a lost worker) before it finished."""
+    client.set_tag(run_id, ERROR, "trial stopped before it finished")
+    client.set_terminated(run_id, "KILLED")
+
+
 @dataclass
 class StudyRun:
     """The parent run of one launch."""
@@ -133,8 +139,7 @@ class StudyRun:
         """Ends the parent run (FINISHED, FAILED, KILLED) and any child left open by a stop."""
         for child in self.children():
             if child.info.status == "RUNNING":
-                self.client.set_tag(child.info.run_id, ERROR, "trial stopped before it finished")
-                self.client.set_terminated(child.info.run_id, "KILLED")
+                _kill(self.client, child.info.run_id)
         self.client.set_terminated(self.run_id, status)
 
     def finished_trial_keys(self) -> set[str]:
@@ -214,6 +219,10 @@ class TrialRun:
         text = "".join(traceback.format_exception(error))
         self.client.log_text(self.run_id, text, "error.txt")
         self.client.set_terminated(self.run_id, "FAILED")
+
+    def stop(self) -> None:
+        """Records that the trial was stopped (KILLED), not that it failed."""
+        _kill(self.client, self.run_id)
 
     def final_metrics(self) -> dict[str, float]:
         """The metrics a finished run holds (used when a resumed study skips it)."""

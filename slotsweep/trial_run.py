@@ -71,6 +71,11 @@ def run_trial(config: TrialConfig, target: TrackingTarget | None, *, trial_id: s
 
     try:
         result = train_trial(config, report)
+    except (SystemExit, KeyboardInterrupt):
+        # a scheduler's stop (Ray Tune exits the trial's thread) or Ctrl-C: not a failure
+        if run is not None:
+            run.stop()
+        raise
     except BaseException as error:
         if run is not None:
             run.fail(error)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from slotsweep.config import TrialConfig
@@ -45,3 +46,26 @@ def test_params_name_slot_keys_only_for_slot_runs():
     dense = trial_params(TrialConfig(method="dense"))
     assert not {"k", "selection", "sharing", "score_lambda"} & set(dense)
     assert dense["lr"] == "0.01" and trial_params(TrialConfig(k=8))["lr"] == "0.2"
+
+
+def test_a_stopped_trial_is_killed_and_a_raising_one_failed(tmp_path):
+    from slotsweep.data import DataNotFoundError
+    from slotsweep.trial_run import TrackingTarget, run_trial
+
+    uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
+    parent = StudyRun.start(uri, "exp", "study", "", resume=False)
+    target = TrackingTarget(uri, parent.experiment_id, parent.run_id, "study")
+    settings = {"dataset": "synthetic", "train_subset": 256, "epochs": 2}
+
+    def stop(metrics):
+        raise SystemExit(0)  # what Ray Tune's report raises when a scheduler stops the trial
+
+    with pytest.raises(SystemExit):
+        run_trial(TrialConfig(**settings, k=2), target, on_epoch=stop)
+    missing = {**settings, "dataset": "mnist", "data_root": str(tmp_path / "none")}
+    with pytest.raises(DataNotFoundError):
+        run_trial(TrialConfig(**missing, k=4), target)
+    status = {r.data.params["k"]: r for r in parent.children()}
+    assert status["2"].info.status == "KILLED"
+    assert status["4"].info.status == "FAILED"
+    assert "DataNotFoundError" in status["4"].data.tags["slotsweep.error"]
