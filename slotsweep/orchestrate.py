@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +84,14 @@ def tune_domain(dimension: Dimension) -> Any:
     return tune.randint(int(low), int(high))
 
 
-def optuna_sampler(study: Study) -> Any:
-    """The seeded Optuna sampler the study names."""
+def optuna_sampler(study: Study, resumed_trials: int = 0) -> Any:
+    """The seeded Optuna sampler the study names; a resumed search shifts the seed, or the
+    sampler's random start would propose the finished trials' configurations again."""
     import optuna
 
     samplers = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler,
                 "nsga2": optuna.samplers.NSGAIISampler, "random": optuna.samplers.RandomSampler}
-    return samplers[study.search.sampler](seed=study.search.seed)
+    return samplers[study.search.sampler](seed=study.search.seed + resumed_trials)
 
 
 def _objective(study: Study) -> tuple[Any, Any]:
@@ -175,7 +176,7 @@ class Launcher:
         try:
             with Live(progress, console=self.console, refresh_per_second=2, transient=False):
                 self._run_fixed(fixed, target, progress)
-                self._run_search(target, progress)
+                self._run_search(parent, target, progress)
         except BaseException:
             parent.finish("KILLED")  # interrupted: `--resume` reopens this parent run
             raise
@@ -233,8 +234,13 @@ class Launcher:
         space = {"trial_index": tune.grid_search(list(range(len(fixed))))}
         self._fit(self._trainable(target, fixed, {}), space, config, progress, "fixed")
 
-    def _run_search(self, target: TrackingTarget, progress: StudyProgress) -> None:
-        """Optuna's trials, each sampled when a slot frees (grid and random are fixed)."""
+    def _run_search(self, parent: StudyRun, target: TrackingTarget,
+                    progress: StudyProgress) -> None:
+        """Optuna's trials, each sampled when a slot frees (grid and random are fixed).
+
+        On `--resume` the finished Optuna trials are given back to Optuna as evaluated points,
+        so the search continues from them and only the remaining samples run.
+        """
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
 
@@ -246,10 +252,30 @@ class Launcher:
         # Optuna explores configurations, each with the first seed; seeds repeat fixed trials
         base = {**_absolute_data_root(study.base_trial()), "seed": study.seeds[0]}
         metric, mode = _objective(study)
-        searcher = OptunaSearch(metric=metric, mode=mode, sampler=optuna_sampler(study))
+        points, rewards = self._evaluated_points(parent, base, list(dims)) if \
+            self.options.resume else ([], [])
+        remaining = study.search.num_samples - len(points)
+        progress.total -= len(points)
+        if remaining <= 0:
+            return
+        searcher = OptunaSearch(metric=metric, mode=mode,
+                                sampler=optuna_sampler(study, len(points)),
+                                points_to_evaluate=points or None,
+                                evaluated_rewards=rewards or None)
         config = tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=self.concurrency),
             scheduler=_scheduler(study, self._finetune_epochs()),
-            num_samples=study.search.num_samples, max_concurrent_trials=self.concurrency,
-            trial_dirname_creator=lambda trial: trial.trial_id)
-        self._fit(self._trainable(target, [], base), space, config, progress, "search")
+            num_samples=remaining, trial_dirname_creator=lambda trial: trial.trial_id)
+        self._fit(self._trainable(replace(target, phase="search"), [], base), space, config,
+                  progress, "search")
+
+    def _evaluated_points(self, parent: StudyRun, base: dict[str, Any],
+                          keys: list[str]) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Finished Optuna trials as (points, rewards), values typed by TrialConfig."""
+        metrics = self.study.search.metric
+        points, rewards = [], []
+        for params, values in parent.finished_search_trials(metrics):
+            config = TrialConfig.model_validate({**base, **{k: params[k] for k in keys}})
+            points.append({key: getattr(config, key) for key in keys})
+            rewards.append(values[0] if len(values) == 1 else values)
+        return points, rewards

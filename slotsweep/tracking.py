@@ -17,9 +17,9 @@ from slotsweep.config import SLOT_ONLY_KEYS, TrialConfig
 from slotsweep.result import EpochMetrics, TrialResult
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-ROLE, STUDY, TRIAL_ID, TRIAL_KEY, VERSION, ERROR = (
+ROLE, STUDY, TRIAL_ID, TRIAL_KEY, VERSION, ERROR, PHASE = (
     "slotsweep.role", "slotsweep.study", "slotsweep.trial_id", "slotsweep.trial_key",
-    "slotsweep.version", "slotsweep.error")
+    "slotsweep.version", "slotsweep.error", "slotsweep.phase")
 MAX_PARAM_LENGTH = 6000
 
 
@@ -147,6 +147,14 @@ class StudyRun:
         return {run.data.tags.get(TRIAL_KEY, "") for run in self.children()
                 if run.info.status == "FINISHED"}
 
+    def finished_search_trials(self, metrics: list[str]) -> list[tuple[dict[str, str],
+                                                                       list[float]]]:
+        """(params, objective values) of the finished Optuna trials under this parent."""
+        return [(dict(run.data.params), [run.data.metrics[m] for m in metrics])
+                for run in self.children()
+                if run.info.status == "FINISHED" and run.data.tags.get(PHASE) == "search"
+                and all(m in run.data.metrics for m in metrics)]
+
     def children(self) -> list[Run]:
         """Every trial run of this launch."""
         return find_runs(self.client, self.experiment_id,
@@ -167,7 +175,7 @@ class TrialRun:
     @classmethod
     def open(cls, uri: str, experiment: str, config: TrialConfig, *, trial_key: str,
              trial_id: str, study_name: str | None = None,
-             parent_run_id: str | None = None) -> TrialRun:
+             parent_run_id: str | None = None, phase: str = "fixed") -> TrialRun:
         """The finished run of this trial key under the parent, else a new one (stale removed)."""
         client = MlflowClient(uri)
         if parent_run_id:
@@ -177,7 +185,8 @@ class TrialRun:
                 if run.info.status == "FINISHED":
                     return cls(client, run)
                 client.delete_run(run.info.run_id)
-        tags = {ROLE: "trial", TRIAL_ID: trial_id, TRIAL_KEY: trial_key, VERSION: __version__}
+        tags = {ROLE: "trial", TRIAL_ID: trial_id, TRIAL_KEY: trial_key, VERSION: __version__,
+                PHASE: phase}
         if parent_run_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         if study_name:

@@ -20,6 +20,7 @@ class TrackingTarget:
     experiment_id: str
     parent_run_id: str | None = None
     study_name: str | None = None
+    phase: str = "fixed"  # or "search": an Optuna trial, fed back to Optuna when a study resumes
 
 
 @dataclass
@@ -53,7 +54,7 @@ def run_trial(config: TrialConfig, target: TrackingTarget | None, *, trial_id: s
     if target is not None:
         run = TrialRun.open(target.uri, target.experiment_id, config, trial_key=key,
                             trial_id=trial_id, study_name=target.study_name,
-                            parent_run_id=target.parent_run_id)
+                            parent_run_id=target.parent_run_id, phase=target.phase)
         if run.finished:
             metrics = run.final_metrics()
             if on_final:

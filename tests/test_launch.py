@@ -229,3 +229,27 @@ def test_random_search_runs_every_sample_once_per_seed(tmp_path):
     for lr, seed in pairs:
         seeds_per_lr.setdefault(lr, set()).add(seed)
     assert list(seeds_per_lr.values()) == [{"0", "1"}, {"0", "1"}]
+
+
+def test_resumed_optuna_search_continues_from_its_finished_trials(tmp_path):
+    study = _write_study(tmp_path, """
+        name: continued
+        trial: {arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 1,
+                train_subset: 256}
+        space:
+          lr: {loguniform: [0.01, 1.0]}
+        search: {algorithm: optuna, sampler: tpe, num_samples: 2, seed: 1}
+        max_concurrent: 2
+    """)
+    first = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    _, _, before = _runs(tmp_path, "continued")
+    more = run_cli("launch", str(study), "--num-cpus", "2", "--resume",
+                   "--set", "search.num_samples=4", cwd=tmp_path)
+    assert more.returncode == 0, more.stdout + more.stderr
+    _, parents, after = _runs(tmp_path, "continued")
+    assert len(parents) == 1 and len(before) == 2 and len(after) == 4
+    assert {r.info.run_id for r in before} < {r.info.run_id for r in after}
+    assert all(r.info.status == "FINISHED" and r.data.tags["slotsweep.phase"] == "search"
+               for r in after)
+    assert len({r.data.params["lr"] for r in after}) == 4
