@@ -14,11 +14,11 @@ from rich.console import Console
 
 from slotsweep.config import TrialConfig
 from slotsweep.study import Study, StudyError
+from slotsweep.study_file import load_study
 
 if TYPE_CHECKING:
     from slotsweep.orchestrate import LaunchSummary
     from slotsweep.tracking import TrialRecord
-from slotsweep.study_file import load_study
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Hyperparameter studies and sweeps for slot machines.")
@@ -156,10 +156,11 @@ def train(
     if not no_mlflow:
         from mlflow.tracking import MlflowClient
 
-        from slotsweep.tracking import absolute_tracking_uri, experiment_id
+        from slotsweep.tracking import absolute_tracking_uri, experiment_id, git_commit
 
         uri = absolute_tracking_uri(tracking_uri)
-        target = TrackingTarget(uri, experiment_id(MlflowClient(uri), experiment))
+        target = TrackingTarget(uri, experiment_id(MlflowClient(uri), experiment),
+                                commit=git_commit())
     show = lambda m: console.print(  # noqa: E731
         f"{m.phase} epoch {m.epoch}: loss {m.train_loss:.4f} train {m.train_accuracy:.4f} "
         f"val {m.val_accuracy:.4f} ({m.epoch_time_s:.1f}s)")

@@ -165,7 +165,8 @@ class Launcher:
         parent = StudyRun.start(self.uri, study.experiment_name, study.name, study.description,
                                 self.options.resume)
         parent.client.log_dict(parent.run_id, study.model_dump(mode="json"), "study.json")
-        target = TrackingTarget(self.uri, parent.experiment_id, parent.run_id, study.name)
+        target = TrackingTarget(self.uri, parent.experiment_id, parent.run_id, study.name,
+                                commit=parent.commit)
         finished = parent.finished_trial_keys() if self.options.resume else set()
         fixed = [_absolute_data_root(c.model_dump()) for c in study.fixed_trials()
                  if trial_key(c) not in finished]
@@ -252,8 +253,8 @@ class Launcher:
         # Optuna explores configurations, each with the first seed; seeds repeat fixed trials
         base = {**_absolute_data_root(study.base_trial()), "seed": study.seeds[0]}
         metric, mode = _objective(study)
-        points, rewards = self._evaluated_points(parent, base, list(dims)) if \
-            self.options.resume else ([], [])
+        resumed = self.options.resume
+        points, rewards = self._evaluated_points(parent, base, list(dims)) if resumed else ([], [])
         remaining = study.search.num_samples - len(points)
         progress.total -= len(points)
         if remaining <= 0:

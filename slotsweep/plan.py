@@ -37,7 +37,7 @@ def plan_table(study: Study) -> Table:
                       str(study.seeds[0]))
     else:
         group = "grid" if study.search.algorithm == "grid" else "random search"
-        table.add_row(group, str(len(study.grid_points()) * len(study.seeds)), _space(study),
+        table.add_row(group, str(len(study.space_points()) * len(study.seeds)), _space(study),
                       seeds)
     for i, baseline in enumerate(study.baselines):
         table.add_row(f"baselines[{i}]", str(len(study.seeds)), _settings(baseline), seeds)

@@ -70,7 +70,8 @@ def _cell(row: ConfigurationRow, metric: str) -> str:
     mean, std = row.mean(metric), row.std(metric)
     if mean is None:
         return "-"
-    spread = f" ± {std * scale:{fmt}}" if std and f"{std * scale:{fmt}}".strip("0.") else ""
+    shown_std = f"{std * scale:{fmt}}"
+    spread = f" ± {shown_std}" if float(shown_std) else ""  # a std that rounds to 0 is noise
     return f"{mean * scale:{fmt}}{spread}"
 
 

@@ -180,7 +180,7 @@ class Study(_Strict):
         """The dimensions Optuna samples while the study runs (grid and random fix theirs)."""
         return dict(self.space) if self.search.algorithm == "optuna" else {}
 
-    def grid_points(self) -> list[dict[str, Any]]:
+    def space_points(self) -> list[dict[str, Any]]:
         """The space's points known before the study runs: every grid point (first dimension
         slowest), or random search's samples, drawn from `search.seed` so a study repeats."""
         if self.search.algorithm == "random":
@@ -226,7 +226,7 @@ class Study(_Strict):
 
     def _fixed_settings(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """(key path, settings) of every fixed trial, in run order."""
-        groups = [(_point_path(point), point) for point in self.grid_points()]
+        groups = [(_point_path(point), point) for point in self.space_points()]
         groups += [(f"baselines[{i}]", baseline) for i, baseline in enumerate(self.baselines)]
         for path, overrides in groups:
             for seed in self.seeds:

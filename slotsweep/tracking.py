@@ -100,6 +100,12 @@ def find_runs(client: MlflowClient, experiment: str, filter_string: str) -> list
             return runs
 
 
+def _tags(role: str, commit: str | None, extra: dict[str, str | None]) -> dict[str, str]:
+    """A run's slotsweep tags: its role, the version, the git commit, and `extra` that is set."""
+    tags = {ROLE: role, VERSION: __version__, MLFLOW_GIT_COMMIT: commit, **extra}
+    return {key: value for key, value in tags.items() if value is not None}
+
+
 def _kill(client: MlflowClient, run_id: str) -> None:
     """KILLED: stopped (by a scheduler, an interrupt or a lost worker) before it finished."""
     client.set_tag(run_id, ERROR, "trial stopped before it finished")
@@ -113,12 +119,13 @@ class StudyRun:
     client: MlflowClient
     experiment_id: str
     run_id: str
+    commit: str | None  # of the launching checkout; trials run elsewhere and inherit it
 
     @classmethod
     def start(cls, uri: str, experiment: str, study_name: str, description: str,
               resume: bool) -> StudyRun:
         """A new parent run, or with `resume` the study's latest one (reopened)."""
-        client = MlflowClient(uri)
+        client, commit = MlflowClient(uri), git_commit()
         exp_id = experiment_id(client, experiment)
         if resume:
             previous = find_runs(client, exp_id, f"tags.`{ROLE}` = 'study' and "
@@ -126,14 +133,10 @@ class StudyRun:
             if previous:
                 run_id = previous[0].info.run_id
                 client.update_run(run_id, status="RUNNING")
-                return cls(client, exp_id, run_id)
-        tags = {ROLE: "study", STUDY: study_name, VERSION: __version__,
-                "mlflow.note.content": description}
-        commit = git_commit()
-        if commit:
-            tags[MLFLOW_GIT_COMMIT] = commit
+                return cls(client, exp_id, run_id, commit)
+        tags = _tags("study", commit, {STUDY: study_name, "mlflow.note.content": description})
         run = client.create_run(exp_id, tags=tags, run_name=study_name)
-        return cls(client, exp_id, run.info.run_id)
+        return cls(client, exp_id, run.info.run_id, commit)
 
     def finish(self, status: str) -> None:
         """Ends the parent run (FINISHED, FAILED, KILLED) and any child left open by a stop."""
@@ -175,7 +178,8 @@ class TrialRun:
     @classmethod
     def open(cls, uri: str, experiment: str, config: TrialConfig, *, trial_key: str,
              trial_id: str, study_name: str | None = None,
-             parent_run_id: str | None = None, phase: str = "fixed") -> TrialRun:
+             parent_run_id: str | None = None, phase: str = "fixed",
+             commit: str | None = None) -> TrialRun:
         """The finished run of this trial key under the parent, else a new one (stale removed)."""
         client = MlflowClient(uri)
         if parent_run_id:
@@ -185,15 +189,8 @@ class TrialRun:
                 if run.info.status == "FINISHED":
                     return cls(client, run)
                 client.delete_run(run.info.run_id)
-        tags = {ROLE: "trial", TRIAL_ID: trial_id, TRIAL_KEY: trial_key, VERSION: __version__,
-                PHASE: phase}
-        if parent_run_id:
-            tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-        if study_name:
-            tags[STUDY] = study_name
-        commit = git_commit()
-        if commit:
-            tags[MLFLOW_GIT_COMMIT] = commit
+        tags = _tags("trial", commit, {TRIAL_ID: trial_id, TRIAL_KEY: trial_key, PHASE: phase,
+                                       MLFLOW_PARENT_RUN_ID: parent_run_id, STUDY: study_name})
         name = f"{config.method}-{config.arch}-k{config.k}-s{config.seed}-{trial_key[:6]}"
         run = client.create_run(experiment, tags=tags, run_name=name)
         trial = cls(client, run)

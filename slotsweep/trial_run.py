@@ -21,6 +21,7 @@ class TrackingTarget:
     parent_run_id: str | None = None
     study_name: str | None = None
     phase: str = "fixed"  # or "search": an Optuna trial, fed back to Optuna when a study resumes
+    commit: str | None = None  # git commit of the launching checkout (trials run elsewhere)
 
 
 @dataclass
@@ -54,7 +55,8 @@ def run_trial(config: TrialConfig, target: TrackingTarget | None, *, trial_id: s
     if target is not None:
         run = TrialRun.open(target.uri, target.experiment_id, config, trial_key=key,
                             trial_id=trial_id, study_name=target.study_name,
-                            parent_run_id=target.parent_run_id, phase=target.phase)
+                            parent_run_id=target.parent_run_id, phase=target.phase,
+                            commit=target.commit)
         if run.finished:
             metrics = run.final_metrics()
             if on_final:

@@ -26,6 +26,21 @@ def _write_study(folder, body):
     return path
 
 
+def _launch(study, *args, cpus=2):
+    """`slotsweep launch STUDY ARGS` beside the study file; it must succeed."""
+    done = run_cli("launch", str(study), "--num-cpus", str(cpus), *args, cwd=study.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def _quick_study(folder, name, body, **trial):
+    """A study of quick slot trials on synthetic data (epochs 1, 256 examples, 2 at a time)."""
+    settings = ", ".join(f"{key}: {value}" for key, value in {"epochs": 1, **trial}.items())
+    header = (f"name: {name}\ntrial: {{arch: lenet_300_100, dataset: synthetic, method: slot, "
+              f"train_subset: 256, {settings}}}\nmax_concurrent: 2\n")
+    return _write_study(folder, header + textwrap.dedent(body))
+
+
 def _runs(folder, experiment):
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     exp = client.get_experiment_by_name(experiment)
@@ -62,8 +77,7 @@ GRID_STUDY = """
 
 def test_grid_study_nests_one_child_per_trial_and_resumes_without_duplicates(tmp_path):
     study = _write_study(tmp_path, GRID_STUDY)
-    done = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = _launch(study)
     client, parents, children = _runs(tmp_path, "e2e")
     assert len(parents) == 1 and len(children) == 6
     parent_id = parents[0].info.run_id
@@ -100,26 +114,20 @@ def test_grid_study_nests_one_child_per_trial_and_resumes_without_duplicates(tmp
     nested = [r for r in served if {"key": "mlflow.parentRunId", "value": parent_id}
               in r["data"]["tags"]]
     assert len(served) == 7 and len(nested) == 6
-    again = run_cli("launch", str(study), "--num-cpus", "2", "--resume", cwd=tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
+    _launch(study, "--resume")
     _, parents_after, children_after = _runs(tmp_path, "e2e")
     assert len(parents_after) == 1 and len(children_after) == 6
     assert {c.info.run_id for c in children_after} == {c.info.run_id for c in children}
 
 
 def test_failing_trials_are_recorded_and_the_others_finish(tmp_path):
-    study = _write_study(tmp_path, f"""
-        name: failing
-        trial: {{arch: lenet_300_100, dataset: synthetic, method: slot, k: 4, epochs: 1,
-                train_subset: 256}}
+    study = _quick_study(tmp_path, "failing", f"""
         seeds: [0]
         baselines:
           - {{method: dense, lr: 1.0e+30}}
           - {{dataset: mnist, data_root: {tmp_path / 'nowhere'}}}
-        max_concurrent: 2
-    """)
-    done = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
+    """, k=4)
+    done = _launch(study)
     client, parents, children = _runs(tmp_path, "failing")
     status = {(c.data.params["method"], c.data.params["dataset"]): c for c in children}
     assert status[("slot", "synthetic")].info.status == "FINISHED"
@@ -133,10 +141,7 @@ def test_failing_trials_are_recorded_and_the_others_finish(tmp_path):
 
 
 def test_optuna_search_with_asha(tmp_path):
-    study = _write_study(tmp_path, """
-        name: searched
-        trial: {arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 2,
-                train_subset: 256}
+    study = _quick_study(tmp_path, "searched", """
         space:
           k: {choice: [2, 4, 8]}
           lr: {loguniform: [0.01, 1.0]}
@@ -144,10 +149,8 @@ def test_optuna_search_with_asha(tmp_path):
         search: {algorithm: optuna, sampler: tpe, num_samples: 4, metric: best_val_accuracy,
                  mode: max, seed: 3}
         scheduler: {name: asha, grace_period: 1, reduction_factor: 2}
-        max_concurrent: 2
-    """)
-    done = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
+    """, epochs=2)
+    _launch(study)
     client, parents, children = _runs(tmp_path, "searched")
     assert len(children) == 4
     assert all(c.info.status in ("FINISHED", "KILLED") for c in children)
@@ -158,18 +161,13 @@ def test_optuna_search_with_asha(tmp_path):
 
 
 def test_optuna_nsga2_follows_two_objectives(tmp_path):
-    study = _write_study(tmp_path, """
-        name: pareto
-        trial: {arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 1,
-                train_subset: 256}
+    study = _quick_study(tmp_path, "pareto", """
         space:
           k: {choice: [1, 2, 8, 32]}
         search: {algorithm: optuna, sampler: nsga2, num_samples: 3,
                  metric: [best_val_accuracy, training_cost_flops], mode: [max, min]}
-        max_concurrent: 2
     """)
-    done = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _launch(study)
     _, _, children = _runs(tmp_path, "pareto")
     assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
     assert all({"best_val_accuracy", "training_cost_flops"} <= set(c.data.metrics)
@@ -200,8 +198,7 @@ def test_interrupted_study_resumes_without_logging_a_trial_twice(tmp_path):
     assert len(parents) == 1 and parents[0].info.status == "KILLED"
     assert 1 <= sum(c.info.status == "FINISHED" for c in children) < 4
     assert all(c.info.status != "RUNNING" for c in children)
-    done = run_cli("launch", str(study), "--num-cpus", "1", "--resume", cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _launch(study, "--resume", cpus=1)
     _, parents, children = _runs(tmp_path, "interrupted")
     keys = [c.data.tags["slotsweep.trial_key"] for c in children]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -210,18 +207,13 @@ def test_interrupted_study_resumes_without_logging_a_trial_twice(tmp_path):
 
 
 def test_random_search_runs_every_sample_once_per_seed(tmp_path):
-    study = _write_study(tmp_path, """
-        name: sampled
-        trial: {arch: lenet_300_100, dataset: synthetic, method: slot, k: 4, epochs: 1,
-                train_subset: 256}
+    study = _quick_study(tmp_path, "sampled", """
         space:
           lr: {uniform: [0.05, 0.5]}
         seeds: [0, 1]
         search: {algorithm: random, num_samples: 2}
-        max_concurrent: 2
-    """)
-    done = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
+    """, k=4)
+    _launch(study)
     _, _, children = _runs(tmp_path, "sampled")
     pairs = sorted((float(c.data.params["lr"]), c.data.params["seed"]) for c in children)
     assert len(pairs) == 4 and all(0.05 <= lr <= 0.5 for lr, _ in pairs)
@@ -232,21 +224,14 @@ def test_random_search_runs_every_sample_once_per_seed(tmp_path):
 
 
 def test_resumed_optuna_search_continues_from_its_finished_trials(tmp_path):
-    study = _write_study(tmp_path, """
-        name: continued
-        trial: {arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 1,
-                train_subset: 256}
+    study = _quick_study(tmp_path, "continued", """
         space:
           lr: {loguniform: [0.01, 1.0]}
         search: {algorithm: optuna, sampler: tpe, num_samples: 2, seed: 1}
-        max_concurrent: 2
     """)
-    first = run_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path)
-    assert first.returncode == 0, first.stdout + first.stderr
+    _launch(study)
     _, _, before = _runs(tmp_path, "continued")
-    more = run_cli("launch", str(study), "--num-cpus", "2", "--resume",
-                   "--set", "search.num_samples=4", cwd=tmp_path)
-    assert more.returncode == 0, more.stdout + more.stderr
+    _launch(study, "--resume", "--set", "search.num_samples=4")
     _, parents, after = _runs(tmp_path, "continued")
     assert len(parents) == 1 and len(before) == 2 and len(after) == 4
     assert {r.info.run_id for r in before} < {r.info.run_id for r in after}

@@ -76,12 +76,12 @@ def test_random_search_fixes_seeded_samples_and_optuna_only_the_baselines(
     study = parse_study(raw)
     trials = study.fixed_trials()
     assert len(trials) == 4 * 3 + 3 and study.trial_count() == 15
-    assert study.search_space() == {} and study.grid_points() == parse_study(raw).grid_points()
+    assert study.search_space() == {} and study.space_points() == parse_study(raw).space_points()
     samples = {(t.k, t.lr) for t in trials if t.method == "slot"}
     assert len(samples) == 4 and all(0.01 <= lr <= 1.0 and k in (1, 8) for k, lr in samples)
     assert all(sum((t.k, t.lr) == s for t in trials) == 3 for s in samples)  # once per seed
     raw["search"]["seed"] = 6
-    assert parse_study(raw).grid_points() != study.grid_points()
+    assert parse_study(raw).space_points() != study.space_points()
     raw["space"] = {"k": {"choice": [1, 8]}}
     with pytest.raises(StudyError, match="distinct points"):
         parse_study(raw)
