@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from slotsweep.nn.family import LayerFactory, LayerSpec
@@ -44,11 +45,23 @@ def lenet_300_100(layers: LayerFactory, *, in_channels: int, image_size: int, nu
                          layers.linear(300, 100), nn.ReLU(), layers.linear(100, num_classes))
 
 
+class ChannelsLast(nn.Module):
+    """Hands the convolutions NHWC tensors (the same values, another memory layout).
+
+    oneDNN's convolutions and pools run faster on them: a CONV-4 training step on this 2-core
+    CPU took 35 ms instead of 43 (`bench/bench_step.py`). Later layers keep the layout, and
+    `nn.Flatten` still orders features as (C, H, W).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last)
+
+
 def _conv_stack(layers: LayerFactory, in_channels: int, image_size: int,
                 plan: list[tuple[int, int] | str], batch_norm: bool) -> tuple[list[nn.Module], int,
                                                                                int]:
     """Convs ((channels, padding) entries) and 2x2 max-pools ('M'); returns modules, C, size."""
-    modules: list[nn.Module] = []
+    modules: list[nn.Module] = [ChannelsLast()]
     channels, size = in_channels, image_size
     for entry in plan:
         if entry == "M":

@@ -309,6 +309,33 @@ def test_loader_normalises_per_channel():
     assert torch.allclose(x[:, :, 0, 0], torch.tensor(expected).expand(2, 3), atol=1e-5)
 
 
+def _huge_page_kb(address: int) -> int:
+    """AnonHugePages of the mapping of this process that holds `address`."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and not fields[0].endswith(":"):
+            start, end = (int(part, 16) for part in fields[0].split("-"))
+            inside = start <= address < end
+        elif inside and fields[0] == "AnonHugePages:":
+            return int(fields[1])
+    return 0
+
+
+THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+@pytest.mark.skipif(not THP.exists() or "[never]" in THP.read_text(),
+                    reason="no transparent huge pages here")
+def test_loader_keeps_the_split_in_huge_pages():
+    split = Split(torch.zeros(6000, 1, 28, 28, dtype=torch.uint8), torch.zeros(6000).long())
+    loader = BatchLoader(split, 128, mean=(0.5,), std=(0.5,), shuffle=True)
+    assert _huge_page_kb(loader._images.data_ptr()) >= 2048
+    assert _huge_page_kb(torch.zeros(6000, 1, 28, 28).data_ptr()) == 0 or "[always]" in THP.read_text()
+    x, _ = next(iter(loader))
+    assert torch.equal(x, torch.full_like(x, -1.0))
+
+
 def test_loader_checks_its_arguments():
     with pytest.raises(ValueError, match="mean and std"):
         BatchLoader(id_split(), 2, mean=(0.0, 0.0), std=(1.0, 1.0), shuffle=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import mmap
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -56,7 +57,7 @@ class BatchLoader:
         # once, so a batch costs one gather: the per-batch convert and normalise of uint8 pixels
         # took 10-13% of a Lenet epoch on one thread (k_scan), this takes about 2%.
         images = split.images.to(self.device)
-        self._images = images if augment else self._normalise(images)
+        self._images = _gather_source(images if augment else self._normalise(images))
         self._labels = split.labels.to(self.device)
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
@@ -71,18 +72,41 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        count = len(self.split)
-        order = torch.randperm(count, generator=generator) if self.shuffle else None
-        if order is not None:
-            order = order.to(self.device)
-        for start in range(0, count, self.batch_size):
-            if order is None:
-                images = self._images[start : start + self.batch_size]
-                labels = self._labels[start : start + self.batch_size]
-            else:
-                index = order[start : start + self.batch_size]
-                images = self._images.index_select(0, index)
-                labels = self._labels.index_select(0, index)
+        if self.shuffle:
+            order = torch.randperm(len(self.split), generator=generator).to(self.device)
+            # The labels are gathered once per epoch: a batch then costs one gather, its images.
+            labels = self._labels.index_select(0, order).split(self.batch_size)
+            images = (self._images.index_select(0, index) for index in order.split(self.batch_size))
+        else:
+            labels = self._labels.split(self.batch_size)
+            images = self._images.split(self.batch_size)
+        for batch_images, batch_labels in zip(images, labels):
             if self.augment:
-                images = self._normalise(random_flip_crop(images, generator))
-            yield images, labels
+                batch_images = self._normalise(random_flip_crop(batch_images, generator))
+            yield batch_images, batch_labels
+
+
+HUGE_PAGE = 2 << 20
+
+
+def _gather_source(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor`, copied into huge pages when on the CPU: batches gather rows at random from the
+    whole split, and with 4 KB pages nearly every row missed the TLB.
+
+    The memory is an anonymous mapping that asks Linux for transparent huge pages (madvise);
+    elsewhere it is ordinary memory. With two 1-thread Lenet trials side by side a batch's gather
+    took about 100 microseconds instead of 118, and the data path 4.5% of an epoch instead of 6%.
+    """
+    if tensor.device.type != "cpu":
+        return tensor
+    nbytes = tensor.numel() * tensor.element_size()
+    if hasattr(mmap, "MAP_ANONYMOUS"):  # private: a shared mapping never gets huge pages
+        region = mmap.mmap(-1, nbytes + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    else:
+        region = mmap.mmap(-1, nbytes + HUGE_PAGE)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        region.madvise(mmap.MADV_HUGEPAGE)
+    raw = torch.frombuffer(region, dtype=torch.uint8)  # the tensor keeps the mapping alive
+    start = -raw.data_ptr() % HUGE_PAGE
+    host = raw[start : start + nbytes].view(tensor.dtype).view(tensor.shape)
+    return host.copy_(tensor)
