@@ -80,7 +80,7 @@ class BatchLoader:
         else:
             labels = self._labels.split(self.batch_size)
             images = self._images.split(self.batch_size)
-        for batch_images, batch_labels in zip(images, labels):
+        for batch_images, batch_labels in zip(images, labels, strict=True):
             if self.augment:
                 batch_images = self._normalise(random_flip_crop(batch_images, generator))
             yield batch_images, batch_labels
