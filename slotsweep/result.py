@@ -51,9 +51,16 @@ class TrialResult:
     device: str = "cpu"
     impl: str = "reference"
 
+    @property
+    def data_time_fraction(self) -> float:
+        """The share of all epochs' time spent waiting for batches."""
+        total = sum(epoch.epoch_time_s for epoch in self.epochs)
+        return sum(epoch.data_time_s for epoch in self.epochs) / total if total else 0.0
+
     def final_metrics(self) -> dict[str, float]:
-        """The contract's final metrics (and finetuning's, where it ran)."""
+        """The contract's final metrics, `data_time_fraction`, and finetuning's where it ran."""
         values = {key: float(getattr(self, key)) for key in FINAL_METRICS}
+        values["data_time_fraction"] = self.data_time_fraction
         if self.finetune_test_accuracy is not None:
             values["finetune_test_accuracy"] = self.finetune_test_accuracy
         return values

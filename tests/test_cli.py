@@ -89,9 +89,12 @@ def test_launch_timing_spreads_trial_time_over_slots():
     from slotsweep.orchestrate import LaunchSummary
     from slotsweep.tracking import TrialRecord
 
-    records = [TrialRecord(str(i), "FINISHED", {}, {"train_time_s": 30.0}, None) for i in range(4)]
+    records = [TrialRecord(str(i), "FINISHED", {}, {"train_time_s": 30.0,
+                                                     "data_time_fraction": 0.01 * i}, None)
+               for i in range(4)]
     records.append(TrialRecord("x", "FAILED", {}, {"train_time_s": 99.0}, "boom"))
     summary = LaunchSummary("sqlite:///x.db", "e", "p", trials=5, failed=1, wall_time_s=80.0)
     text = launch_timing(summary, records, slots=2)
     assert "own time 120.0 s, 60.0 s over 2 slots" in text
     assert "added 20.0 s (25% of the wall time)" in text
+    assert "waiting for batches took 1.5% of epoch time (trial mean; at most 3.0%)" in text

@@ -29,6 +29,8 @@ def test_every_method_trains_and_reports_each_epoch(settings):
     assert result.best_val_accuracy == max(m.val_accuracy for m in reported)
     assert reported[-1].training_cost_flops == result.training_cost_flops > 0
     assert all(math.isfinite(m.train_loss) and m.data_time_s < m.epoch_time_s for m in reported)
+    waited = sum(m.data_time_s for m in reported) / sum(m.epoch_time_s for m in reported)
+    assert result.final_metrics()["data_time_fraction"] == pytest.approx(waited)
     assert result.params["method"] == settings["method"]
     if settings["method"] == "dense":
         assert result.selection_sha256 is None
