@@ -288,6 +288,13 @@ def test_loader_covers_each_example_once_with_partial_last_batch():
         assert torch.allclose(x[:, 0, 0, 0], y.float() / 255)
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_loader_over_an_empty_split_yields_nothing(shuffle):
+    empty = Split(torch.zeros(0, 1, 4, 4, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
+    loader = BatchLoader(empty, 4, mean=(0.0,), std=(1.0,), shuffle=shuffle)
+    assert len(loader) == 0 and list(loader) == []
+
+
 def test_loader_order_depends_only_on_seed_and_epoch():
     def make(seed: int) -> BatchLoader:
         return BatchLoader(id_split(50), 8, mean=(0.0,), std=(1.0,), shuffle=True, seed=seed)

@@ -1,5 +1,6 @@
 """The trainer as a plain function: every method trains, reports epochs, and finetunes."""
 
+import gc
 import math
 
 import pytest
@@ -94,3 +95,10 @@ def test_cuda_request_without_cuda_is_refused():
         pytest.skip("this machine has CUDA")
     with pytest.raises(TrialFailed, match="CUDA"):
         train_trial(TrialConfig(**QUICK, device="cuda"))
+
+
+def test_training_runs_with_the_heap_frozen_and_thaws_it():
+    frozen_during = []
+    train_trial(TrialConfig(**QUICK), lambda _: frozen_during.append(gc.get_freeze_count()))
+    assert len(frozen_during) == 2 and min(frozen_during) > 10_000  # the imports, at least
+    assert gc.get_freeze_count() == 0

@@ -57,11 +57,14 @@ class BatchLoader:
         # once, so a batch costs one gather: the per-batch convert and normalise of uint8 pixels
         # took 10-13% of a Lenet epoch on one thread (k_scan), this takes about 2%.
         images = split.images.to(self.device)
-        self._images = _gather_source(images if augment else self._normalise(images))
+        if augment:  # uint8, normalised per batch after augmentation
+            self._images = images
+        else:
+            self._images = self._normalise(images, out=_gather_source(images.shape, self.device))
         self._labels = split.labels.to(self.device)
 
-    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self._offset, images, self._scale)
+    def _normalise(self, images: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.addcmul(self._offset, images, self._scale, out=out)
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch; (seed, epoch) fixes the next pass's order and augmentation."""
@@ -71,6 +74,8 @@ class BatchLoader:
         return math.ceil(len(self.split) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if not len(self.split):
+            return
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         if self.shuffle:
             order = torch.randperm(len(self.split), generator=generator).to(self.device)
@@ -89,17 +94,18 @@ class BatchLoader:
 HUGE_PAGE = 2 << 20
 
 
-def _gather_source(tensor: torch.Tensor) -> torch.Tensor:
-    """`tensor`, copied into huge pages when on the CPU: batches gather rows at random from the
-    whole split, and with 4 KB pages nearly every row missed the TLB.
+def _gather_source(shape: torch.Size, device: torch.device) -> torch.Tensor:
+    """An empty float32 tensor for the normalised split; on the CPU it lies in huge pages:
+    batches gather rows at random from the whole split, and with 4 KB pages nearly every row
+    missed the TLB.
 
     The memory is an anonymous mapping that asks Linux for transparent huge pages (madvise);
     elsewhere it is ordinary memory. With the labels gathered once per epoch, a fetch took 88
     microseconds instead of 112 between 1-thread Lenet steps (`bench/bench_data.py`).
     """
-    if tensor.device.type != "cpu":
-        return tensor
-    nbytes = tensor.numel() * tensor.element_size()
+    if device.type != "cpu":
+        return torch.empty(shape, device=device)
+    nbytes = math.prod(shape) * 4
     if hasattr(mmap, "MAP_ANONYMOUS"):  # private: a shared mapping never gets huge pages
         region = mmap.mmap(-1, nbytes + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     else:
@@ -108,5 +114,4 @@ def _gather_source(tensor: torch.Tensor) -> torch.Tensor:
         region.madvise(mmap.MADV_HUGEPAGE)
     raw = torch.frombuffer(region, dtype=torch.uint8)  # the tensor keeps the mapping alive
     start = -raw.data_ptr() % HUGE_PAGE
-    host = raw[start : start + nbytes].view(tensor.dtype).view(tensor.shape)
-    return host.copy_(tensor)
+    return raw[start : start + nbytes].view(torch.float32).view(shape)
