@@ -186,21 +186,23 @@ def copy_selected_weights(source: nn.Module, target: nn.Module) -> None:
 
 
 @contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
+def frozen_heap() -> Iterator[Callable[[], None]]:
     """Keeps the garbage collector off the objects that exist now while training runs.
 
     After importing torch, pydantic, rich and the rest, a process holds over 300k objects, and a
     full collection walks them all: a 0.1-0.15 s pause that Python's thresholds put somewhere in
     an early epoch. Frozen objects are still freed when unreferenced; only new objects are
-    scanned. Left alone if the caller already froze the heap.
+    scanned. Yields `settle`, which freezes what has been made since (call it between epochs: the
+    first report makes MLflow and Ray build thousands of objects). Left alone, with a `settle`
+    that does nothing, if the caller already froze the heap.
     """
     if gc.get_freeze_count():
-        yield
+        yield lambda: None
         return
     gc.collect()
     gc.freeze()
     try:
-        yield
+        yield gc.freeze
     finally:
         gc.unfreeze()
 
@@ -215,10 +217,16 @@ def train_trial(config: TrialConfig, report: EpochCallback | None = None) -> Tri
     started = time.perf_counter()
     data = load_data(config.dataset, config.data_root, seed=config.seed,
                      val_fraction=config.val_fraction, train_subset=config.train_subset)
-    runner = _Runner(config, data, device, report)
     fused = use_fused(config, device)
     model = build_model(config, data, fused=fused)
-    with frozen_heap():
+    with frozen_heap() as settle:
+
+        def on_epoch(metrics: EpochMetrics) -> None:
+            if report is not None:
+                report(metrics)
+            settle()
+
+        runner = _Runner(config, data, device, on_epoch)
         result = runner.run(_Phase("train", model, config.resolved_lr(), config.epochs))
         flops, finetune_test = result.flops, None
         if config.finetune_epochs:

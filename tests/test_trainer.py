@@ -98,7 +98,13 @@ def test_cuda_request_without_cuda_is_refused():
 
 
 def test_training_runs_with_the_heap_frozen_and_thaws_it():
-    frozen_during = []
-    train_trial(TrialConfig(**QUICK), lambda _: frozen_during.append(gc.get_freeze_count()))
-    assert len(frozen_during) == 2 and min(frozen_during) > 10_000  # the imports, at least
+    frozen_during, kept = [], []
+
+    def report(_):
+        frozen_during.append(gc.get_freeze_count())
+        kept.append([[] for _ in range(5000)])  # survivors made by a report, as trackers make
+
+    train_trial(TrialConfig(**QUICK), report)
+    assert len(frozen_during) == 2 and frozen_during[0] > 10_000  # the imports, at least
+    assert frozen_during[1] >= frozen_during[0] + 5000  # the first report's objects joined
     assert gc.get_freeze_count() == 0
