@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray import tune
@@ -19,8 +19,16 @@ from slotsweep.config import TrialConfig
 from slotsweep.progress import StudyProgress
 from slotsweep.result import EpochMetrics
 from slotsweep.study import Dimension, Study, trial_key
-from slotsweep.tracking import StudyRun, absolute_tracking_uri
+from slotsweep.tracking import (
+    StudyRun,
+    absolute_tracking_uri,
+    finished_search_trials,
+    finished_trial_keys,
+)
 from slotsweep.trial_run import TrackingTarget, run_trial
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 TUNE_EPOCH_KEYS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_time_s",
                    "best_val_accuracy", "training_cost_flops", "selection_change_fraction")
@@ -167,7 +175,8 @@ class Launcher:
         parent.client.log_dict(parent.run_id, study.model_dump(mode="json"), "study.json")
         target = TrackingTarget(self.uri, parent.experiment_id, parent.run_id, study.name,
                                 commit=parent.commit)
-        finished = parent.finished_trial_keys() if self.options.resume else set()
+        earlier = parent.children() if self.options.resume else []
+        finished = finished_trial_keys(earlier)
         fixed = [_absolute_data_root(c.model_dump()) for c in study.fixed_trials()
                  if trial_key(c) not in finished]
         progress = StudyProgress(total=len(fixed) + study.searched_trial_count(),
@@ -177,7 +186,7 @@ class Launcher:
         try:
             with Live(progress, console=self.console, refresh_per_second=2, transient=False):
                 self._run_fixed(fixed, target, progress)
-                self._run_search(parent, target, progress)
+                self._run_search(earlier, target, progress)
         except BaseException:
             parent.finish("KILLED")  # interrupted: `--resume` reopens this parent run
             raise
@@ -235,7 +244,7 @@ class Launcher:
         space = {"trial_index": tune.grid_search(list(range(len(fixed))))}
         self._fit(self._trainable(target, fixed, {}), space, config, progress, "fixed")
 
-    def _run_search(self, parent: StudyRun, target: TrackingTarget,
+    def _run_search(self, earlier: list[Run], target: TrackingTarget,
                     progress: StudyProgress) -> None:
         """Optuna's trials, each sampled when a slot frees (grid and random are fixed).
 
@@ -253,8 +262,7 @@ class Launcher:
         # Optuna explores configurations, each with the first seed; seeds repeat fixed trials
         base = {**_absolute_data_root(study.base_trial()), "seed": study.seeds[0]}
         metric, mode = _objective(study)
-        resumed = self.options.resume
-        points, rewards = self._evaluated_points(parent, base, list(dims)) if resumed else ([], [])
+        points, rewards = self._evaluated_points(earlier, base, list(dims))
         remaining = study.search.num_samples - len(points)
         progress.total -= len(points)
         if remaining <= 0:
@@ -270,12 +278,12 @@ class Launcher:
         self._fit(self._trainable(replace(target, phase="search"), [], base), space, config,
                   progress, "search")
 
-    def _evaluated_points(self, parent: StudyRun, base: dict[str, Any],
+    def _evaluated_points(self, earlier: list[Run], base: dict[str, Any],
                           keys: list[str]) -> tuple[list[dict[str, Any]], list[Any]]:
         """Finished Optuna trials as (points, rewards), values typed by TrialConfig."""
         metrics = self.study.search.metric
         points, rewards = [], []
-        for params, values in parent.finished_search_trials(metrics):
+        for params, values in finished_search_trials(earlier, metrics):
             config = TrialConfig.model_validate({**base, **{k: params[k] for k in keys}})
             points.append({key: getattr(config, key) for key in keys})
             rewards.append(values[0] if len(values) == 1 else values)

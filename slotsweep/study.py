@@ -1,4 +1,5 @@
-"""Study files: read a YAML study strictly into typed objects and expand it into trial configs."""
+"""The study schema: typed study objects (validated from `study_file`'s YAML) and their
+expansion into trial configs."""
 
 from __future__ import annotations
 
@@ -192,14 +193,13 @@ class Study(_Strict):
 
     def _sampled_points(self) -> list[dict[str, Any]]:
         """num_samples distinct points (fewer only if the space holds fewer)."""
-        rng, points = random.Random(self.search.seed), []
+        rng, points = random.Random(self.search.seed), {}
         for _ in range(100 * self.search.num_samples):
             point = {key: dim.draw(rng) for key, dim in self.space.items()}
-            if point not in points:
-                points.append(point)
+            points.setdefault(tuple(point.values()), point)  # first draw of each point, in order
             if len(points) == self.search.num_samples:
                 break
-        return points
+        return list(points.values())
 
     def fixed_trials(self) -> list[TrialConfig]:
         """Trials known before the study runs: grid points x seeds, then baselines x seeds."""

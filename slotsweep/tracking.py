@@ -145,23 +145,24 @@ class StudyRun:
                 _kill(self.client, child.info.run_id)
         self.client.set_terminated(self.run_id, status)
 
-    def finished_trial_keys(self) -> set[str]:
-        """Trial keys whose run under this parent FINISHED (a resumed launch skips them)."""
-        return {run.data.tags.get(TRIAL_KEY, "") for run in self.children()
-                if run.info.status == "FINISHED"}
-
-    def finished_search_trials(self, metrics: list[str]) -> list[tuple[dict[str, str],
-                                                                       list[float]]]:
-        """(params, objective values) of the finished Optuna trials under this parent."""
-        return [(dict(run.data.params), [run.data.metrics[m] for m in metrics])
-                for run in self.children()
-                if run.info.status == "FINISHED" and run.data.tags.get(PHASE) == "search"
-                and all(m in run.data.metrics for m in metrics)]
-
     def children(self) -> list[Run]:
         """Every trial run of this launch."""
         return find_runs(self.client, self.experiment_id,
                          f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.run_id}'")
+
+
+def finished_trial_keys(runs: list[Run]) -> set[str]:
+    """Trial keys of the FINISHED runs among a parent's children (a resumed launch skips them)."""
+    return {run.data.tags.get(TRIAL_KEY, "") for run in runs if run.info.status == "FINISHED"}
+
+
+def finished_search_trials(runs: list[Run],
+                           metrics: list[str]) -> list[tuple[dict[str, str], list[float]]]:
+    """(params, objective values) of the FINISHED Optuna trials among a parent's children."""
+    return [(dict(run.data.params), [run.data.metrics[m] for m in metrics])
+            for run in runs
+            if run.info.status == "FINISHED" and run.data.tags.get(PHASE) == "search"
+            and all(m in run.data.metrics for m in metrics)]
 
 
 class TrialRun:

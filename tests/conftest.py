@@ -27,10 +27,10 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Completed
                           capture_output=True, text=True, timeout=timeout)
 
 
-def popen_cli(*args: str, cwd: Path) -> subprocess.Popen:
+def popen_cli(*args: str, cwd: Path, **popen: object) -> subprocess.Popen:
     """`slotsweep ARGS` started in the background (output discarded)."""
     return subprocess.Popen([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=CLI_ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
 
 
 @pytest.fixture
@@ -47,9 +47,7 @@ def ui_server(study: Path, cwd: Path) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "slotsweep", "ui", str(study), "--port",
-                                str(port)], cwd=cwd, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = popen_cli("ui", str(study), "--port", str(port), cwd=cwd, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90

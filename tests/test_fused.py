@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from slotsweep.models import create_model
-from slotsweep.nn import LayerSpec, SlotMixin
+from slotsweep.nn import LayerSpec, SlotMixin, native
 from slotsweep.nn.fused import fused_layers
 from slotsweep.optim import build_optimizer
 
@@ -27,6 +27,8 @@ def _pair(arch, sharing, k):
                                             ("conv2", "none", 4)])
 def test_fused_steps_match_reference(monkeypatch, arch, sharing, k, native_kernel):
     """With the native kernel, and with the PyTorch update it falls back to."""
+    if native_kernel and not native.available():
+        pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
     if not native_kernel:
         monkeypatch.setenv("SLOTSWEEP_NATIVE", "0")
     reference, fused, (channels, size) = _pair(arch, sharing, k)

@@ -12,7 +12,9 @@ import pytest
 from conftest import popen_cli, run_cli, ui_server
 from mlflow.tracking import MlflowClient
 
+from slotsweep.orchestrate import _objective
 from slotsweep.result import EPOCH_METRICS, FINAL_METRICS
+from slotsweep.study_file import load_study
 
 pytestmark = pytest.mark.slow
 CONTRACT_PARAMS = {"method", "arch", "dataset", "lr", "momentum", "weight_decay", "batch_size",
@@ -167,6 +169,8 @@ def test_optuna_nsga2_follows_two_objectives(tmp_path):
         search: {algorithm: optuna, sampler: nsga2, num_samples: 3,
                  metric: [best_val_accuracy, training_cost_flops], mode: [max, min]}
     """)
+    objectives = (["best_val_accuracy", "training_cost_flops"], ["max", "min"])
+    assert _objective(load_study(study)) == objectives  # what OptunaSearch is given
     _launch(study)
     _, _, children = _runs(tmp_path, "pareto")
     assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)

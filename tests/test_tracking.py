@@ -6,7 +6,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from slotsweep.config import TrialConfig
-from slotsweep.tracking import StudyRun, TrialRun, absolute_tracking_uri, trial_params
+from slotsweep.tracking import (
+    StudyRun,
+    TrialRun,
+    absolute_tracking_uri,
+    finished_trial_keys,
+    trial_params,
+)
 
 
 def test_tracking_uris_become_absolute(tmp_path, monkeypatch):
@@ -34,7 +40,7 @@ def test_trial_runs_keep_their_identity_under_a_parent(tmp_path):
                           parent_run_id=parent.run_id)
     assert again.run_id == fresh.run_id and again.finished
     assert [r.info.run_id for r in parent.children()] == [fresh.run_id]
-    assert parent.finished_trial_keys() == {"abc"}
+    assert finished_trial_keys(parent.children()) == {"abc"}
     parent.finish("FINISHED")
     resumed = StudyRun.start(uri, "exp", "study", "", resume=True)
     assert resumed.run_id == parent.run_id
@@ -69,3 +75,18 @@ def test_a_stopped_trial_is_killed_and_a_raising_one_failed(tmp_path):
     assert status["2"].info.status == "KILLED"
     assert status["4"].info.status == "FAILED"
     assert "DataNotFoundError" in status["4"].data.tags["slotsweep.error"]
+
+
+def test_a_finished_trial_is_not_trained_again(tmp_path):
+    from slotsweep.trial_run import TrackingTarget, run_trial
+
+    uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
+    parent = StudyRun.start(uri, "exp", "study", "", resume=False)
+    target = TrackingTarget(uri, parent.experiment_id, parent.run_id, "study")
+    config = TrialConfig(dataset="synthetic", train_subset=256, epochs=1, k=2)
+    first = run_trial(config, target)
+    finals = []
+    again = run_trial(config, target, on_final=lambda last, metrics: finals.append((last, metrics)))
+    assert again.result is None and again.run_id == first.run_id
+    assert finals == [(None, again.metrics)]
+    assert again.metrics["test_accuracy"] == first.metrics["test_accuracy"]

@@ -41,7 +41,6 @@ class BatchLoader:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if len(mean) != channels or len(std) != channels:
             raise ValueError(f"mean and std need {channels} values, got {len(mean)}, {len(std)}")
-        self.split = split
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augment = augment
@@ -55,12 +54,13 @@ class BatchLoader:
         self._offset = (-mean_t / std_t).to(self.device)
         # The whole split moves to the device once. Without augmentation it is also normalised
         # once, so a batch costs one gather: the per-batch convert and normalise of uint8 pixels
-        # took 10-13% of a Lenet epoch on one thread (k_scan), this takes about 2%.
+        # took 10-13% of a Lenet epoch on one thread (k_scan). `bench/bench_data.py` times the
+        # current path.
         images = split.images.to(self.device)
         if augment:  # uint8, normalised per batch after augmentation
             self._images = images
         else:
-            self._images = self._normalise(images, out=_gather_source(images.shape, self.device))
+            self._images = self._normalise(images, out=_huge_page_empty(images.shape, self.device))
         self._labels = split.labels.to(self.device)
 
     def _normalise(self, images: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,14 +71,14 @@ class BatchLoader:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(len(self.split) / self.batch_size)
+        return math.ceil(len(self._labels) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if not len(self.split):
+        if not len(self._labels):  # split() of an empty tensor gives one empty chunk
             return
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         if self.shuffle:
-            order = torch.randperm(len(self.split), generator=generator).to(self.device)
+            order = torch.randperm(len(self._labels), generator=generator).to(self.device)
             # The labels are gathered once per epoch: a batch then costs one gather, its images.
             labels = self._labels.index_select(0, order).split(self.batch_size)
             images = (self._images.index_select(0, index) for index in order.split(self.batch_size))
@@ -94,14 +94,14 @@ class BatchLoader:
 HUGE_PAGE = 2 << 20
 
 
-def _gather_source(shape: torch.Size, device: torch.device) -> torch.Tensor:
+def _huge_page_empty(shape: torch.Size, device: torch.device) -> torch.Tensor:
     """An empty float32 tensor for the normalised split; on the CPU it lies in huge pages:
     batches gather rows at random from the whole split, and with 4 KB pages nearly every row
     missed the TLB.
 
     The memory is an anonymous mapping that asks Linux for transparent huge pages (madvise);
-    elsewhere it is ordinary memory. With the labels gathered once per epoch, a fetch took 88
-    microseconds instead of 112 between 1-thread Lenet steps (`bench/bench_data.py`).
+    elsewhere it is ordinary memory. Together with gathering the labels once per epoch, this took a
+    fetch between 1-thread Lenet steps from 112 microseconds to 88 (`bench/bench_data.py`).
     """
     if device.type != "cpu":
         return torch.empty(shape, device=device)

@@ -61,7 +61,7 @@ def candidate_folders(spec: DatasetSpec, data_root: str | None) -> list[Path]:
     folders = [folder for root in roots for folder in root_layouts(spec, root)]
     if spec.debian_name:
         system = SYSTEM_DIR / spec.debian_name
-        folders += [system / CIFAR_FOLDER, system] if spec.kind == "cifar" else [system]
+        folders += root_layouts(spec, system) if spec.kind == "cifar" else [system]
     if not roots:  # an earlier download without a root landed in the cache
         folders += root_layouts(spec, CACHE_DIR.expanduser())
     return folders

@@ -33,7 +33,7 @@ enum { MODE_PLAIN = 0, MODE_FIRST = 1, MODE_MOMENTUM = 2 };
 typedef struct {
     float *scores;       /* (rows, k) */
     const float *values; /* (rows, k), or (k) when shared */
-    float *buffer;       /* (rows, k); unused in MODE_PLAIN */
+    float *buffer;       /* (rows, k); in MODE_PLAIN the scores, never touched */
     const float *grad;   /* (rows) */
     float *weight;       /* (rows) */
     int64_t rows, k;
@@ -102,11 +102,12 @@ ALWAYS_INLINE __m256i vector_step(float *s, __m256 vv, float *b, __m256 vd, cons
     return vector_keys(t);
 }
 
-/* Every lane set to the largest of the 8. */
-ALWAYS_INLINE __m256i vector_top(__m256i x) {
-    x = _mm256_max_epi32(x, _mm256_permute2x128_si256(x, x, 1));
-    x = _mm256_max_epi32(x, _mm256_shuffle_epi32(x, _MM_SHUFFLE(1, 0, 3, 2)));
-    return _mm256_max_epi32(x, _mm256_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
+/* Each lane set to the largest key of its aligned group of `group` lanes (1, 2, 4 or 8). */
+ALWAYS_INLINE __m256i segment_top(__m256i x, const int64_t group) {
+    if (group >= 2) x = _mm256_max_epi32(x, _mm256_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
+    if (group >= 4) x = _mm256_max_epi32(x, _mm256_shuffle_epi32(x, _MM_SHUFFLE(1, 0, 3, 2)));
+    if (group >= 8) x = _mm256_max_epi32(x, _mm256_permute2x128_si256(x, x, 1));
+    return x;
 }
 
 /* Steps the first 8 * vectors (<= TILE) scores of one connection, whole vectors at a time; sets
@@ -118,10 +119,10 @@ ALWAYS_INLINE void vector_tile(float *s, const float *v, float *b, float d, cons
     __m256i keys[TILE / 8], top = _mm256_set1_epi32(INT32_MIN);
     for (int64_t j = 0; j < vectors; j++) {
         keys[j] = vector_step(s + 8 * j, _mm256_loadu_ps(v + 8 * j),
-                              mode == MODE_PLAIN ? 0 : b + 8 * j, vd, job, mode, use_wd);
+                              b + 8 * j, vd, job, mode, use_wd);
         top = _mm256_max_epi32(top, keys[j]);
     }
-    top = vector_top(top);
+    top = segment_top(top, 8);
     uint64_t hits = 0;
     for (int64_t j = 0; j < vectors; j++) {
         const __m256 equal = _mm256_castsi256_ps(_mm256_cmpeq_epi32(keys[j], top));
@@ -138,7 +139,7 @@ ALWAYS_INLINE void packed_rows(const job_t *job, int64_t i, const int64_t K, con
     const int64_t per = 8 / K;
     const __m256 grads = _mm256_loadu_ps(job->grad + i);
     prefetch(job->scores + i * K, shared ? job->values : job->values + i * K,
-             mode == MODE_PLAIN ? 0 : job->buffer + i * K, 8 * K, shared, mode);
+             job->buffer + i * K, 8 * K, shared, mode);
     const __m256i lane_row = K == 4   ? _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)
                              : K == 2 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)
                                       : _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -148,13 +149,9 @@ ALWAYS_INLINE void packed_rows(const job_t *job, int64_t i, const int64_t K, con
         const __m256 vd = _mm256_permutevar8x32_ps(grads, lanes); /* each lane's gradient */
         const __m256 vv = shared ? tiled : _mm256_loadu_ps(job->values + first);
         const __m256i keys = vector_step(job->scores + first, vv,
-                                         mode == MODE_PLAIN ? 0 : job->buffer + first, vd, job,
+                                         job->buffer + first, vd, job,
                                          mode, use_wd);
-        __m256i top = keys; /* the largest key of each connection, in each of its lanes */
-        if (K >= 2)
-            top = _mm256_max_epi32(top, _mm256_shuffle_epi32(top, _MM_SHUFFLE(2, 3, 0, 1)));
-        if (K == 4)
-            top = _mm256_max_epi32(top, _mm256_shuffle_epi32(top, _MM_SHUFFLE(1, 0, 3, 2)));
+        const __m256i top = segment_top(keys, K); /* each connection's largest key, its lanes */
         const uint32_t hits =
             (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(keys, top)));
         for (int64_t r = 0; r < per; r++) {
@@ -182,7 +179,7 @@ ALWAYS_INLINE int32_t update_tile(float *s, const float *v, float *b, float d, c
 #endif
     for (; k < n; k++) {
         const int32_t key =
-            scalar_step(s + k, v + k, mode == MODE_PLAIN ? 0 : b + k, d, job, mode, use_wd);
+            scalar_step(s + k, v + k, b + k, d, job, mode, use_wd);
         best = key > best_key ? (int32_t)k : best; /* strict: the first maximum wins */
         best_key = key > best_key ? key : best_key;
     }
@@ -195,16 +192,16 @@ ALWAYS_INLINE void update_row(const job_t *job, int64_t i, const int64_t K, cons
                               const int mode, const int use_wd) {
     float *s = job->scores + i * K;
     const float *v = shared ? job->values : job->values + i * K;
-    float *b = mode == MODE_PLAIN ? 0 : job->buffer + i * K;
+    float *b = job->buffer + i * K;
     const float d = job->grad[i];
     prefetch(s, v, b, K, shared, mode);
     int32_t best_key = INT32_MIN, best = 0;
     for (int64_t k0 = 0; k0 < K; k0 += TILE) {
         const int64_t n = K - k0 < TILE ? K - k0 : TILE;
         int32_t tile_key;
-        const int32_t at = update_tile(s + k0, v + k0, mode == MODE_PLAIN ? 0 : b + k0, d, job,
+        const int32_t at = update_tile(s + k0, v + k0, b + k0, d, job,
                                        n, mode, use_wd, &tile_key);
-        if (k0 == 0 || tile_key > best_key) { /* strict: an equal later tile loses */
+        if (tile_key > best_key) { /* strict: an equal later tile loses */
             best_key = tile_key;
             best = (int32_t)k0 + at;
         }
@@ -268,6 +265,8 @@ int slot_update(float *scores, const float *values, float *buffer, const float *
     if (rows < 0 || k < 1 || mode < MODE_PLAIN || mode > MODE_MOMENTUM ||
         (mode != MODE_PLAIN && !buffer))
         return -1;
+    if (mode == MODE_PLAIN)
+        buffer = scores; /* never read or written without momentum; keeps pointer sums defined */
     const job_t job = {scores, values, buffer, grad, weight, rows, k, -lr, momentum, weight_decay};
     const int variant = mode * 2 + (use_wd != 0);
     if (threads < 1 || rows * k < PARALLEL_MIN) threads = 1;
