@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Hyperparameter studies and sweeps for slot machines.")
-# Piped or logged output gets a wide console, so the comparison table keeps one line per row.
-console = Console(width=None if sys.stdout.isatty() else 160)
+# Piped or logged output gets a wide console, so the comparison table keeps one line per row,
+# unless COLUMNS says how wide (Rich reads it when no width is given).
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 err = Console(stderr=True)
 
 SetOption = Annotated[Optional[list[str]], typer.Option(
@@ -44,10 +45,11 @@ def _load(path: Path, overrides: list[str] | None) -> Study:
 
 
 def launch_timing(summary: LaunchSummary, records: list[TrialRecord], slots: int) -> str:
-    """Wall time against the trials' own time spread over the concurrent slots."""
-    finished = [r for r in records if r.status == "FINISHED"]
+    """Wall time against the own time of the trials this launch ran, spread over the slots."""
+    ran = [r for r in records if r.run_id not in summary.earlier_run_ids]
+    finished = [r for r in ran if r.status == "FINISHED"]
     own = sum(r.metrics.get("train_time_s", 0.0) for r in finished)
-    ideal = own / max(1, min(slots, len(records)))
+    ideal = own / max(1, min(slots, len(ran)))
     overhead = summary.wall_time_s - ideal
     data = [r.metrics["data_time_fraction"] for r in finished if "data_time_fraction" in r.metrics]
     waiting = (f"; waiting for batches took {100 * sum(data) / len(data):.1f}% of epoch time "

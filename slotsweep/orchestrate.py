@@ -56,6 +56,7 @@ class LaunchSummary:
     trials: int
     failed: int
     wall_time_s: float
+    earlier_run_ids: frozenset[str] = frozenset()  # finished before a `--resume`, not run now
 
 
 def _tune_trial(params: dict[str, Any], *, fixed: list[dict[str, Any]], base: dict[str, Any],
@@ -186,7 +187,8 @@ class Launcher:
         try:
             with Live(progress, console=self.console, refresh_per_second=2, transient=False):
                 self._run_fixed(fixed, target, progress)
-                self._run_search(earlier, target, progress)
+                if progress.done == len(fixed):  # Tune returns normally after a Ctrl-C
+                    self._run_search(earlier, target, progress)
         except BaseException:
             parent.finish("KILLED")  # interrupted: `--resume` reopens this parent run
             raise
@@ -195,7 +197,9 @@ class Launcher:
                 ray.shutdown()
         parent.finish(_study_status(progress))
         return LaunchSummary(self.uri, study.experiment_name, parent.run_id, progress.done,
-                             len(progress.failed), time.perf_counter() - started)
+                             len(progress.failed), time.perf_counter() - started,
+                             frozenset(run.info.run_id for run in earlier
+                                       if run.info.status == "FINISHED"))
 
     def _start_ray(self) -> bool:
         """Connects to `--address`, else starts a local Ray; True when this launch owns it."""

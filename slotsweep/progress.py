@@ -75,7 +75,8 @@ class StudyProgress:
                 f"left {'?' if left is None else f'{left:.0f}s'}")
 
     def __rich__(self) -> Group:
-        self._bar.update(self._task, completed=self.done, description=self.summary())
+        self._bar.update(self._task, total=self.total, completed=self.done,
+                         description=self.summary())
         table = Table(show_header=True, header_style="bold", box=None)
         table.add_column("running trial")
         table.add_column("progress")

@@ -98,3 +98,20 @@ def test_launch_timing_spreads_trial_time_over_slots():
     assert "own time 120.0 s, 60.0 s over 2 slots" in text
     assert "added 20.0 s (25% of the wall time)" in text
     assert "waiting for batches took 1.5% of epoch time (trial mean; at most 3.0%)" in text
+    resumed = LaunchSummary("sqlite:///x.db", "e", "p", trials=3, failed=1, wall_time_s=80.0,
+                            earlier_run_ids=frozenset({"0", "1"}))  # finished before --resume
+    assert "own time 60.0 s, 30.0 s over 2 slots" in launch_timing(resumed, records, slots=2)
+
+
+def test_progress_bar_follows_a_lowered_total():
+    from rich.console import Console
+
+    from slotsweep.progress import StudyProgress
+
+    progress = StudyProgress(total=4, metric="best_val_accuracy", mode="max")
+    progress.total -= 2  # a resumed Optuna search: two of its samples already finished
+    progress.trial_started("a")
+    progress.trial_finished("a")
+    console = Console(width=200, record=True)
+    console.print(progress)
+    assert "1/2" in console.export_text()
