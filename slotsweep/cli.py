@@ -6,19 +6,18 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
 from slotsweep.config import TrialConfig
+from slotsweep.timing import launch_timing
+from slotsweep.registry import DEFAULT_TRACKING_URI
 from slotsweep.study import Study, StudyError
 from slotsweep.study_file import load_study
-
-if TYPE_CHECKING:
-    from slotsweep.orchestrate import LaunchSummary
-    from slotsweep.tracking import TrialRecord
+from slotsweep.trial_flags import with_trial_key_flags
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Hyperparameter studies and sweeps for slot machines.")
@@ -30,7 +29,7 @@ err = Console(stderr=True)
 SetOption = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a study key by dotted path, VALUE as YAML: --set trial.epochs=1")]
 UriOption = Annotated[Optional[str], typer.Option(
-    "--tracking-uri", help="MLflow store (default: the study's, else sqlite:///mlflow.db)")]
+    "--tracking-uri", help=f"MLflow store (default: the study's, else {DEFAULT_TRACKING_URI})")]
 
 
 def _load(path: Path, overrides: list[str] | None) -> Study:
@@ -42,24 +41,6 @@ def _load(path: Path, overrides: list[str] | None) -> Study:
         for problem in error.problems:
             err.print(f"  - {problem}", markup=False)
         raise typer.Exit(2) from None
-
-
-def launch_timing(summary: LaunchSummary, records: list[TrialRecord], slots: int) -> str:
-    """Wall time against the own time of the trials this launch ran, spread over the slots."""
-    ran = [r for r in records if r.run_id not in summary.earlier_run_ids]
-    finished = [r for r in ran if r.status == "FINISHED"]
-    own = sum(r.metrics.get("train_time_s", 0.0) for r in finished)
-    ideal = own / max(1, min(slots, len(ran)))
-    overhead = summary.wall_time_s - ideal
-    data = [r.metrics["data_time_fraction"] for r in finished if "data_time_fraction" in r.metrics]
-    waiting = (f"; waiting for batches took {100 * sum(data) / len(data):.1f}% of epoch time "
-               f"(trial mean; at most {100 * max(data):.1f}%)" if data else "")
-    return (f"{summary.trials} trials run, {summary.failed} failed; wall time "
-            f"{summary.wall_time_s:.1f} s; trials' own time {own:.1f} s, {ideal:.1f} s over "
-            f"{slots} slots; Ray, MLflow and start-up added {overhead:.1f} s "
-            f"({100 * overhead / max(summary.wall_time_s, 1e-9):.0f}% of the wall time)"
-            f"{waiting}\nMLflow: {summary.tracking_uri}, experiment {summary.experiment}, "
-            f"parent run {summary.parent_run_id}")
 
 
 @app.command()
@@ -108,45 +89,17 @@ def launch(
         raise typer.Exit(1)
 
 
-def _flag(name: str) -> typer.models.OptionInfo:
-    """A `train` option documented by the trial setting's own description."""
-    return typer.Option(help=TrialConfig.model_fields[name].description)
-
-
 @app.command()
+@with_trial_key_flags
 def train(
-    arch: Annotated[Optional[str], _flag("arch")] = None,
-    dataset: Annotated[Optional[str], _flag("dataset")] = None,
-    data_root: Annotated[Optional[str], _flag("data_root")] = None,
-    method: Annotated[Optional[str], _flag("method")] = None,
-    k: Annotated[Optional[int], _flag("k")] = None,
-    selection: Annotated[Optional[str], _flag("selection")] = None,
-    sharing: Annotated[Optional[str], _flag("sharing")] = None,
-    score_lambda: Annotated[Optional[float], _flag("score_lambda")] = None,
-    recipe: Annotated[Optional[str], _flag("recipe")] = None,
-    lr: Annotated[Optional[float], _flag("lr")] = None,
-    momentum: Annotated[Optional[float], _flag("momentum")] = None,
-    weight_decay: Annotated[Optional[float], _flag("weight_decay")] = None,
-    schedule: Annotated[Optional[str], _flag("schedule")] = None,
-    epochs: Annotated[Optional[int], _flag("epochs")] = None,
-    batch_size: Annotated[Optional[int], _flag("batch_size")] = None,
-    seed: Annotated[Optional[int], _flag("seed")] = None,
-    device: Annotated[Optional[str], _flag("device")] = None,
-    train_subset: Annotated[Optional[int], _flag("train_subset")] = None,
-    padding: Annotated[Optional[str], _flag("padding")] = None,
-    dropout: Annotated[Optional[float], _flag("dropout")] = None,
-    keep_fraction: Annotated[Optional[float], _flag("keep_fraction")] = None,
-    finetune_epochs: Annotated[Optional[int], _flag("finetune_epochs")] = None,
-    impl: Annotated[Optional[str], _flag("impl")] = None,
-    num_threads: Annotated[Optional[int], _flag("num_threads")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the result")] = None,
     tracking_uri: UriOption = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "slotsweep-train",
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Log nothing")] = False,
+    **settings: object,
 ) -> None:
     """Train one trial in this process (no Ray): the code path every study trial runs."""
-    given = {key: value for key, value in locals().items()
-             if key in TrialConfig.model_fields and value is not None}
+    given = {key: value for key, value in settings.items() if value is not None}
     try:
         config = TrialConfig.model_validate(given)
     except ValidationError as error:
@@ -158,15 +111,7 @@ def train(
     from slotsweep.trainer import TrialFailed
     from slotsweep.trial_run import TrackingTarget, run_trial
 
-    target = None
-    if not no_mlflow:
-        from mlflow.tracking import MlflowClient
-
-        from slotsweep.tracking import absolute_tracking_uri, experiment_id, git_commit
-
-        uri = absolute_tracking_uri(tracking_uri)
-        target = TrackingTarget(uri, experiment_id(MlflowClient(uri), experiment),
-                                commit=git_commit())
+    target = None if no_mlflow else TrackingTarget.for_experiment(tracking_uri, experiment)
     show = lambda m: console.print(  # noqa: E731
         f"{m.phase} epoch {m.epoch}: loss {m.train_loss:.4f} train {m.train_accuracy:.4f} "
         f"val {m.val_accuracy:.4f} ({m.epoch_time_s:.1f}s)")

@@ -2,10 +2,8 @@
 
 `training_cost_flops` counts the dense work with `torch.utils.flop_counter` (matrix products and
 convolutions of one forward and backward pass, linear in the batch size) and adds, per step and
-per connection, the work a method does beyond a dense network:
-- slot, greedy: K multiplies for the score gradient + K-1 comparisons for the argmax = 2K-1;
-- slot, probabilistic: the same plus K additions of Gumbel noise = 3K-1;
-- edge-popup: |score|, the threshold comparison, the mask multiply, the score gradient = 4.
+per connection, the work a layer family does beyond a dense network, as its layers state it
+(`SelectingLayer.extra_flops_per_connection`: 2K-1 slot GS, 3K-1 slot PS, 4 edge-popup).
 Optimiser updates, activations and normalisation are not counted, for any method alike.
 """
 
@@ -22,15 +20,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from slotsweep.nn.edge_popup import EdgePopupMixin
-from slotsweep.nn.slot import SlotMixin
+from slotsweep.nn.family import SelectingLayer
 
 SEED_BYTES = 8  # the seed that regenerates values (slot) or frozen weights (edge-popup)
 
 
 def selecting_layers(model: nn.Module) -> list[nn.Module]:
     """Slot and edge-popup layers in definition order."""
-    return [m for m in model.modules() if isinstance(m, (SlotMixin, EdgePopupMixin))]
+    return [m for m in model.modules() if isinstance(m, SelectingLayer)]
 
 
 def selection_states(model: nn.Module) -> list[torch.Tensor]:
@@ -70,15 +67,8 @@ def dense_flops_per_example(model: nn.Module, example: torch.Tensor) -> float:
 
 def extra_flops_per_step(model: nn.Module) -> int:
     """Selection and score-gradient work per step beyond the dense network (see module doc)."""
-    total = 0
-    for layer in selecting_layers(model):
-        connections = math.prod(layer.weight_shape)
-        if isinstance(layer, SlotMixin):
-            per = 2 * layer.k - 1 + (layer.k if layer.selection == "probabilistic" else 0)
-        else:
-            per = 4
-        total += per * connections
-    return total
+    return sum(layer.extra_flops_per_connection() * math.prod(layer.weight_shape)
+               for layer in selecting_layers(model))
 
 
 def tensor_bytes(tensors: list[torch.Tensor | None]) -> int:
@@ -134,8 +124,7 @@ def model_size_bytes(model: nn.Module) -> int:
     size = sum(buffer.nbytes for name, buffer in model.named_buffers()
                if name.endswith(("running_mean", "running_var")))
     for layer in selecting_layers(model):
-        bits = index_bits(layer.k) if isinstance(layer, SlotMixin) else 1
-        size += len(pack_indices(layer.selection_state(), bits)) + SEED_BYTES
+        size += len(pack_indices(layer.selection_state(), layer.index_bits())) + SEED_BYTES
     selecting = {id(p) for layer in selecting_layers(model) for p in layer.parameters()}
     size += sum(p.nbytes for p in model.parameters() if id(p) not in selecting)
     return size

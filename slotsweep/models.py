@@ -3,42 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from slotsweep.nn.family import LayerFactory, LayerSpec
+from slotsweep.registry import ARCHS, PADDINGS
 
 ModelBuilder = Callable[..., nn.Module]
-_REGISTRY: dict[str, ModelBuilder] = {}
 
 
-def register_model(builder: ModelBuilder) -> ModelBuilder:
-    """Adds an architecture to the registry under its function name."""
-    _REGISTRY[builder.__name__] = builder
-    return builder
+@dataclass(frozen=True)
+class ArchSpec:
+    """A registered architecture: its builder and the defaults a trial resolves from it."""
+
+    builder: ModelBuilder
+    default_dropout: float = 0.0  # the `dropout` trial key's default for this arch
+
+
+def register_model(builder: ModelBuilder | None = None, *, default_dropout: float = 0.0):
+    """Adds an architecture under its function name (`@register_model` or
+    `@register_model(default_dropout=0.5)`): a new `arch` trial key value, the one place to
+    declare it. The builder gets a `LayerFactory` and the keyword arguments of `create_model`."""
+
+    def add(function: ModelBuilder) -> ModelBuilder:
+        ARCHS.register(function.__name__, ArchSpec(function, default_dropout))
+        return function
+
+    return add if builder is None else add(builder)
 
 
 def model_names() -> list[str]:
     """Names of every registered architecture."""
-    return sorted(_REGISTRY)
+    return sorted(ARCHS.names())
+
+
+def arch_spec(arch: str) -> ArchSpec:
+    """The registered architecture `arch` (ValueError naming the known ones otherwise)."""
+    return ARCHS.get(arch)
 
 
 def create_model(arch: str, spec: LayerSpec, *, in_channels: int = 1, image_size: int = 28,
                  num_classes: int = 10, padding: str = "authors",
                  dropout: float | None = None) -> nn.Module:
-    """Builds `arch` with layers of the family `spec` describes."""
-    if arch not in _REGISTRY:
-        raise ValueError(f"unknown arch {arch!r}; choose one of {model_names()}")
-    if padding not in ("authors", "same"):
-        raise ValueError(f"padding must be 'authors' or 'same', got {padding!r}")
-    return _REGISTRY[arch](LayerFactory(spec), in_channels=in_channels, image_size=image_size,
-                           num_classes=num_classes, padding=padding, dropout=dropout)
+    """Builds `arch` with layers of the family `spec` describes (`dropout` None: the arch's)."""
+    entry = arch_spec(arch)
+    PADDINGS.get(padding)
+    return entry.builder(LayerFactory(spec), in_channels=in_channels, image_size=image_size,
+                         num_classes=num_classes, padding=padding,
+                         dropout=entry.default_dropout if dropout is None else dropout)
 
 
 @register_model
 def lenet_300_100(layers: LayerFactory, *, in_channels: int, image_size: int, num_classes: int,
-                  padding: str, dropout: float | None) -> nn.Module:
+                  padding: str, dropout: float) -> nn.Module:
     """784-300-100-10 MLP (inputs flattened, so any image size works)."""
     inputs = in_channels * image_size * image_size
     return nn.Sequential(nn.Flatten(), layers.linear(inputs, 300), nn.ReLU(),
@@ -83,7 +102,7 @@ def _conv_stack(layers: LayerFactory, in_channels: int, image_size: int,
 
 
 def _conv_x(layers: LayerFactory, widths: list[int], unpadded: int, in_channels: int,
-            image_size: int, num_classes: int, padding: str, dropout: float | None) -> nn.Module:
+            image_size: int, num_classes: int, padding: str, dropout: float) -> nn.Module:
     """CONV-2/4/6: pairs of 3x3 convs with a pool after each pair, then 256-256-10 with dropout."""
     plan: list[tuple[int, int] | str] = []
     for index, width in enumerate(widths):
@@ -92,25 +111,25 @@ def _conv_x(layers: LayerFactory, widths: list[int], unpadded: int, in_channels:
         if index % 2 == 1:
             plan.append("M")
     features, channels, size = _conv_stack(layers, in_channels, image_size, plan, False)
-    drop = 0.5 if dropout is None else dropout
-    head = [nn.Flatten(), nn.Dropout(drop), layers.linear(channels * size * size, 256), nn.ReLU(),
-            nn.Dropout(drop), layers.linear(256, 256), nn.ReLU(), layers.linear(256, num_classes)]
+    head = [nn.Flatten(), nn.Dropout(dropout), layers.linear(channels * size * size, 256),
+            nn.ReLU(), nn.Dropout(dropout), layers.linear(256, 256), nn.ReLU(),
+            layers.linear(256, num_classes)]
     return nn.Sequential(*features, *head)
 
 
-@register_model
+@register_model(default_dropout=0.5)
 def conv2(layers: LayerFactory, **kw) -> nn.Module:
     """CONV-2: 64, 64, pool; 256, 256, 10."""
     return _conv_x(layers, [64, 64], 2, **kw)
 
 
-@register_model
+@register_model(default_dropout=0.5)
 def conv4(layers: LayerFactory, **kw) -> nn.Module:
     """CONV-4: 64, 64, pool, 128, 128, pool; 256, 256, 10."""
     return _conv_x(layers, [64, 64, 128, 128], 4, **kw)
 
 
-@register_model
+@register_model(default_dropout=0.5)
 def conv6(layers: LayerFactory, **kw) -> nn.Module:
     """CONV-6: 64, 64, pool, 128, 128, pool, 256, 256, pool; the authors pad only the last two."""
     return _conv_x(layers, [64, 64, 128, 128, 256, 256], 4, **kw)
@@ -118,7 +137,7 @@ def conv6(layers: LayerFactory, **kw) -> nn.Module:
 
 @register_model
 def vgg19(layers: LayerFactory, *, in_channels: int, image_size: int, num_classes: int,
-          padding: str, dropout: float | None) -> nn.Module:
+          padding: str, dropout: float) -> nn.Module:
     """VGG-19 with non-affine BatchNorm, padded convs, global average pool and a 512-10 head."""
     widths = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
               512, 512, 512, 512]

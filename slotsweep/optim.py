@@ -1,6 +1,8 @@
-"""Optimiser and learning-rate schedule of a trial."""
+"""Optimiser and learning-rate schedule of a trial; schedules are registered by name."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -11,6 +13,35 @@ from torch.optim.lr_scheduler import (
 )
 
 from slotsweep.nn.fused import SlotSGD, fused_layers
+from slotsweep.registry import SCHEDULES
+
+# (optimizer, epochs, restart_period) -> the per-epoch scheduler, or None for a constant rate
+ScheduleBuilder = Callable[[torch.optim.Optimizer, int, int], "LRScheduler | None"]
+
+
+def register_schedule(name: str) -> Callable[[ScheduleBuilder], ScheduleBuilder]:
+    """Adds a schedule: a new value of the `schedule` trial key."""
+
+    def add(builder: ScheduleBuilder) -> ScheduleBuilder:
+        return SCHEDULES.register(name, builder)
+
+    return add
+
+
+@register_schedule("warm_restarts")
+def _warm_restarts(optimizer: torch.optim.Optimizer, epochs: int, period: int) -> LRScheduler:
+    """SGDR: restarts after `period` epochs, then periods doubling (25, 75, ...)."""
+    return CosineAnnealingWarmRestarts(optimizer, T_0=period, T_mult=2)
+
+
+@register_schedule("cosine")
+def _cosine(optimizer: torch.optim.Optimizer, epochs: int, period: int) -> LRScheduler:
+    return CosineAnnealingLR(optimizer, T_max=epochs)
+
+
+@register_schedule("constant")
+def _constant(optimizer: torch.optim.Optimizer, epochs: int, period: int) -> None:
+    return None
 
 
 def build_optimizer(model: nn.Module, lr: float, momentum: float,
@@ -24,9 +55,5 @@ def build_optimizer(model: nn.Module, lr: float, momentum: float,
 
 def build_schedule(optimizer: torch.optim.Optimizer, schedule: str, epochs: int,
                    restart_period: int) -> LRScheduler | None:
-    """Per-epoch schedule: SGDR (restarts at restart_period, then x2: 25, 75, ...), cosine, none."""
-    if schedule == "warm_restarts":
-        return CosineAnnealingWarmRestarts(optimizer, T_0=restart_period, T_mult=2)
-    if schedule == "cosine":
-        return CosineAnnealingLR(optimizer, T_max=epochs)
-    return None
+    """The per-epoch scheduler the registered schedule `schedule` builds (None: constant)."""
+    return SCHEDULES.get(schedule)(optimizer, epochs, restart_period)

@@ -15,6 +15,7 @@ from ray import tune
 from rich.console import Console
 from rich.live import Live
 
+from slotsweep import registry
 from slotsweep.config import TrialConfig
 from slotsweep.progress import StudyProgress
 from slotsweep.result import EpochMetrics
@@ -30,8 +31,7 @@ from slotsweep.trial_run import TrackingTarget, run_trial
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
-TUNE_EPOCH_KEYS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_time_s",
-                   "best_val_accuracy", "training_cost_flops", "selection_change_fraction")
+TUNE_EPOCH_KEYS = registry.metric_names("epoch", "running")
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,13 @@ class LaunchSummary:
     earlier_run_ids: frozenset[str] = frozenset()  # finished before a `--resume`, not run now
 
 
-def _tune_trial(params: dict[str, Any], *, fixed: list[dict[str, Any]], base: dict[str, Any],
-                target: TrackingTarget, threads: int) -> None:
-    """The Tune trainable: one trial through the same `run_trial` that `slotsweep train` uses."""
-    index = params.get("trial_index")
-    settings = fixed[index] if index is not None else {**base, **params}
+def _tune_trial(params: dict[str, Any], *, base: dict[str, Any], target: TrackingTarget,
+                threads: int) -> None:
+    """The Tune trainable: one trial through the same `run_trial` that `slotsweep train` uses.
+    A fixed trial gets its typed config in `params["trial"]`; a searched one, Optuna's values."""
+    config = params.get("trial") or TrialConfig.model_validate({**base, **params})
     # threads = the trial's CPU share, so concurrent trials do not oversubscribe the cores
-    config = TrialConfig.model_validate({**settings,
-                                         "num_threads": settings.get("num_threads") or threads})
+    config = config.model_copy(update={"num_threads": config.num_threads or threads})
     trial_id = tune.get_context().get_trial_id() or "trial"
     run_trial(config, target, trial_id=trial_id,
               on_epoch=lambda metrics: tune.report(_epoch_values(metrics)),
@@ -145,8 +144,13 @@ class _ProgressCallback(tune.Callback):
         self.progress.trial_failed(trial.trial_id)
 
 
-def _absolute_data_root(settings: dict[str, Any]) -> dict[str, Any]:
-    """Trials run in their own folders: a relative data root must be made absolute first."""
+def _absolute_data_root(settings: Any) -> Any:
+    """Trials run in their own folders: a relative data root must be made absolute first
+    (`settings`: a TrialConfig, or a dict of trial keys)."""
+    if isinstance(settings, TrialConfig):
+        root = settings.data_root
+        return settings.model_copy(update={"data_root": str(Path(root).resolve())}) if root \
+            else settings
     root = settings.get("data_root")
     return {**settings, "data_root": str(Path(root).resolve())} if root else settings
 
@@ -178,7 +182,7 @@ class Launcher:
                                 commit=parent.commit)
         earlier = parent.children() if self.options.resume else []
         finished = finished_trial_keys(earlier)
-        fixed = [_absolute_data_root(c.model_dump()) for c in study.fixed_trials()
+        fixed = [_absolute_data_root(c) for c in study.fixed_trials()
                  if trial_key(c) not in finished]
         progress = StudyProgress(total=len(fixed) + study.searched_trial_count(),
                                  metric=study.search.metric[0], mode=study.search.mode[0],
@@ -213,10 +217,9 @@ class Launcher:
                      logging_level=logging.WARNING, log_to_driver=False)
         return True
 
-    def _trainable(self, target: TrackingTarget, fixed: list[dict[str, Any]],
-                   base: dict[str, Any]) -> Any:
+    def _trainable(self, target: TrackingTarget, base: dict[str, Any]) -> Any:
         resources = {"cpu": self.study.resources.cpu, "gpu": self.study.resources.gpu}
-        trainable = tune.with_parameters(_tune_trial, fixed=fixed, base=base, target=target,
+        trainable = tune.with_parameters(_tune_trial, base=base, target=target,
                                          threads=self.threads)
         return tune.with_resources(trainable, resources)
 
@@ -234,7 +237,7 @@ class Launcher:
     def _finetune_epochs(self) -> int:
         return int(self.study.trial.get("finetune_epochs", 0))
 
-    def _run_fixed(self, fixed: list[dict[str, Any]], target: TrackingTarget,
+    def _run_fixed(self, fixed: list[TrialConfig], target: TrackingTarget,
                    progress: StudyProgress) -> None:
         if not fixed:
             return
@@ -245,8 +248,8 @@ class Launcher:
             scheduler=_scheduler(self.study, self._finetune_epochs()),
             max_concurrent_trials=self.concurrency,
             trial_dirname_creator=lambda trial: trial.trial_id)
-        space = {"trial_index": tune.grid_search(list(range(len(fixed))))}
-        self._fit(self._trainable(target, fixed, {}), space, config, progress, "fixed")
+        space = {"trial": tune.grid_search(fixed)}
+        self._fit(self._trainable(target, {}), space, config, progress, "fixed")
 
     def _run_search(self, earlier: list[Run], target: TrackingTarget,
                     progress: StudyProgress) -> None:
@@ -279,7 +282,7 @@ class Launcher:
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=self.concurrency),
             scheduler=_scheduler(study, self._finetune_epochs()),
             num_samples=remaining, trial_dirname_creator=lambda trial: trial.trial_id)
-        self._fit(self._trainable(replace(target, phase="search"), [], base), space, config,
+        self._fit(self._trainable(replace(target, phase="search"), base), space, config,
                   progress, "search")
 
     def _evaluated_points(self, earlier: list[Run], base: dict[str, Any],
@@ -288,7 +291,7 @@ class Launcher:
         metrics = self.study.search.metric
         points, rewards = [], []
         for params, values in finished_search_trials(earlier, metrics):
-            config = TrialConfig.model_validate({**base, **{k: params[k] for k in keys}})
+            config = TrialConfig.from_params({**base, **{k: params[k] for k in keys}})
             points.append({key: getattr(config, key) for key in keys})
             rewards.append(values[0] if len(values) == 1 else values)
         return points, rewards

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from rich.table import Table
 
-from slotsweep.tracking import TrialRecord
+from slotsweep import registry
+from slotsweep.result import TrialRecord
 
-REPORTED = ("test_accuracy", "best_val_accuracy", "training_cost_flops", "memory_state_bytes",
-            "peak_memory_bytes", "model_size_bytes", "train_time_s")
-NOT_CONFIGURATION = ("seed", "data_root", "device", "num_threads")
+REPORTED = registry.metric_names(compared=True)
+NOT_CONFIGURATION = ("seed", *registry.runtime_keys())
 SHOWN = {"test_accuracy": ("test acc %", 100, ".2f"),
          "training_cost_flops": ("cost TFLOP", 1e-12, ".3f"),
          "memory_state_bytes": ("state MB", 1e-6, ".2f"),

@@ -1,12 +1,14 @@
-"""What a trial reports: per-epoch metrics and the final result (the JSON of `train --json`)."""
+"""What a trial reports: per-epoch metrics, the final result (the JSON of `train --json`), and a
+finished trial run as a report reads it back. The names come from `registry.METRICS`."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-EPOCH_METRICS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_time_s")
-FINAL_METRICS = ("test_accuracy", "best_val_accuracy", "training_cost_flops", "train_time_s",
-                 "memory_state_bytes", "peak_memory_bytes", "model_size_bytes")
+from slotsweep.registry import metric_names
+
+EPOCH_METRICS = metric_names("epoch", optional=False)  # every trial logs these per epoch
+FINAL_METRICS = metric_names(compared=True)  # logged once; the comparison's columns
 
 
 @dataclass
@@ -68,3 +70,14 @@ class TrialResult:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dictionary."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What a report needs of one trial run, as plain values."""
+
+    run_id: str
+    status: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    error: str | None

@@ -21,11 +21,12 @@ from pydantic import (
     model_validator,
 )
 
+from slotsweep import registry
 from slotsweep.config import TrialConfig
+from slotsweep.registry import DEFAULT_TRACKING_URI
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # Where or how fast a trial runs, not what it computes: left out of a trial's identity.
-NON_RESULT_KEYS = frozenset({"data_root", "device", "num_threads"})
+NON_RESULT_KEYS = frozenset(registry.runtime_keys())
 DIMENSION_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
 DISCRETE_KINDS = ("grid", "choice")
 
@@ -238,8 +239,9 @@ def _point_path(point: dict[str, Any]) -> str:
 
 
 def trial_key(config: TrialConfig) -> str:
-    """A trial's identity across resumes: a hash of the settings that can change its results."""
-    settings = config.model_dump(mode="json", exclude=set(NON_RESULT_KEYS))
+    """A trial's identity across resumes: a hash of the resolved settings that can change its
+    results (a default spelled out is the same trial)."""
+    settings = config.resolved().model_dump(mode="json", exclude=set(NON_RESULT_KEYS))
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -13,10 +13,9 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from slotsweep import __version__
-from slotsweep.config import SLOT_ONLY_KEYS, TrialConfig
-from slotsweep.result import EpochMetrics, TrialResult
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+from slotsweep.config import UNSET_PARAM, TrialConfig
+from slotsweep.registry import DEFAULT_TRACKING_URI, metric_names
+from slotsweep.result import EpochMetrics, TrialRecord, TrialResult
 ROLE, STUDY, TRIAL_ID, TRIAL_KEY, VERSION, ERROR, PHASE = (
     "slotsweep.role", "slotsweep.study", "slotsweep.trial_id", "slotsweep.trial_key",
     "slotsweep.version", "slotsweep.error", "slotsweep.phase")
@@ -71,19 +70,16 @@ def _now_ms() -> int:
 
 
 def trial_params(config: TrialConfig) -> dict[str, str]:
-    """Every setting as an MLflow param; slot-only keys only where they apply."""
-    values = config.model_dump()
-    values["lr"] = config.resolved_lr()
-    if config.method != "slot":
-        values = {k: v for k, v in values.items() if k not in SLOT_ONLY_KEYS}
-    return {key: "auto" if value is None else str(value)[:MAX_PARAM_LENGTH]
+    """Every resolved setting as an MLflow param; slot-only keys only where they apply."""
+    values = config.applicable_params()
+    return {key: UNSET_PARAM if value is None else str(value)[:MAX_PARAM_LENGTH]
             for key, value in values.items()}
 
 
 def epoch_metric_values(metrics: EpochMetrics) -> dict[str, float]:
     """Per-epoch metrics under their MLflow names (finetuning's prefixed with `finetune_`)."""
     prefix = "" if metrics.phase == "train" else f"{metrics.phase}_"
-    skip = ("best_val_accuracy", "training_cost_flops")
+    skip = metric_names("running")  # logged once, as final metrics
     return {prefix + key: value for key, value in metrics.metrics().items() if key not in skip}
 
 
@@ -165,8 +161,9 @@ def finished_search_trials(runs: list[Run],
             and all(m in run.data.metrics for m in metrics)]
 
 
-class TrialRun:
-    """The MLflow run of one trial, found again by its trial key when a study resumes."""
+class MlflowTrialRun:
+    """The MLflow run of one trial, found again by its trial key when a study resumes
+    (`trial_run.run_trial` is the trial itself, training wrapped in this run)."""
 
     def __init__(self, client: MlflowClient, run: Run) -> None:
         self.client, self.run = client, run
@@ -180,7 +177,7 @@ class TrialRun:
     def open(cls, uri: str, experiment: str, config: TrialConfig, *, trial_key: str,
              trial_id: str, study_name: str | None = None,
              parent_run_id: str | None = None, phase: str = "fixed",
-             commit: str | None = None) -> TrialRun:
+             commit: str | None = None) -> MlflowTrialRun:
         """The finished run of this trial key under the parent, else a new one (stale removed)."""
         client = MlflowClient(uri)
         if parent_run_id:
@@ -197,8 +194,7 @@ class TrialRun:
         trial = cls(client, run)
         params = [Param(k, v) for k, v in trial_params(config).items()]
         client.log_batch(trial.run_id, params=params, tags=[RunTag(MLFLOW_RUN_NAME, name)])
-        resolved = {**config.model_dump(), "lr": config.resolved_lr()}
-        client.log_dict(trial.run_id, resolved, "trial_config.json")
+        client.log_dict(trial.run_id, config.resolved().model_dump(), "trial_config.json")
         return trial
 
     def log_epoch(self, metrics: EpochMetrics) -> None:
@@ -236,15 +232,7 @@ class TrialRun:
         return dict(self.client.get_run(self.run_id).data.metrics)
 
 
-@dataclass(frozen=True)
-class TrialRecord:
-    """What a report needs of one trial run, as plain values."""
-
-    run_id: str
-    status: str
-    params: dict[str, str]
-    metrics: dict[str, float]
-    error: str | None
+TrialRun = MlflowTrialRun  # the earlier name
 
 
 def trial_records(uri: str, experiment: str, parent_run_id: str | None = None) -> list[TrialRecord]:

@@ -61,8 +61,8 @@ def build_model(config: TrialConfig, data: DataSplits, method: str | None = None
     """The trial's network for `method` (default: the config's)."""
     spec = LayerSpec(method=method or config.method, k=config.k, selection=config.selection,
                      sharing=config.sharing, score_lambda=config.score_lambda,
-                     recipe=config.recipe, keep_fraction=config.keep_fraction, seed=config.seed,
-                     fused=fused)
+                     score_lambda_conv=config.score_lambda_conv, recipe=config.recipe,
+                     keep_fraction=config.keep_fraction, seed=config.seed, fused=fused)
     channels, size = data.train.images.shape[1], data.train.images.shape[2]
     return create_model(config.arch, spec, in_channels=channels, image_size=size,
                         num_classes=data.num_classes, padding=config.padding,
@@ -242,4 +242,4 @@ def train_trial(config: TrialConfig, report: EpochCallback | None = None) -> Tri
         model_size_bytes=model_size_bytes(model), train_time_s=time.perf_counter() - started,
         params=config.model_dump(), epochs=runner.epochs,
         selection_sha256=selection_sha256(model), finetune_test_accuracy=finetune_test,
-        device=str(device), impl="fused" if fused else "reference")
+        device=str(device), impl=native.update_tag(model) if fused else "reference")

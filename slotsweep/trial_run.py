@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from slotsweep.config import TrialConfig
 from slotsweep.result import EpochMetrics, TrialResult
 from slotsweep.study import trial_key
-from slotsweep.tracking import TrialRun
+from slotsweep.tracking import MlflowTrialRun
 from slotsweep.trainer import EpochCallback, train_trial
 
 
@@ -22,6 +22,16 @@ class TrackingTarget:
     study_name: str | None = None
     phase: str = "fixed"  # or "search": an Optuna trial, fed back to Optuna when a study resumes
     commit: str | None = None  # git commit of the launching checkout (trials run elsewhere)
+
+    @classmethod
+    def for_experiment(cls, uri: str | None, experiment: str) -> TrackingTarget:
+        """A trial outside any study (`slotsweep train`): the experiment, created if missing."""
+        from mlflow.tracking import MlflowClient
+
+        from slotsweep.tracking import absolute_tracking_uri, experiment_id, git_commit
+
+        uri = absolute_tracking_uri(uri)
+        return cls(uri, experiment_id(MlflowClient(uri), experiment), commit=git_commit())
 
 
 @dataclass
@@ -50,10 +60,11 @@ def run_trial(config: TrialConfig, target: TrackingTarget | None, *, trial_id: s
     final metrics, after the MLflow run is closed, so a scheduler stopping the trial at that
     report cannot leave the run open.
     """
+    config = config.resolved()  # what the trial logs and trains with, every default explicit
     key = trial_key(config)
     run = None
     if target is not None:
-        run = TrialRun.open(target.uri, target.experiment_id, config, trial_key=key,
+        run = MlflowTrialRun.open(target.uri, target.experiment_id, config, trial_key=key,
                             trial_id=trial_id, study_name=target.study_name,
                             parent_run_id=target.parent_run_id, phase=target.phase,
                             commit=target.commit)

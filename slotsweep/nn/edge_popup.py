@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slotsweep.nn.dense import dense_holding
+from slotsweep.nn.family import LayerFamily, SelectingLayer
 from slotsweep.nn.init import fans
 from slotsweep.seeding import generator
 
@@ -28,10 +30,10 @@ class TopMask(torch.autograd.Function):
         return grad, None
 
 
-class EdgePopupMixin(nn.Module):
+class EdgePopupMixin(SelectingLayer):
     """Signed-Kaiming-constant frozen weights and one kaiming-uniform score per connection."""
 
-    def _init_edge_popup(self, weight_shape: tuple[int, ...], keep_fraction: float,
+    def _init_edge_popup(self, *, weight_shape: tuple[int, ...], keep_fraction: float,
                          seed: int) -> None:
         if not 0 < keep_fraction <= 1:
             raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
@@ -56,14 +58,31 @@ class EdgePopupMixin(nn.Module):
         """The mask as int64, for hashing and change tracking."""
         return self.mask().detach().to(torch.int64)
 
+    def extra_flops_per_connection(self) -> int:
+        """|score|, the threshold comparison, the mask multiply and the score gradient."""
+        return 4
+
+    def index_bits(self) -> int:
+        """A 1-bit mask per connection."""
+        return 1
+
+    def dense_weight(self) -> torch.Tensor:
+        return self.effective_weight().detach()
+
+    def as_dense(self) -> nn.Module:
+        """The ordinary layer computing what this one computes."""
+        return dense_holding(self.dense_weight(), stride=getattr(self, "stride", 1),
+                             padding=getattr(self, "padding", 0))
+
 
 class EdgePopupLinear(EdgePopupMixin):
     """A fully connected edge-popup layer without bias."""
 
-    def __init__(self, in_features: int, out_features: int, keep_fraction: float = 0.5,
+    def __init__(self, in_features: int, out_features: int, *, keep_fraction: float = 0.5,
                  seed: int = 0) -> None:
         super().__init__()
-        self._init_edge_popup((out_features, in_features), keep_fraction, seed)
+        self._init_edge_popup(weight_shape=(out_features, in_features),
+                              keep_fraction=keep_fraction, seed=seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight())
@@ -72,13 +91,29 @@ class EdgePopupLinear(EdgePopupMixin):
 class EdgePopupConv2d(EdgePopupMixin):
     """A 2-D convolutional edge-popup layer without bias."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
                  keep_fraction: float = 0.5, stride: int = 1, padding: int = 0,
                  seed: int = 0) -> None:
         super().__init__()
         self.stride, self.padding = stride, padding
         shape = (out_channels, in_channels, kernel_size, kernel_size)
-        self._init_edge_popup(shape, keep_fraction, seed)
+        self._init_edge_popup(weight_shape=shape, keep_fraction=keep_fraction, seed=seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.effective_weight(), stride=self.stride, padding=self.padding)
+
+
+class EdgePopupFamily(LayerFamily):
+    """Edge-popup: frozen signed-constant weights, the top `keep_fraction` kept by score."""
+
+    name = "edge_popup"
+    default_lr = 0.1
+
+    def linear(self, in_features: int, out_features: int, *, seed: int) -> nn.Module:
+        return EdgePopupLinear(in_features, out_features, keep_fraction=self.spec.keep_fraction,
+                               seed=seed)
+
+    def conv(self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int,
+             seed: int) -> nn.Module:
+        return EdgePopupConv2d(in_channels, out_channels, kernel_size,
+                               keep_fraction=self.spec.keep_fraction, padding=padding, seed=seed)

@@ -1,18 +1,22 @@
-"""Layer families: one architecture definition builds slot, dense and edge-popup networks."""
+"""Layer families: one architecture definition builds slot, dense and edge-popup networks.
+
+A family is a registered `LayerFamily` subclass (`registry.FAMILIES`, its name is the trial's
+`method`); the layers it builds that choose among fixed random values derive from
+`SelectingLayer`, which says what the metrics need of them.
+"""
 
 from __future__ import annotations
 
+import abc
 import itertools
 from dataclasses import dataclass
+from typing import ClassVar
 
+import torch
 from torch import nn
 
-from slotsweep.nn.dense import DenseConv2d, DenseLinear
-from slotsweep.nn.edge_popup import EdgePopupConv2d, EdgePopupLinear
-from slotsweep.nn.slot import SlotConv2d, SlotLinear
+from slotsweep.registry import FAMILIES
 from slotsweep.seeding import derive_seed
-
-METHODS = ("slot", "dense", "edge_popup")
 
 
 @dataclass(frozen=True)
@@ -28,10 +32,63 @@ class LayerSpec:
     keep_fraction: float = 0.5
     seed: int = 0
     fused: bool = False
+    score_lambda_conv: float | None = None  # None: score_lambda, else the recipe's
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        FAMILIES.get(self.method)  # names the known methods when this one is not
+
+
+class LayerFamily(abc.ABC):
+    """Builds the layers of one family from a `LayerSpec`; layer `seed`s come from the factory."""
+
+    name: ClassVar[str]
+    default_lr: ClassVar[float | None]  # None: the recipe's score learning rate (slot)
+
+    def __init__(self, spec: LayerSpec) -> None:
+        self.spec = spec
+
+    @abc.abstractmethod
+    def linear(self, in_features: int, out_features: int, *, seed: int) -> nn.Module:
+        """A bias-free fully connected layer."""
+
+    @abc.abstractmethod
+    def conv(self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int,
+             seed: int) -> nn.Module:
+        """A bias-free convolution."""
+
+
+def register_family(family: type[LayerFamily]) -> type[LayerFamily]:
+    """Adds a family under its `name`: a new trial `method` (the one place to declare it)."""
+    FAMILIES.register(family.name, family)
+    return family
+
+
+def family_class(method: str) -> type[LayerFamily]:
+    """The registered family of `method`."""
+    return FAMILIES.get(method)
+
+
+class SelectingLayer(nn.Module):
+    """A layer whose training chooses among fixed random weights (slot, edge-popup): what the
+    metrics and the dense export read of it."""
+
+    weight_shape: tuple[int, ...]
+
+    def selection_state(self) -> torch.Tensor:
+        """What the layer has learned to choose (int64), for hashing and change tracking."""
+        raise NotImplementedError
+
+    def extra_flops_per_connection(self) -> int:
+        """Work per training step and connection beyond a dense layer's (see `metrics`)."""
+        raise NotImplementedError
+
+    def index_bits(self) -> int:
+        """Bits per connection that store the choice for inference."""
+        raise NotImplementedError
+
+    def dense_weight(self) -> torch.Tensor:
+        """The weight of the equivalent ordinary layer (at evaluation)."""
+        raise NotImplementedError
 
 
 class LayerFactory:
@@ -39,37 +96,16 @@ class LayerFactory:
 
     def __init__(self, spec: LayerSpec) -> None:
         self.spec = spec
+        self.family = family_class(spec.method)(spec)
         self._index = itertools.count()
 
-    def _seeds(self) -> dict[str, int]:
-        spec, index = self.spec, next(self._index)
-        seed = derive_seed(spec.seed, "layer", index)
-        if spec.method != "slot":
-            return {"seed": seed}
-        values_seed = derive_seed(spec.seed, "global") if spec.sharing == "global" else None
-        return {"seed": seed, "values_seed": values_seed}
-
-    def _slot_kwargs(self) -> dict[str, object]:
-        spec = self.spec
-        return {"k": spec.k, "selection": spec.selection, "sharing": spec.sharing,
-                "score_lambda": spec.score_lambda, "recipe": spec.recipe, "fused": spec.fused}
+    def _seed(self) -> int:
+        return derive_seed(self.spec.seed, "layer", next(self._index))
 
     def linear(self, in_features: int, out_features: int) -> nn.Module:
         """A bias-free fully connected layer of this family."""
-        seeds, method = self._seeds(), self.spec.method
-        if method == "slot":
-            return SlotLinear(in_features, out_features, **self._slot_kwargs(), **seeds)
-        if method == "edge_popup":
-            return EdgePopupLinear(in_features, out_features, self.spec.keep_fraction, **seeds)
-        return DenseLinear(in_features, out_features, **seeds)
+        return self.family.linear(in_features, out_features, seed=self._seed())
 
     def conv(self, in_channels: int, out_channels: int, padding: int) -> nn.Module:
         """A bias-free 3x3 convolution of this family."""
-        seeds, method = self._seeds(), self.spec.method
-        if method == "slot":
-            return SlotConv2d(in_channels, out_channels, 3, padding=padding,
-                              **self._slot_kwargs(), **seeds)
-        if method == "edge_popup":
-            return EdgePopupConv2d(in_channels, out_channels, 3, self.spec.keep_fraction,
-                                   padding=padding, **seeds)
-        return DenseConv2d(in_channels, out_channels, 3, padding=padding, **seeds)
+        return self.family.conv(in_channels, out_channels, 3, padding=padding, seed=self._seed())

@@ -5,7 +5,7 @@ dL/dW in that leaf's `.grad`. `SlotSGD.step` then does, per connection and for e
     g = dL/dW * W_k + weight_decay * s_k;  buf_k = momentum * buf_k + g;  s_k -= lr * buf_k
 and picks the new argmax, exactly as autograd + `torch.optim.SGD` + argmax would, but reading
 each (K)-sized array once. The plain PyTorch version below is what the native kernel is tested
-against; `slotsweep.nn.native` supplies the kernel where a C compiler is available.
+against; `slotsweep.nn.native` supplies the kernel (built at install, else at run time).
 """
 
 from __future__ import annotations
@@ -42,14 +42,17 @@ def fused_update_reference(layer: SlotMixin, buffer: torch.Tensor | None, lr: fl
 
 def fused_update(layer: SlotMixin, buffer: torch.Tensor | None, lr: float, momentum: float,
                  weight_decay: float) -> torch.Tensor | None:
-    """One fused step, native where the kernel serves this layer, else the PyTorch version."""
+    """One fused step, native where the kernel serves this layer, else the PyTorch version;
+    `layer.update_path` records which ran ('native' or 'pytorch', for `native.update_tag`)."""
     if native.supports(layer):
+        layer.update_path = "native"
         if momentum and buffer is None:
             buffer = torch.empty_like(layer.scores)
             native.update(layer, buffer, lr, momentum, weight_decay, first_step=True)
         else:
             native.update(layer, buffer, lr, momentum, weight_decay, first_step=False)
         return buffer
+    layer.update_path = "pytorch"
     return fused_update_reference(layer, buffer, lr, momentum, weight_decay)
 
 

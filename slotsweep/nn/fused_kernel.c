@@ -285,3 +285,10 @@ int slot_update(float *scores, const float *values, float *buffer, const float *
     }
     return 0;
 }
+
+/* The install-time build (setup.py) defines the digest of its source, flags and CPU, so that a
+ * prebuilt library made for another CPU or from an older source is not used (native.py). */
+#ifndef SLOT_KERNEL_IDENTITY
+#define SLOT_KERNEL_IDENTITY ""
+#endif
+const char *slot_kernel_identity(void) { return SLOT_KERNEL_IDENTITY; }

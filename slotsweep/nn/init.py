@@ -1,8 +1,10 @@
-"""Initialisation scales of ../shared/paper.md: the paper's text and the authors' code."""
+"""Initialisation scales of the paper's text and the authors' code (`registry.RECIPES`)."""
 
 from __future__ import annotations
 
 import math
+
+from slotsweep.registry import RECIPES
 
 
 def fans(weight_shape: tuple[int, ...]) -> tuple[int, int]:
@@ -14,10 +16,10 @@ def fans(weight_shape: tuple[int, ...]) -> tuple[int, int]:
 def value_sigma(weight_shape: tuple[int, ...], recipe: str) -> float:
     """Bound sigma of the candidate values U(-sigma, sigma)."""
     fan_in, fan_out = fans(weight_shape)
-    numerator = 2.0 if recipe == "paper" else 6.0
-    return math.sqrt(numerator / (fan_in + fan_out))
+    return math.sqrt(RECIPES.get(recipe).sigma_numerator / (fan_in + fan_out))
 
 
 def default_score_lambda(is_conv: bool, recipe: str) -> float:
-    """Scores start as U(0, lambda * sigma): lambda 1 for conv, 0.1 for FC in the paper's text."""
-    return 1.0 if is_conv or recipe == "authors" else 0.1
+    """Scores start as U(0, lambda * sigma): the recipe's lambda for convs or FC layers."""
+    spec = RECIPES.get(recipe)
+    return spec.score_lambda_conv if is_conv else spec.score_lambda_fc

@@ -1,18 +1,22 @@
-"""The native fused slot update: a small C kernel built on first use and loaded with ctypes.
+"""The native fused slot update: a small C kernel loaded with ctypes.
 
 The kernel (`fused_kernel.c`) reads each connection's K values, scores and momentum once, writes
 the scores, the momentum and the newly selected weight, and picks the argmax on the way, where
 the PyTorch reference makes several passes and a slow argmax over a short innermost dimension.
-It is compiled once per machine into `$SLOTSWEEP_CACHE` (default ~/.cache/slotsweep/kernels);
-without a compiler, or with `SLOTSWEEP_NATIVE=0`, `available()` is False and callers fall back to
-`slotsweep.nn.fused.fused_update_reference`.
+It is built when the package is installed (`setup.py`, the `_slot_kernel` extension beside this
+file, for the installing machine's CPU). Where that build is missing, or was made for another
+CPU or another version of the source, it is compiled at run time, once per machine, into
+`$SLOTSWEEP_CACHE` (default ~/.cache/slotsweep/kernels). Without either, or with
+`SLOTSWEEP_NATIVE=0`, `available()` is False and callers fall back to
+`slotsweep.nn.fused.fused_update_reference`; `SLOTSWEEP_NATIVE=runtime` skips the prebuilt one.
+`update_tag` says which update a trained model's layers ran.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
+import importlib.machinery
 import logging
 import os
 import platform
@@ -22,19 +26,22 @@ import tempfile
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from slotsweep.nn.kernel_build import (
+    COMPILER,
+    FLAG_SETS,
+    PREBUILT_NAME,
+    SOURCE,
+    build_identity,
+)
 from slotsweep.nn.slot import SlotMixin
 
 logger = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("fused_kernel.c")
-COMPILER = "gcc"
-# -ffp-contract=off keeps PyTorch's rounding (see the C file). Tried in order: -march=native
-# (AVX2 loops on x86), then without it, then without OpenMP (single-threaded; e.g. Apple clang).
-BASE_FLAGS = ("-O3", "-ffp-contract=off", "-fopenmp", "-shared", "-fPIC")
-FLAG_SETS = (("-march=native", *BASE_FLAGS), BASE_FLAGS,
-             tuple(flag for flag in BASE_FLAGS if flag != "-fopenmp"))
+LINK_FLAGS = ("-shared", "-fPIC")
 MODES = {"plain": 0, "first": 1, "momentum": 2}
+ORIGINS = {"prebuilt": "fused-native-prebuilt", "runtime": "fused-runtime-build"}
 
 _ARGTYPES = [ctypes.c_void_p] * 5 + [ctypes.c_int64, ctypes.c_int64, ctypes.c_int] + [
     ctypes.c_float] * 3 + [ctypes.c_int] * 3
@@ -46,21 +53,28 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "slotsweep" / "kernels"
 
 
-def _cpu_identity() -> str:
-    """The CPU's feature flags: a -march=native build must not be loaded on another CPU model
-    that shares the cache directory (a cluster's shared home)."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next((line for line in info if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        return ""
-
-
 def _library_path(source: bytes, flags: tuple[str, ...]) -> Path:
-    digest = hashlib.sha256(source)
-    for part in (COMPILER, " ".join(flags), platform.machine(), _cpu_identity()):
-        digest.update(b"\0" + part.encode())
-    return cache_dir() / f"slot_update-{platform.machine()}-{digest.hexdigest()[:16]}.so"
+    identity = build_identity(source, flags, COMPILER)
+    return cache_dir() / f"slot_update-{platform.machine()}-{identity}.so"
+
+
+def prebuilt_path() -> Path | None:
+    """The kernel built at install (`setup.py`), wherever it is."""
+    here = Path(__file__).parent
+    found = (here / f"{PREBUILT_NAME}{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES)
+    return next((path for path in found if path.exists()), None)
+
+
+def _open_prebuilt(path: Path) -> ctypes.CDLL | None:
+    """The prebuilt kernel, if it was built from this source for this CPU (else None)."""
+    library = ctypes.CDLL(str(path))
+    library.slot_kernel_identity.restype = ctypes.c_char_p
+    built = library.slot_kernel_identity().decode()
+    source = SOURCE.read_bytes()
+    if not any(build_identity(source, flags) == built for flags in FLAG_SETS):
+        logger.info("prebuilt kernel %s is for another CPU or source: building one", path)
+        return None
+    return _open(path)
 
 
 def _compile(flags: tuple[str, ...], target: Path) -> str | None:
@@ -70,7 +84,7 @@ def _compile(flags: tuple[str, ...], target: Path) -> str | None:
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
     os.close(handle)
     try:
-        command = [COMPILER, *flags, "-o", temporary, str(SOURCE), "-lm"]
+        command = [COMPILER, *flags, *LINK_FLAGS, "-o", temporary, str(SOURCE), "-lm"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             return f"{' '.join(command)} failed: {done.stderr.strip()[-500:]}"
@@ -98,17 +112,46 @@ def _build() -> Path:
     raise RuntimeError(failures[-1])
 
 
-@functools.cache
-def _load() -> tuple[ctypes.CDLL | None, str | None]:
-    """The loaded kernel, or None and why not (logged once per process)."""
-    try:
-        library = ctypes.CDLL(str(_build()))
-    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
-        logger.warning("native slot kernel unavailable, using the PyTorch update: %s", error)
-        return None, str(error)
+def _open(path: Path) -> ctypes.CDLL:
+    library = ctypes.CDLL(str(path))
     library.slot_update.argtypes = _ARGTYPES
     library.slot_update.restype = ctypes.c_int
-    return library, None
+    return library
+
+
+@functools.cache
+def _load() -> tuple[ctypes.CDLL | None, str | None, str | None]:
+    """(the loaded kernel, its origin 'prebuilt' or 'runtime', why not), once per process."""
+    prebuilt = None if os.environ.get("SLOTSWEEP_NATIVE") == "runtime" else prebuilt_path()
+    if prebuilt is not None:
+        try:
+            library = _open_prebuilt(prebuilt)
+        except (OSError, AttributeError) as error:
+            logger.warning("prebuilt kernel %s does not load (%s); building one", prebuilt, error)
+            library = None
+        if library is not None:
+            return library, "prebuilt", None
+    try:
+        return _open(_build()), "runtime", None
+    except (OSError, AttributeError, RuntimeError, subprocess.SubprocessError) as error:
+        logger.warning("native slot kernel unavailable, using the PyTorch update: %s", error)
+        return None, None, str(error)
+
+
+def origin() -> str | None:
+    """Where the loaded kernel comes from: 'prebuilt' (at install), 'runtime' (built now)."""
+    return _load()[1] if available() else None
+
+
+def update_tag(model: nn.Module) -> str:
+    """Which update the fused slot layers of a trained `model` ran (`slotsweep.impl`):
+    `fused-native-prebuilt` or `fused-runtime-build` (the native kernel), `fused-pytorch` (the
+    fused update in PyTorch: no kernel, or layers it cannot serve), `fused-mixed` (both)."""
+    paths = {getattr(m, "update_path", None) for m in model.modules()
+             if isinstance(m, SlotMixin) and m.fused}
+    if paths == {"native"}:
+        return ORIGINS[_load()[1]]
+    return "fused-mixed" if "native" in paths else "fused-pytorch"
 
 
 def available() -> bool:
@@ -120,7 +163,7 @@ def unavailable_reason() -> str | None:
     """Why `available()` is False, or None when it is True."""
     if os.environ.get("SLOTSWEEP_NATIVE", "1") == "0":
         return "disabled by SLOTSWEEP_NATIVE=0"
-    return _load()[1]
+    return _load()[2]
 
 
 def _plain(tensor: torch.Tensor | None) -> bool:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slotsweep.nn.dense import dense_holding
+from slotsweep.nn.family import LayerFamily, SelectingLayer
 from slotsweep.nn.init import default_score_lambda, value_sigma
 from slotsweep.nn.selection import SelectWeight, gather_values, greedy_indices, sampled_indices
-from slotsweep.seeding import generator
-
-SELECTIONS = ("greedy", "probabilistic")
-SHARINGS = ("none", "layer", "global")
+from slotsweep.registry import SELECTIONS, SHARINGS
+from slotsweep.seeding import derive_seed, generator
 
 
-class SlotMixin(nn.Module):
+class SlotMixin(SelectingLayer):
     """Scores, candidate values and selection, shared by `SlotLinear` and `SlotConv2d`.
 
     `sharing="none"` stores (*weight_shape, K) values; `"layer"` stores K values for the layer;
@@ -24,13 +26,13 @@ class SlotMixin(nn.Module):
     `slotsweep.nn.fused.SlotSGD` from the dense gradient, without materialising `scores.grad`.
     """
 
-    def _init_slots(self, weight_shape: tuple[int, ...], is_conv: bool, k: int, selection: str,
-                    sharing: str, score_lambda: float | None, recipe: str, seed: int,
-                    values_seed: int | None, fused: bool) -> None:
+    def _init_slots(self, *, weight_shape: tuple[int, ...], is_conv: bool, k: int,
+                    selection: str, sharing: str, score_lambda: float | None, recipe: str,
+                    seed: int, values_seed: int | None, fused: bool) -> None:
         if selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+            raise ValueError(f"selection must be one of {SELECTIONS.names()}, got {selection!r}")
         if sharing not in SHARINGS:
-            raise ValueError(f"sharing must be one of {SHARINGS}, got {sharing!r}")
+            raise ValueError(f"sharing must be one of {SHARINGS.names()}, got {sharing!r}")
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         if fused and selection != "greedy":
@@ -49,6 +51,7 @@ class SlotMixin(nn.Module):
         self._sampler: torch.Generator | None = None
         self.fused = fused
         self.cached_weight: torch.Tensor | None = None  # not a buffer: it must stay a grad leaf
+        self.update_path: str | None = None  # which fused update last ran (nn.fused)
 
     def candidates(self) -> torch.Tensor:
         """The K candidate values of every connection, shape (*weight_shape, K)."""
@@ -65,6 +68,23 @@ class SlotMixin(nn.Module):
     def selection_state(self) -> torch.Tensor:
         """What this layer has learned to choose, for hashing and change tracking."""
         return self.selection_indices()
+
+    def extra_flops_per_connection(self) -> int:
+        """GS: K multiplies for the score gradient + K-1 comparisons for the argmax = 2K-1;
+        PS adds K additions of Gumbel noise: 3K-1."""
+        return 2 * self.k - 1 + (self.k if self.selection == "probabilistic" else 0)
+
+    def index_bits(self) -> int:
+        """ceil(log2 K) bits per connection (0 for K = 1)."""
+        return math.ceil(math.log2(self.k)) if self.k > 1 else 0
+
+    def dense_weight(self) -> torch.Tensor:
+        return self.selected_weight().detach()
+
+    def as_dense(self) -> nn.Module:
+        """The ordinary layer computing what this one computes at evaluation."""
+        return dense_holding(self.dense_weight(), stride=getattr(self, "stride", 1),
+                             padding=getattr(self, "padding", 0))
 
     def _sample_generator(self) -> torch.Generator:
         if self._sampler is None or self._sampler.device != self.scores.device:
@@ -100,13 +120,15 @@ class SlotMixin(nn.Module):
 class SlotLinear(SlotMixin):
     """A fully connected slot layer without bias."""
 
-    def __init__(self, in_features: int, out_features: int, k: int, selection: str = "greedy",
-                 sharing: str = "none", score_lambda: float | None = None, recipe: str = "paper",
-                 seed: int = 0, values_seed: int | None = None, fused: bool = False) -> None:
+    def __init__(self, in_features: int, out_features: int, k: int, *,
+                 selection: str = "greedy", sharing: str = "none",
+                 score_lambda: float | None = None, recipe: str = "paper", seed: int = 0,
+                 values_seed: int | None = None, fused: bool = False) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self._init_slots((out_features, in_features), False, k, selection, sharing, score_lambda,
-                         recipe, seed, values_seed, fused)
+        self._init_slots(weight_shape=(out_features, in_features), is_conv=False, k=k,
+                         selection=selection, sharing=sharing, score_lambda=score_lambda,
+                         recipe=recipe, seed=seed, values_seed=values_seed, fused=fused)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight())
@@ -119,15 +141,16 @@ class SlotLinear(SlotMixin):
 class SlotConv2d(SlotMixin):
     """A 2-D convolutional slot layer without bias."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, k: int,
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, k: int, *,
                  stride: int = 1, padding: int = 0, selection: str = "greedy",
                  sharing: str = "none", score_lambda: float | None = None, recipe: str = "paper",
                  seed: int = 0, values_seed: int | None = None, fused: bool = False) -> None:
         super().__init__()
         self.stride, self.padding = stride, padding
         shape = (out_channels, in_channels, kernel_size, kernel_size)
-        self._init_slots(shape, True, k, selection, sharing, score_lambda, recipe, seed,
-                         values_seed, fused)
+        self._init_slots(weight_shape=shape, is_conv=True, k=k, selection=selection,
+                         sharing=sharing, score_lambda=score_lambda, recipe=recipe, seed=seed,
+                         values_seed=values_seed, fused=fused)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.effective_weight(), stride=self.stride, padding=self.padding)
@@ -136,3 +159,28 @@ class SlotConv2d(SlotMixin):
         return (f"{self.weight_shape[1]}, {self.weight_shape[0]}, kernel={self.weight_shape[2]}, "
                 f"k={self.k}, stride={self.stride}, padding={self.padding}, "
                 f"selection={self.selection}, sharing={self.sharing}")
+
+
+class SlotFamily(LayerFamily):
+    """Slot machines; with `sharing="global"` every layer draws its values from one seed."""
+
+    name = "slot"
+    default_lr = None  # the recipe's, by selection and K
+
+    def _options(self, seed: int, score_lambda: float | None) -> dict[str, object]:
+        spec = self.spec
+        values_seed = derive_seed(spec.seed, "global") if spec.sharing == "global" else None
+        return {"selection": spec.selection, "sharing": spec.sharing,
+                "score_lambda": score_lambda, "recipe": spec.recipe, "fused": spec.fused,
+                "seed": seed, "values_seed": values_seed}
+
+    def linear(self, in_features: int, out_features: int, *, seed: int) -> nn.Module:
+        return SlotLinear(in_features, out_features, self.spec.k,
+                          **self._options(seed, self.spec.score_lambda))
+
+    def conv(self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int,
+             seed: int) -> nn.Module:
+        spec = self.spec
+        conv_lambda = spec.score_lambda if spec.score_lambda_conv is None else spec.score_lambda_conv
+        return SlotConv2d(in_channels, out_channels, kernel_size, spec.k, padding=padding,
+                          **self._options(seed, conv_lambda))
