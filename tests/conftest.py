@@ -14,6 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import writers
+
+# The writers lived in the package as slotsweep.data.writers; tests written against that name
+# still import it.
+sys.modules.setdefault("slotsweep.data.writers", writers)
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

@@ -14,7 +14,7 @@ from slotsweep.data import BatchLoader, DataFormatError, DataNotFoundError, Spli
 from slotsweep.data import download as download_module
 from slotsweep.data import locate as locate_module
 from slotsweep.data.augment import flip_crop, random_flip_crop
-from slotsweep.data.writers import write_cifar_folder, write_idx_folder
+from writers import write_cifar_folder, write_idx_folder
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -243,7 +243,7 @@ def test_mean_and_std_come_from_the_train_split(tmp_path):
 
 
 def test_unknown_name_is_an_error():
-    with pytest.raises(ValueError, match="known: mnist"):
+    with pytest.raises(ValueError, match="choose one of .mnist."):
         load_data("imagenet")
 
 

@@ -24,9 +24,10 @@ def kernel():
 
 @pytest.fixture
 def fresh_build(monkeypatch, tmp_path):
-    """An empty kernel cache and a forgotten load, restored for the tests that follow."""
+    """An empty kernel cache and a forgotten load, restored for the tests that follow; the
+    prebuilt kernel is skipped, so that the run-time build is what these tests see."""
     monkeypatch.setenv("SLOTSWEEP_CACHE", str(tmp_path / "kernels"))
-    monkeypatch.delenv("SLOTSWEEP_NATIVE", raising=False)
+    monkeypatch.setenv("SLOTSWEEP_NATIVE", "runtime")
     native._load.cache_clear()
     yield tmp_path / "kernels"
     native._load.cache_clear()
@@ -217,3 +218,77 @@ def test_processes_starting_together_share_one_build(fresh_build):
     stamp = built[0].stat().st_mtime_ns
     assert native.available()
     assert list(fresh_build.iterdir()) == built and built[0].stat().st_mtime_ns == stamp
+
+
+@pytest.fixture
+def forget_load():
+    """A load made again under the test's environment, and again after it."""
+    native._load.cache_clear()
+    yield
+    native._load.cache_clear()
+
+
+def test_prebuilt_kernel_is_installed_and_loads(forget_load, monkeypatch):
+    """`pip install -e .` (scripts/setup.sh) builds the kernel; trials load it, no compiler run."""
+    monkeypatch.delenv("SLOTSWEEP_NATIVE", raising=False)
+    monkeypatch.setattr(native, "COMPILER", "no-such-gcc")  # a run-time build would fail
+    path = native.prebuilt_path()
+    assert path is not None, "no prebuilt kernel: run `pip install -e .` (scripts/setup.sh)"
+    assert native.available() and native.origin() == "prebuilt"
+
+
+def test_prebuilt_kernel_of_another_source_is_not_loaded(forget_load, monkeypatch, tmp_path):
+    """An edited kernel source (or another CPU) does not load the install's build."""
+    if native.prebuilt_path() is None:
+        pytest.skip("no prebuilt kernel")
+    edited = tmp_path / "fused_kernel.c"
+    edited.write_bytes(native.SOURCE.read_bytes() + b"\n/* edited */\n")
+    monkeypatch.setattr(native, "SOURCE", edited)
+    monkeypatch.setenv("SLOTSWEEP_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.delenv("SLOTSWEEP_NATIVE", raising=False)
+    if native.unavailable_reason() is not None:
+        pytest.skip(f"no run-time build here: {native.unavailable_reason()}")
+    assert native.origin() == "runtime" and list((tmp_path / "kernels").glob("*.so"))
+
+
+def _impl_of(impl: str) -> str:
+    from slotsweep.config import TrialConfig
+    from slotsweep.trainer import train_trial
+
+    config = TrialConfig(dataset="synthetic", epochs=1, train_subset=200, batch_size=50,
+                         impl=impl, k=4)
+    return train_trial(config).impl
+
+
+@pytest.mark.parametrize("environment,impl,tag", [
+    (None, "auto", "fused-native-prebuilt"),
+    ("runtime", "fused", "fused-runtime-build"),
+    ("0", "fused", "fused-pytorch"),
+    ("0", "auto", "reference"),
+    (None, "reference", "reference"),
+])
+def test_impl_tag_says_which_update_ran(forget_load, monkeypatch, tmp_path, environment, impl,
+                                        tag):
+    """`slotsweep.impl` names the update that ran: never `fused-native-*` when PyTorch's did."""
+    monkeypatch.setenv("SLOTSWEEP_CACHE", str(tmp_path / "kernels"))
+    if environment is None:
+        monkeypatch.delenv("SLOTSWEEP_NATIVE", raising=False)
+        if native.prebuilt_path() is None and tag.endswith("prebuilt"):
+            pytest.skip("no prebuilt kernel")
+    else:
+        monkeypatch.setenv("SLOTSWEEP_NATIVE", environment)
+    if tag.startswith("fused-native") or tag == "fused-runtime-build":
+        if native.unavailable_reason() is not None:
+            pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
+    assert _impl_of(impl) == tag
+
+
+def test_impl_tag_of_layers_the_kernel_cannot_serve(kernel):
+    """A fused layer the kernel refuses (non-contiguous scores) runs PyTorch's fused update."""
+    model = create_model("lenet_300_100", LayerSpec(k=4, fused=True), dropout=0.0)
+    optimizer = build_optimizer(model, 0.1, 0.9, 0.0)
+    first = next(iter(optimizer.fused.values()))
+    first.scores.data = first.scores.data.transpose(0, 1).contiguous().transpose(0, 1)
+    F.cross_entropy(model(torch.randn(4, 1, 28, 28)), torch.randint(0, 10, (4,))).backward()
+    optimizer.step()
+    assert native.update_tag(model) == "fused-mixed"

@@ -6,16 +6,12 @@ import math
 import mmap
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import torch
+
+from slotsweep.seeding import epoch_generator
 
 from .augment import random_flip_crop
 from .splits import Split
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A well-mixed 64-bit seed for (seed, epoch), so nearby pairs give unrelated orders."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])
 
 
 class BatchLoader:
@@ -76,7 +72,7 @@ class BatchLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if not len(self._labels):  # split() of an empty tensor gives one empty chunk
             return
-        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        generator = epoch_generator(self.seed, self.epoch)
         if self.shuffle:
             order = torch.randperm(len(self._labels), generator=generator).to(self.device)
             # The labels are gathered once per epoch: a batch then costs one gather, its images.

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from slotsweep.seeding import data_generator
+
 
 @dataclass(frozen=True, eq=False)  # tensors compare elementwise, not as one value
 class Split:
@@ -55,7 +57,7 @@ def split_validation(train: Split, val_fraction: float, seed: int) -> tuple[Spli
     n_val = round(n * val_fraction)
     if not 0 < n_val < n:
         raise ValueError(f"val_fraction {val_fraction} of {n} examples leaves an empty split")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(n, generator=data_generator(seed))
     return train.select(order[n_val:]), train.select(order[:n_val])
 
 

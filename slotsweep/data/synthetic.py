@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from slotsweep.seeding import data_generator
+
 from .splits import Split
 
 NUM_CLASSES = 10
@@ -14,7 +16,7 @@ NOISE_STD = 70.0  # pixel noise (0..255 scale): hides single pixels, keeps class
 
 def make_synthetic(seed: int, n_train: int = 2000, n_test: int = 500) -> tuple[Split, Split]:
     """(train, test) of 1x28x28 uint8 images: one smooth prototype per class plus noise."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = data_generator(seed)
     # Upsampled 7x7 noise gives blob-like prototypes that a small MLP tells apart quickly.
     coarse = torch.rand(NUM_CLASSES, 1, 7, 7, generator=generator)
     prototypes = 255 * F.interpolate(

@@ -1,4 +1,7 @@
-"""Writers of the on-disk formats the readers accept, for tests and small offline fixtures."""
+"""Writers of the on-disk formats the readers accept, for tests and small offline fixtures.
+
+Test-only, so outside the package; `conftest.py` also makes it importable under its earlier
+name, `slotsweep.data.writers`."""
 
 from __future__ import annotations
 
@@ -9,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from .cifar import TEST_FILES, TRAIN_FILES
-from .idx import IMAGES_MAGIC, LABELS_MAGIC, STEMS
-from .splits import Split
+from slotsweep.data.cifar import TEST_FILES, TRAIN_FILES
+from slotsweep.data.idx import IMAGES_MAGIC, LABELS_MAGIC, STEMS
+from slotsweep.data.splits import Split
 
 
 def write_idx(path: Path, array: torch.Tensor, magic: int, *, gz: bool = False) -> Path:
