@@ -97,8 +97,11 @@ class TrialConfig(BaseModel):
     finetune_epochs: int = Field(
         0, ge=0, description="slot: then weight-train the selected network (dense, its lr) this "
                              "many epochs")
-    impl: Impl = Field("auto", description="slot update: `auto` (fused where the native kernel "
-                       "serves), `fused` (one-pass update), `reference` (autograd + torch SGD)")
+    impl: Impl = Field(
+        "auto", description="slot update: `auto` (fused where the native kernel serves), `fused` "
+        "(one-pass update), `reference` (autograd + torch SGD); the run's tag `slotsweep.impl` "
+        "says which ran: `fused-native-prebuilt`, `fused-runtime-build`, `fused-pytorch`, "
+        "`reference`")
     num_threads: int | None = Field(
         None, ge=1, json_schema_extra=RUNTIME,
         description="torch CPU threads (launch: the trial's CPU share)")

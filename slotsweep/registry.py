@@ -273,4 +273,7 @@ def vocabulary_table() -> str:
 
 
 if __name__ == "__main__":  # `python -m slotsweep.registry` prints the README's tables
-    print(vocabulary_table(), trial_key_table(), metric_table(), sep="\n\n")
+    from slotsweep import registry as imported  # the module the providers register into
+
+    print(imported.vocabulary_table(), imported.trial_key_table(), imported.metric_table(),
+          sep="\n\n")

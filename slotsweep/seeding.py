@@ -2,8 +2,9 @@
 
 A stream is named by what it draws; each has one derivation here, and code that draws takes
 its generator from these functions, never seeds one itself:
-- layers' values, scores, signs and initial weights, PS sampling, dropout: `generator(seed,
-  *keys)`, a sha256 of (seed, keys), so streams of different names are unrelated;
+- layers' values, scores, signs and initial weights, PS sampling: `generator(seed, *keys)`, a
+  sha256 of (seed, keys), so streams of different names are unrelated; dropout draws from
+  torch's global generator, seeded by `seed_torch` from the same derivation;
 - an epoch's batch order and augmentation: `epoch_generator(seed, epoch)`, numpy's
   SeedSequence of (seed, epoch), so nearby (seed, epoch) pairs give unrelated orders;
 - the validation split and the synthetic data set: `data_generator(seed)`, torch seeded with the
@@ -44,3 +45,8 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 def data_generator(seed: int) -> torch.Generator:
     """The generator of the validation split and of the synthetic data set."""
     return torch.Generator().manual_seed(seed)
+
+
+def seed_torch(seed: int) -> None:
+    """Seeds torch's global generator, which dropout draws from, for this trial."""
+    torch.manual_seed(derive_seed(seed, "torch"))

@@ -29,7 +29,7 @@ from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec, SlotMixin, native
 from slotsweep.optim import build_optimizer, build_schedule
 from slotsweep.result import EpochMetrics, TrialResult
-from slotsweep.seeding import derive_seed
+from slotsweep.seeding import seed_torch
 
 EpochCallback = Callable[[EpochMetrics], None]
 EVAL_BATCH = 1024
@@ -211,7 +211,7 @@ def train_trial(config: TrialConfig, report: EpochCallback | None = None) -> Tri
     """Trains one trial and returns its result; `report` is called after every epoch."""
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    torch.manual_seed(derive_seed(config.seed, "torch"))  # dropout draws from torch's generator
+    seed_torch(config.seed)  # dropout draws from torch's generator
     device = resolve_device(config.device)
     peak = PeakMemory(device)
     started = time.perf_counter()
