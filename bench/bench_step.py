@@ -5,11 +5,12 @@ Run `python bench/bench_step.py` (about 90 s; `--quick` for a smoke run of secon
 momentum 0.9, weight decay 1e-4) of cross-entropy on a fixed random batch, with 2 torch threads.
 The variants of one network are timed round-robin in this process (every round times each once,
 after warm-up steps; the median round counts) so that load from other processes hits them alike:
-`dense` (weight training), `fused` (slot layers with `SlotSGD`'s fused update, native where
-`slotsweep.nn.native.available()`), `reference` (slot layers through autograd and torch SGD), and
-`one-hot`, the authors' design (maxwell-aladago/slot-machines): the weight is
-`(one_hot(argmax scores) * values).sum(-1)` with a straight-through one-hot, trained by torch
-SGD. Then a K sweep on Lenet, and the training state (`memory_state_bytes`) per connection.
+`dense` (weight training), `fused` (slot layers with `SlotSGD`'s fused update: the native
+kernel, prebuilt at install or built at run time, where `slotsweep.nn.native.available()`),
+`reference` (slot layers through autograd and torch SGD), and `one-hot`, the authors' design
+(maxwell-aladago/slot-machines): the weight is `(one_hot(argmax scores) * values).sum(-1)` with
+a straight-through one-hot, trained by torch SGD. Then a K sweep on Lenet, and the training
+state (`memory_state_bytes`) per connection.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from slotsweep.optim import build_optimizer
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 1e-4
 NETWORKS = {"lenet": ("lenet_300_100", 1, 28, 128), "conv4": ("conv4", 3, 32, 32)}
 VARIANTS = ("dense", "fused", "reference", "one-hot")
-# (network, K) -> the issue's goals for its ratios
+# (network, K) -> the ratios the fused update is meant to reach, printed beside the measured ones
 HEADLINE = {("lenet", 8): "/dense<=2.0 /1-hot<=0.5", ("lenet", 32): "/1-hot<=0.5",
             ("conv4", 8): "/dense<=1.3 /1-hot<=0.5"}
 SWEEP_K = (2, 4, 8, 16, 32, 64)
@@ -166,7 +167,7 @@ def main() -> None:
         args.rounds, args.steps, args.warmup = 3, 3, 1
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, native kernel "
-          f"{'on' if native.available() else 'OFF (fused uses the PyTorch update)'}, "
+          f"{native.origin() or 'OFF (fused uses the PyTorch update)'}, "
           f"{args.rounds} rounds x {args.steps} steps\n")
     headline(args)
     k_sweep(args)

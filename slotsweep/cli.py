@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from slotsweep.config import TrialConfig
-from slotsweep.timing import launch_timing
 from slotsweep.registry import DEFAULT_TRACKING_URI
 from slotsweep.study import Study, StudyError
 from slotsweep.study_file import load_study
+from slotsweep.timing import launch_timing
 from slotsweep.trial_flags import with_trial_key_flags
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,

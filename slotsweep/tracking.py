@@ -16,6 +16,7 @@ from slotsweep import __version__
 from slotsweep.config import UNSET_PARAM, TrialConfig
 from slotsweep.registry import DEFAULT_TRACKING_URI, metric_names
 from slotsweep.result import EpochMetrics, TrialRecord, TrialResult
+
 ROLE, STUDY, TRIAL_ID, TRIAL_KEY, VERSION, ERROR, PHASE = (
     "slotsweep.role", "slotsweep.study", "slotsweep.trial_id", "slotsweep.trial_key",
     "slotsweep.version", "slotsweep.error", "slotsweep.phase")

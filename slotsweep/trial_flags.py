@@ -32,7 +32,9 @@ def _option_type(annotation: Any) -> type:
 def _parameter(name: str, annotation: Any, description: str | None) -> inspect.Parameter:
     kind = _option_type(annotation)
     # a bool key gets both spellings, as its default may be either
-    declared = f"{flag_name(name)}/--no-{name.replace('_', '-')}" if kind is bool else flag_name(name)
+    declared = flag_name(name)
+    if kind is bool:
+        declared += f"/--no-{name.replace('_', '-')}"
     option = typer.Option(declared, help=description)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[Optional[kind], option])

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from writers import write_cifar_folder, write_idx_folder
 
 from slotsweep.data import BatchLoader, DataFormatError, DataNotFoundError, Split, load_data
 from slotsweep.data import download as download_module
 from slotsweep.data import locate as locate_module
 from slotsweep.data.augment import flip_crop, random_flip_crop
-from writers import write_cifar_folder, write_idx_folder
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 

@@ -140,8 +140,9 @@ def test_bad_settings_are_refused():
         SlotLinear(2, 2, k=0)
 
 
-@pytest.mark.parametrize("layer,x", [(EdgePopupLinear(30, 20, keep_fraction=0.3), torch.randn(4, 30)),
-                                     (EdgePopupConv2d(3, 5, 3, keep_fraction=0.5), torch.randn(2, 3, 5, 5))])
+@pytest.mark.parametrize("layer,x", [
+    (EdgePopupLinear(30, 20, keep_fraction=0.3), torch.randn(4, 30)),
+    (EdgePopupConv2d(3, 5, 3, keep_fraction=0.5), torch.randn(2, 3, 5, 5))])
 def test_edge_popup_mask_and_gradient(layer, x):
     mask = layer.mask()
     assert mask.sum().item() == round(layer.keep_fraction * mask.numel())

@@ -181,6 +181,8 @@ class SlotFamily(LayerFamily):
     def conv(self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int,
              seed: int) -> nn.Module:
         spec = self.spec
-        conv_lambda = spec.score_lambda if spec.score_lambda_conv is None else spec.score_lambda_conv
+        conv_lambda = spec.score_lambda_conv
+        if conv_lambda is None:
+            conv_lambda = spec.score_lambda
         return SlotConv2d(in_channels, out_channels, kernel_size, spec.k, padding=padding,
                           **self._options(seed, conv_lambda))
