@@ -22,7 +22,6 @@ from torch import nn
 from slotsweep.result import EpochMetrics
 
 STATE_FILE = "training_state.pt"
-DEFAULT_CHECKPOINT_EVERY = 5  # epochs; bench/bench_checkpoint.py: well under 2% of epoch time
 
 
 @dataclass

@@ -26,6 +26,13 @@ from slotsweep.tracking import (
     finished_trial_keys,
 )
 from slotsweep.trial_run import TrackingTarget, run_trial
+from slotsweep.workers import (
+    cluster_summary,
+    credentials_env,
+    node_tags,
+    prepare_gpu,
+    tune_checkpointing,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -43,7 +50,12 @@ class LaunchOptions:
     max_concurrent: int | None = None
     resume: bool = False
     num_cpus: int | None = None  # local Ray only; None: every core of this machine
-    storage_path: str = "ray_results"
+    storage_path: str | None = None  # Tune's storage; None: the study's `storage`, else below
+    num_gpus: int | None = None  # local Ray only: logical GPUs (None: those Ray detects)
+
+
+DEFAULT_STORAGE = "ray_results"
+FAILED = "slotsweep_error"  # in a trial's final result: it raised (reported, not retried)
 
 
 @dataclass
@@ -60,18 +72,31 @@ class LaunchSummary:
 
 
 def _tune_trial(params: dict[str, Any], *, fixed: list[dict[str, Any]], base: dict[str, Any],
-                target: TrackingTarget, threads: int) -> None:
-    """The Tune trainable: one trial through the same `run_trial` that `slotsweep train` uses."""
+                target: TrackingTarget, threads: int, checkpoint_every: int = 0,
+                gpu: float = 0.0, objectives: tuple[str, ...] = ()) -> None:
+    """The Tune trainable: one trial through the same `run_trial` that `slotsweep train` uses.
+
+    A trial that raises (a bug, a NaN loss, missing data) is reported as failed in a final
+    result instead of raising, so Tune's retries go only to trials whose worker or node was lost.
+    """
     index = params.get("trial_index")
     settings = fixed[index] if index is not None else {**base, **params}
     # threads = the trial's CPU share, so concurrent trials do not oversubscribe the cores
     config = TrialConfig.model_validate({**settings,
-                                         "num_threads": settings.get("num_threads") or threads})
+                                         "num_threads": settings.get("num_threads") or threads,
+                                         **prepare_gpu(settings, gpu)})
     trial_id = tune.get_context().get_trial_id() or "trial"
-    run_trial(config, target, trial_id=trial_id,
-              on_epoch=lambda metrics: tune.report(_epoch_values(metrics)),
-              on_final=lambda metrics, final: tune.report(
-                  {**({} if metrics is None else _epoch_values(metrics)), **final}))
+    checkpointing = tune_checkpointing(checkpoint_every, _epoch_values)
+    try:
+        run_trial(config, target, trial_id=trial_id,
+                  on_epoch=lambda metrics: tune.report(_epoch_values(metrics)),
+                  on_final=lambda metrics, final: tune.report(
+                      {**({} if metrics is None else _epoch_values(metrics)), **final}),
+                  checkpointing=checkpointing, tags=node_tags(gpu))
+    except Exception as error:  # noqa: BLE001 - recorded in MLflow by run_trial; not retried
+        # the objectives as NaN: Tune's schedulers and searchers require them in every result
+        tune.report({FAILED: f"{type(error).__name__}: {error}"[:500],
+                     **{metric: math.nan for metric in objectives}})
 
 
 def _epoch_values(metrics: EpochMetrics) -> dict[str, float]:
@@ -136,10 +161,14 @@ class _ProgressCallback(tune.Callback):
         self.progress.trial_started(trial.trial_id)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
-        self.progress.trial_result(trial.trial_id, result)
+        if FAILED not in result:
+            self.progress.trial_result(trial.trial_id, result)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        self.progress.trial_finished(trial.trial_id)
+        if FAILED in (trial.last_result or {}):
+            self.progress.trial_failed(trial.trial_id)
+        else:
+            self.progress.trial_finished(trial.trial_id)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
         self.progress.trial_failed(trial.trial_id)
@@ -149,6 +178,11 @@ def _absolute_data_root(settings: dict[str, Any]) -> dict[str, Any]:
     """Trials run in their own folders: a relative data root must be made absolute first."""
     root = settings.get("data_root")
     return {**settings, "data_root": str(Path(root).resolve())} if root else settings
+
+
+def storage_uri(storage: str) -> str:
+    """Tune's storage_path: a URI (s3://, gs://, ...) as given, a folder made absolute."""
+    return storage if "://" in storage else str(Path(storage).resolve())
 
 
 def _study_status(progress: StudyProgress) -> str:
@@ -166,6 +200,7 @@ class Launcher:
         self.uri = absolute_tracking_uri(study.tracking_uri(options.tracking_uri))
         self.concurrency = options.max_concurrent or study.max_concurrent
         self.threads = max(1, math.floor(study.resources.cpu))
+        self.storage = storage_uri(options.storage_path or study.storage or DEFAULT_STORAGE)
 
     def run(self) -> LaunchSummary:
         """Runs every trial; Ray is started (and stopped) here unless an address is given."""
@@ -206,27 +241,39 @@ class Launcher:
         if ray.is_initialized():
             return False
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        # a failed trial's final result carries NaN objectives and the failure, not every metric
+        os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+        # workers log to their trial's files, not into the live view; MLflow credentials reach
+        # every trial through the job's runtime env (never as params, tags or log lines)
+        common = {"logging_level": logging.WARNING, "log_to_driver": False,
+                  "runtime_env": {"env_vars": credentials_env()}}
         if self.options.address:
-            ray.init(address=self.options.address, logging_level=logging.WARNING)
+            ray.init(address=self.options.address, **common)
+            self.console.print(cluster_summary(), markup=False)
         else:
             ray.init(num_cpus=self.options.num_cpus or os.cpu_count(), include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=False)
+                     num_gpus=self.options.num_gpus, **common)
         return True
 
     def _trainable(self, target: TrackingTarget, fixed: list[dict[str, Any]],
                    base: dict[str, Any]) -> Any:
         resources = {"cpu": self.study.resources.cpu, "gpu": self.study.resources.gpu}
         trainable = tune.with_parameters(_tune_trial, fixed=fixed, base=base, target=target,
-                                         threads=self.threads)
+                                         threads=self.threads,
+                                         checkpoint_every=self.study.checkpoint_every,
+                                         gpu=self.study.resources.gpu,
+                                         objectives=tuple(self.study.search.metric))
         return tune.with_resources(trainable, resources)
 
     def _fit(self, trainable: Any, space: dict[str, Any], tune_config: tune.TuneConfig,
              progress: StudyProgress, name: str) -> None:
         run_config = tune.RunConfig(
             name=f"{self.study.name}-{name}-{int(time.time())}",
-            storage_path=str(Path(self.options.storage_path).resolve()), verbose=0,
+            storage_path=self.storage, verbose=0,
             callbacks=[_ProgressCallback(progress)],
-            failure_config=tune.FailureConfig(max_failures=0))
+            # a lost worker or node: the trial restarts from its last checkpoint
+            failure_config=tune.FailureConfig(max_failures=self.study.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
         tuner = tune.Tuner(trainable, param_space=space, tune_config=tune_config,
                            run_config=run_config)
         tuner.fit()
