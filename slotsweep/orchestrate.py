@@ -15,6 +15,7 @@ from ray import tune
 from rich.console import Console
 from rich.live import Live
 
+from slotsweep import local_ray
 from slotsweep.config import TrialConfig
 from slotsweep.progress import StudyProgress
 from slotsweep.result import EpochMetrics
@@ -148,17 +149,19 @@ def _scheduler(study: Study, finetune_epochs: int) -> Any:
 class _ProgressCallback(tune.Callback):
     """Feeds Tune's trial events to the live view."""
 
-    def __init__(self, progress: StudyProgress) -> None:
-        self.progress = progress
+    def __init__(self, progress: StudyProgress, on_start: Any = None) -> None:
+        self.progress, self.on_start = progress, on_start
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # Tune pickles its run config to allow restores; the live view stays here
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.progress = StudyProgress(total=0)
+        self.progress, self.on_start = StudyProgress(total=0), None
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
         self.progress.trial_started(trial.trial_id)
+        if self.on_start is not None:
+            self.on_start()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
         if FAILED not in result:
@@ -230,6 +233,7 @@ class Launcher:
         finally:
             if own_ray:
                 ray.shutdown()
+                local_ray.forget(study.name)
         parent.finish(_study_status(progress))
         return LaunchSummary(self.uri, study.experiment_name, parent.run_id, progress.done,
                              len(progress.failed), time.perf_counter() - started,
@@ -243,6 +247,7 @@ class Launcher:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         # a failed trial's final result carries NaN objectives and the failure, not every metric
         os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         # workers log to their trial's files, not into the live view; MLflow credentials reach
         # every trial through the job's runtime env (never as params, tags or log lines)
         common = {"logging_level": logging.WARNING, "log_to_driver": False,
@@ -251,9 +256,18 @@ class Launcher:
             ray.init(address=self.options.address, **common)
             self.console.print(cluster_summary(), markup=False)
         else:
+            ended = local_ray.end_leftovers(self.study.name)  # of a launch killed before
+            if ended:
+                self.console.print(f"ended {ended} Ray processes left by a killed launch")
             ray.init(num_cpus=self.options.num_cpus or os.cpu_count(), include_dashboard=False,
                      num_gpus=self.options.num_gpus, **common)
+            local_ray.record(self.study.name)
         return True
+
+    def _record_ray(self) -> None:
+        """Ray's agents start after `ray.init`: recorded again once trials start."""
+        if not self.options.address:
+            local_ray.record(self.study.name)
 
     def _trainable(self, target: TrackingTarget, fixed: list[dict[str, Any]],
                    base: dict[str, Any]) -> Any:
@@ -270,7 +284,7 @@ class Launcher:
         run_config = tune.RunConfig(
             name=f"{self.study.name}-{name}-{int(time.time())}",
             storage_path=self.storage, verbose=0,
-            callbacks=[_ProgressCallback(progress)],
+            callbacks=[_ProgressCallback(progress, self._record_ray)],
             # a lost worker or node: the trial restarts from its last checkpoint
             failure_config=tune.FailureConfig(max_failures=self.study.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
