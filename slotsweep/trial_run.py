@@ -87,7 +87,9 @@ def run_trial(config: TrialConfig, target: TrackingTarget | None, *, trial_id: s
             if on_final:
                 on_final(None, metrics)
             return TrialOutcome(None, metrics, run.run_id)
-        run.set_tags(tags or {})
+        # where it runs now, and (restored) after how many epochs it went on from a checkpoint
+        resumed = {"slotsweep.resumed_from_epochs": str(resume.epochs_done)} if resume else {}
+        run.set_tags({**(tags or {}), **resumed})
     held: list[EpochMetrics] = []
     pending: list[TrainingState] = []
 

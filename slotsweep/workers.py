@@ -59,7 +59,8 @@ def node_tags(gpu: float) -> dict[str, str]:
     """Where this trial runs: host, node address and id, and its GPUs (ids, names) if any."""
     tags = {"slotsweep.host": socket.gethostname(),
             "slotsweep.node_ip": ray.util.get_node_ip_address(),
-            "slotsweep.node_id": ray.get_runtime_context().get_node_id()}
+            "slotsweep.node_id": ray.get_runtime_context().get_node_id(),
+            "slotsweep.pid": str(os.getpid())}
     if gpu:
         tags["slotsweep.gpu_ids"] = ",".join(str(i) for i in ray.get_gpu_ids())
         import torch
