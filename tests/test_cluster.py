@@ -123,7 +123,8 @@ def mlflow_server(postgres, tmp_path) -> Iterator[tuple[str, str, str]]:
     port = _free_port()
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config),
            "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner (its 7 consumers)
     log = (tmp_path / "mlflow-server.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
