@@ -149,14 +149,15 @@ def _scheduler(study: Study, finetune_epochs: int) -> Any:
 class _ProgressCallback(tune.Callback):
     """Feeds Tune's trial events to the live view."""
 
-    def __init__(self, progress: StudyProgress, on_start: Any = None) -> None:
-        self.progress, self.on_start = progress, on_start
+    def __init__(self, progress: StudyProgress, on_start: Any = None,
+                 console: Console | None = None) -> None:
+        self.progress, self.on_start, self.console = progress, on_start, console
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # Tune pickles its run config to allow restores; the live view stays here
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.progress, self.on_start = StudyProgress(total=0), None
+        self.progress, self.on_start, self.console = StudyProgress(total=0), None, None
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
         self.progress.trial_started(trial.trial_id)
@@ -168,8 +169,12 @@ class _ProgressCallback(tune.Callback):
             self.progress.trial_result(trial.trial_id, result)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        if FAILED in (trial.last_result or {}):
+        failure = (trial.last_result or {}).get(FAILED)
+        if failure:
             self.progress.trial_failed(trial.trial_id)
+            if self.console is not None:  # one line per failed trial (MLflow has the traceback)
+                self.console.print(f"trial {trial.trial_id} failed: {failure}", markup=False,
+                                   highlight=False)
         else:
             self.progress.trial_finished(trial.trial_id)
 
@@ -284,7 +289,7 @@ class Launcher:
         run_config = tune.RunConfig(
             name=f"{self.study.name}-{name}-{int(time.time())}",
             storage_path=self.storage, verbose=0,
-            callbacks=[_ProgressCallback(progress, self._record_ray)],
+            callbacks=[_ProgressCallback(progress, self._record_ray, self.console)],
             # a lost worker or node: the trial restarts from its last checkpoint
             failure_config=tune.FailureConfig(max_failures=self.study.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2))

@@ -161,7 +161,9 @@ def ray_cluster(tmp_path) -> Iterator[dict]:
     its own session, so that a node's every process can be killed by session id."""
     token = secrets.token_hex(32)
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
-           "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+           "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0",
+           # a busy machine starts a node's agents slowly; Ray's defaults give them 30 s
+           "RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
     port = _free_port()
     address = f"127.0.0.1:{port}"
     temp = Path(os.environ.get("TMPDIR", "/tmp")) / f"ssray{uuid.uuid4().hex[:6]}"
@@ -180,7 +182,7 @@ def ray_cluster(tmp_path) -> Iterator[dict]:
                                         capture_output=True, text=True, timeout=120)
                 return status.stdout.count(" node_") >= count
 
-            _wait(joined, 240, f"{len(nodes)} Ray nodes", every=3)
+            _wait(joined, 300, f"{len(nodes)} Ray nodes", every=5)
         yield {"address": address, "token": token, "head": nodes[0], "worker": nodes[1]}
     finally:
         for node in reversed(nodes):
@@ -319,3 +321,29 @@ def test_a_killed_launcher_resumes_its_trials_from_their_checkpoints(tmp_path):
         assert _steps(client, run_id) == list(range(1, EPOCHS + 1))  # no epoch twice, no gap
         resumed_from = int(by_id[run_id].data.tags["slotsweep.resumed_from_epochs"])
         assert 1 <= resumed_from <= logged
+
+
+def test_two_half_gpu_trials_share_a_logical_gpu_and_fail_clearly_without_cuda(tmp_path):
+    """Logical GPUs on a CPU machine (`--num-gpus 2`): two `gpu: 0.5` trials are packed onto one
+    GPU at once, and a trial given a GPU without CUDA fails in one line, not on the CPU."""
+    study = tmp_path / "study.yaml"
+    study.write_text(textwrap.dedent("""\
+        name: gpus
+        trial: {arch: lenet_300_100, dataset: synthetic, method: slot, k: 4, train_subset: 256,
+                epochs: 1}
+        seeds: [0, 1]
+        resources: {cpu: 1, gpu: 0.5}
+        max_concurrent: 2
+        """))
+    done = run_cli("launch", str(study), "--num-cpus", "2", "--num-gpus", "2", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr  # every trial failed
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = _trial_runs(client, "gpus")
+    assert len(runs) == 2 and all(run.info.status == "FAILED" for run in runs)
+    assert {run.data.tags["slotsweep.gpu_ids"] for run in runs} in ({"0"}, {"1"})
+    for run in runs:
+        assert "CUDA is not available" in run.data.tags["slotsweep.error"]
+        assert "slotsweep.gpu_names" not in run.data.tags
+    lines = [line for line in done.stdout.splitlines() if "failed: TrialFailed" in line]
+    assert len(lines) == 2 and all("CUDA is not available" in line for line in lines)
+    assert "Traceback" not in done.stdout + done.stderr
