@@ -97,3 +97,45 @@ def test_checkpoints_fall_every_n_epochs_but_not_on_the_last():
     assert [e for e in range(1, 7) if is_due(e, 3, 6)] == [3]
     assert [e for e in range(1, 7) if is_due(e, 3, -1)] == [3, 6]  # a phase finetuning follows
     assert not any(is_due(e, 0, 10) for e in range(1, 11))
+
+
+@pytest.mark.slow
+def test_a_trial_restored_from_its_run_goes_on_in_that_run_logging_each_epoch_once(tmp_path):
+    """The path a `--resume` takes, without Ray: the trial's MLflow run records where its
+    checkpoint lies; the next attempt reopens that run, loads the state and finishes there."""
+    from mlflow.tracking import MlflowClient
+
+    from slotsweep.tracking import StudyRun
+    from slotsweep.trial_run import Checkpointing, TrackingTarget, run_trial
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent = StudyRun.start(uri, "resumed", "resumed", "", resume=False)
+    target = TrackingTarget(uri, parent.experiment_id, parent.run_id, "resumed")
+    config = TrialConfig(**{**QUICK, "method": "slot", "k": 4})
+    saves = []
+
+    def save(metrics, state):
+        folder = tmp_path / f"checkpoint-{len(saves)}"
+        state.save(folder)
+        saves.append(folder)
+        if len(saves) == 2:  # the launcher is killed right after this epoch's checkpoint
+            raise KeyboardInterrupt
+        return str(folder)
+
+    checkpointing = Checkpointing(1, save, TrainingState.load)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(config, target, checkpointing=checkpointing)
+    client = MlflowClient(uri)
+    (stopped,) = parent.children()
+    assert stopped.info.status == "KILLED"  # the second checkpoint was never recorded
+    assert stopped.data.tags["slotsweep.checkpoint"] == str(saves[0])
+    outcome = run_trial(config, target, checkpointing=Checkpointing(
+        1, lambda metrics, state: str(state.save(tmp_path / "later").parent),
+        TrainingState.load))
+    (run,) = parent.children()
+    assert run.info.run_id == stopped.info.run_id == outcome.run_id
+    assert run.info.status == "FINISHED" and "slotsweep.error" not in run.data.tags
+    assert run.data.tags["slotsweep.resumed_from_epochs"] == "1"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+    assert sorted(steps) == [1, 2, 3, 4]  # epoch 2 was logged before the kill: not again
+    assert outcome.result.selection_sha256 == train_trial(config).selection_sha256
