@@ -336,7 +336,7 @@ def test_two_half_gpu_trials_share_a_logical_gpu_and_fail_clearly_without_cuda(t
         max_concurrent: 2
         """))
     done = run_cli("launch", str(study), "--num-cpus", "2", "--num-gpus", "2", cwd=tmp_path)
-    assert done.returncode == 1, done.stdout + done.stderr  # every trial failed
+    assert done.returncode == 1 and "every trial failed" in done.stderr, done.stdout + done.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = _trial_runs(client, "gpus")
     assert len(runs) == 2 and all(run.info.status == "FAILED" for run in runs)
