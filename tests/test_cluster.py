@@ -24,13 +24,27 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import CLI_ENV, popen_cli, run_cli
+from conftest import CLI_ENV
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 ROLE, ROLE_PASSWORD = "slotsweep_ci", "slotsweep_ci"
 EPOCHS = 8
+# a busy machine starts a node's agents slowly; Ray's defaults give them 30 s
+SLOW_START = {"RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
+ENV = {**CLI_ENV, **SLOW_START}
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`slotsweep ARGS` in `cwd` as conftest's, with Ray's start-up limits raised."""
+    return subprocess.run([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def popen_cli(*args: str, cwd: Path, **popen: object) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
 
 
 def _free_port() -> int:
@@ -161,9 +175,7 @@ def ray_cluster(tmp_path) -> Iterator[dict]:
     its own session, so that a node's every process can be killed by session id."""
     token = secrets.token_hex(32)
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
-           "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0",
-           # a busy machine starts a node's agents slowly; Ray's defaults give them 30 s
-           "RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
+           "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0", **SLOW_START}
     port = _free_port()
     address = f"127.0.0.1:{port}"
     temp = Path(os.environ.get("TMPDIR", "/tmp")) / f"ssray{uuid.uuid4().hex[:6]}"
@@ -235,7 +247,7 @@ def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(tmp_path, mlflow
         monkeypatch.setenv(key, value)
     client = MlflowClient(url)
     study = _study(tmp_path, "cluster", [0, 1])
-    env = {**CLI_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": ray_cluster["token"],
+    env = {**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": ray_cluster["token"],
            "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
     log = (tmp_path / "launch.log").open("w")
     launcher = subprocess.Popen(
