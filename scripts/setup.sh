@@ -8,10 +8,12 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import slotsweep, torch, ray, mlflow, optuna" 2>/dev/null; then
+if ! .venv/bin/python -c "import slotsweep, torch, ray, mlflow, optuna, psycopg, flask_wtf" \
+    2>/dev/null; then
   .venv/bin/pip install --quiet --upgrade pip
-  # torch/torchvision are pinned in pyproject.toml; pip takes them from the local wheel cache
-  .venv/bin/pip install --quiet -e '.[dev]'
+  # torch/torchvision are pinned in pyproject.toml; pip takes them from the local wheel cache;
+  # [cluster]: PostgreSQL driver and MLflow basic-auth, for the cluster tests
+  .venv/bin/pip install --quiet -e '.[dev,cluster]'
 fi
 # The native slot kernel is built by the install (setup.py); an install older than that lacks it.
 if ! .venv/bin/python -c "from slotsweep.nn import native; assert native.prebuilt_path()" 2>/dev/null; then

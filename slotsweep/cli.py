@@ -63,6 +63,11 @@ def launch(
     max_concurrent: Annotated[Optional[int], typer.Option(min=1)] = None,
     num_cpus: Annotated[Optional[int], typer.Option(
         min=1, help="CPUs of the local Ray (default: all)")] = None,
+    num_gpus: Annotated[Optional[int], typer.Option(
+        min=0, help="GPUs of the local Ray (default: those Ray finds)")] = None,
+    storage: Annotated[Optional[str], typer.Option(
+        help="Tune storage for checkpoints: a folder (shared on a cluster) or a URI such as "
+             "s3://bucket/path (default: the study's storage, else ray_results)")] = None,
     dry_run: Annotated[bool, typer.Option(help="Validate and print the plan only")] = False,
     set_: SetOption = None,
 ) -> None:
@@ -79,7 +84,8 @@ def launch(
     from slotsweep.tracking import trial_records
 
     options = LaunchOptions(address=address, tracking_uri=tracking_uri,
-                            max_concurrent=max_concurrent, resume=resume, num_cpus=num_cpus)
+                            max_concurrent=max_concurrent, resume=resume, num_cpus=num_cpus,
+                            num_gpus=num_gpus, storage_path=storage)
     summary = Launcher(study, options, console).run()
     records = trial_records(summary.tracking_uri, summary.experiment, summary.parent_run_id)
     console.print(comparison_table(compare(records), title=f"study {study.name}"))

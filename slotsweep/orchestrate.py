@@ -15,7 +15,7 @@ from ray import tune
 from rich.console import Console
 from rich.live import Live
 
-from slotsweep import registry
+from slotsweep import local_ray, registry
 from slotsweep.config import TrialConfig
 from slotsweep.progress import StudyProgress
 from slotsweep.result import EpochMetrics
@@ -27,6 +27,13 @@ from slotsweep.tracking import (
     finished_trial_keys,
 )
 from slotsweep.trial_run import TrackingTarget, run_trial
+from slotsweep.workers import (
+    cluster_summary,
+    credentials_env,
+    node_tags,
+    prepare_gpu,
+    tune_checkpointing,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -43,7 +50,12 @@ class LaunchOptions:
     max_concurrent: int | None = None
     resume: bool = False
     num_cpus: int | None = None  # local Ray only; None: every core of this machine
-    storage_path: str = "ray_results"
+    storage_path: str | None = None  # Tune's storage; None: the study's `storage`, else below
+    num_gpus: int | None = None  # local Ray only: logical GPUs (None: those Ray detects)
+
+
+DEFAULT_STORAGE = "ray_results"
+FAILED = "slotsweep_error"  # in a trial's final result: it raised (reported, not retried)
 
 
 @dataclass
@@ -60,17 +72,30 @@ class LaunchSummary:
 
 
 def _tune_trial(params: dict[str, Any], *, base: dict[str, Any], target: TrackingTarget,
-                threads: int) -> None:
+                threads: int, checkpoint_every: int = 0, gpu: float = 0.0,
+                objectives: tuple[str, ...] = ()) -> None:
     """The Tune trainable: one trial through the same `run_trial` that `slotsweep train` uses.
-    A fixed trial gets its typed config in `params["trial"]`; a searched one, Optuna's values."""
+    A fixed trial gets its typed config in `params["trial"]`; a searched one, Optuna's values.
+
+    A trial that raises (a bug, a NaN loss, missing data) is reported as failed in a final
+    result instead of raising, so Tune's retries go only to trials whose worker or node was lost.
+    """
     config = params.get("trial") or TrialConfig.model_validate({**base, **params})
     # threads = the trial's CPU share, so concurrent trials do not oversubscribe the cores
-    config = config.model_copy(update={"num_threads": config.num_threads or threads})
+    config = config.model_copy(update={"num_threads": config.num_threads or threads,
+                                       **prepare_gpu(config.model_dump(), gpu)})
     trial_id = tune.get_context().get_trial_id() or "trial"
-    run_trial(config, target, trial_id=trial_id,
-              on_epoch=lambda metrics: tune.report(_epoch_values(metrics)),
-              on_final=lambda metrics, final: tune.report(
-                  {**({} if metrics is None else _epoch_values(metrics)), **final}))
+    checkpointing = tune_checkpointing(checkpoint_every, _epoch_values)
+    try:
+        run_trial(config, target, trial_id=trial_id,
+                  on_epoch=lambda metrics: tune.report(_epoch_values(metrics)),
+                  on_final=lambda metrics, final: tune.report(
+                      {**({} if metrics is None else _epoch_values(metrics)), **final}),
+                  checkpointing=checkpointing, tags=node_tags(gpu))
+    except Exception as error:  # noqa: BLE001 - recorded in MLflow by run_trial; not retried
+        # the objectives as NaN: Tune's schedulers and searchers require them in every result
+        tune.report({FAILED: f"{type(error).__name__}: {error}"[:500],
+                     **{metric: math.nan for metric in objectives}})
 
 
 def _epoch_values(metrics: EpochMetrics) -> dict[str, float]:
@@ -122,23 +147,34 @@ def _scheduler(study: Study, finetune_epochs: int) -> Any:
 class _ProgressCallback(tune.Callback):
     """Feeds Tune's trial events to the live view."""
 
-    def __init__(self, progress: StudyProgress) -> None:
-        self.progress = progress
+    def __init__(self, progress: StudyProgress, on_start: Any = None,
+                 console: Console | None = None) -> None:
+        self.progress, self.on_start, self.console = progress, on_start, console
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # Tune pickles its run config to allow restores; the live view stays here
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.progress = StudyProgress(total=0)
+        self.progress, self.on_start, self.console = StudyProgress(total=0), None, None
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
         self.progress.trial_started(trial.trial_id)
+        if self.on_start is not None:
+            self.on_start()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
-        self.progress.trial_result(trial.trial_id, result)
+        if FAILED not in result:
+            self.progress.trial_result(trial.trial_id, result)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        self.progress.trial_finished(trial.trial_id)
+        failure = (trial.last_result or {}).get(FAILED)
+        if failure:
+            self.progress.trial_failed(trial.trial_id)
+            if self.console is not None:  # one line per failed trial (MLflow has the traceback)
+                self.console.print(f"trial {trial.trial_id} failed: {failure}", markup=False,
+                                   highlight=False)
+        else:
+            self.progress.trial_finished(trial.trial_id)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
         self.progress.trial_failed(trial.trial_id)
@@ -153,6 +189,11 @@ def _absolute_data_root(settings: Any) -> Any:
             else settings
     root = settings.get("data_root")
     return {**settings, "data_root": str(Path(root).resolve())} if root else settings
+
+
+def storage_uri(storage: str) -> str:
+    """Tune's storage_path: a URI (s3://, gs://, ...) as given, a folder made absolute."""
+    return storage if "://" in storage else str(Path(storage).resolve())
 
 
 def _study_status(progress: StudyProgress) -> str:
@@ -170,6 +211,7 @@ class Launcher:
         self.uri = absolute_tracking_uri(study.tracking_uri(options.tracking_uri))
         self.concurrency = options.max_concurrent or study.max_concurrent
         self.threads = max(1, math.floor(study.resources.cpu))
+        self.storage = storage_uri(options.storage_path or study.storage or DEFAULT_STORAGE)
 
     def run(self) -> LaunchSummary:
         """Runs every trial; Ray is started (and stopped) here unless an address is given."""
@@ -199,6 +241,7 @@ class Launcher:
         finally:
             if own_ray:
                 ray.shutdown()
+                local_ray.forget(study.name)
         parent.finish(_study_status(progress))
         return LaunchSummary(self.uri, study.experiment_name, parent.run_id, progress.done,
                              len(progress.failed), time.perf_counter() - started,
@@ -210,26 +253,48 @@ class Launcher:
         if ray.is_initialized():
             return False
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        # a failed trial's final result carries NaN objectives and the failure, not every metric
+        os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        # workers log to their trial's files, not into the live view; MLflow credentials reach
+        # every trial through the job's runtime env (never as params, tags or log lines)
+        common = {"logging_level": logging.WARNING, "log_to_driver": False,
+                  "runtime_env": {"env_vars": credentials_env()}}
         if self.options.address:
-            ray.init(address=self.options.address, logging_level=logging.WARNING)
+            ray.init(address=self.options.address, **common)
+            self.console.print(cluster_summary(), markup=False)
         else:
+            ended = local_ray.end_leftovers(self.study.name)  # of a launch killed before
+            if ended:
+                self.console.print(f"ended {ended} Ray processes left by a killed launch")
             ray.init(num_cpus=self.options.num_cpus or os.cpu_count(), include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=False)
+                     num_gpus=self.options.num_gpus, **common)
+            local_ray.record(self.study.name)
         return True
+
+    def _record_ray(self) -> None:
+        """Ray's agents start after `ray.init`: recorded again once trials start."""
+        if not self.options.address:
+            local_ray.record(self.study.name)
 
     def _trainable(self, target: TrackingTarget, base: dict[str, Any]) -> Any:
         resources = {"cpu": self.study.resources.cpu, "gpu": self.study.resources.gpu}
         trainable = tune.with_parameters(_tune_trial, base=base, target=target,
-                                         threads=self.threads)
+                                         threads=self.threads,
+                                         checkpoint_every=self.study.checkpoint_every,
+                                         gpu=self.study.resources.gpu,
+                                         objectives=tuple(self.study.search.metric))
         return tune.with_resources(trainable, resources)
 
     def _fit(self, trainable: Any, space: dict[str, Any], tune_config: tune.TuneConfig,
              progress: StudyProgress, name: str) -> None:
         run_config = tune.RunConfig(
             name=f"{self.study.name}-{name}-{int(time.time())}",
-            storage_path=str(Path(self.options.storage_path).resolve()), verbose=0,
-            callbacks=[_ProgressCallback(progress)],
-            failure_config=tune.FailureConfig(max_failures=0))
+            storage_path=self.storage, verbose=0,
+            callbacks=[_ProgressCallback(progress, self._record_ray, self.console)],
+            # a lost worker or node: the trial restarts from its last checkpoint
+            failure_config=tune.FailureConfig(max_failures=self.study.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
         tuner = tune.Tuner(trainable, param_space=space, tune_config=tune_config,
                            run_config=run_config)
         tuner.fit()

@@ -164,6 +164,12 @@ class Study(_Strict):
     resources: Resources = Resources()
     max_concurrent: int = Field(1, ge=1)
     tracking: Tracking = Tracking()
+    # fault tolerance: a trial saves its state every `checkpoint_every` epochs (0: never) into
+    # `storage` (Tune's storage_path: a folder, shared on a cluster, or a pyarrow URI such as
+    # s3://...), and a trial whose worker or node is lost restarts from it up to `retries` times
+    checkpoint_every: int = Field(5, ge=0)
+    retries: int = Field(2, ge=0)
+    storage: str | None = None
 
     @property
     def experiment_name(self) -> str:

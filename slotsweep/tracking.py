@@ -21,6 +21,7 @@ ROLE, STUDY, TRIAL_ID, TRIAL_KEY, VERSION, ERROR, PHASE = (
     "slotsweep.role", "slotsweep.study", "slotsweep.trial_id", "slotsweep.trial_key",
     "slotsweep.version", "slotsweep.error", "slotsweep.phase")
 MAX_PARAM_LENGTH = 6000
+CHECKPOINT = "slotsweep.checkpoint"  # where the trial's latest checkpoint lies (Tune storage)
 
 
 def absolute_tracking_uri(uri: str | None) -> str:
@@ -169,6 +170,38 @@ class MlflowTrialRun:
     def __init__(self, client: MlflowClient, run: Run) -> None:
         self.client, self.run = client, run
         self.run_id = run.info.run_id
+        self.logged: set[tuple[str, int]] = set()  # (phase, epoch) already in a reopened run
+
+    @property
+    def checkpoint(self) -> str | None:
+        """Where the trial's latest checkpoint lies, if it saved one."""
+        return self.run.data.tags.get(CHECKPOINT)
+
+    @classmethod
+    def reopen(cls, uri: str, run_id: str) -> MlflowTrialRun:
+        """The run of a trial restored from a checkpoint, RUNNING again; epochs it already
+        holds are not logged twice (a trial may die between logging an epoch and its checkpoint,
+        and then trains that epoch again, to the same values)."""
+        client = MlflowClient(uri)
+        run = client.get_run(run_id)
+        if run.info.status not in ("RUNNING", "FINISHED"):  # KILLED by the launch that lost it
+            client.update_run(run_id, status="RUNNING")
+            if ERROR in run.data.tags:
+                client.delete_tag(run_id, ERROR)
+        trial = cls(client, client.get_run(run_id))
+        for phase in ("train", "finetune"):
+            key = "train_loss" if phase == "train" else "finetune_train_loss"
+            trial.logged |= {(phase, m.step) for m in client.get_metric_history(run_id, key)}
+        return trial
+
+    def set_checkpoint(self, location: str) -> None:
+        """Records where the latest checkpoint lies (a resumed launch restores from it)."""
+        self.client.set_tag(self.run_id, CHECKPOINT, location)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Extra tags (where the trial runs); a restored trial overwrites them."""
+        if tags:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     @property
     def finished(self) -> bool:
@@ -179,15 +212,23 @@ class MlflowTrialRun:
              trial_id: str, study_name: str | None = None,
              parent_run_id: str | None = None, phase: str = "fixed",
              commit: str | None = None) -> MlflowTrialRun:
-        """The finished run of this trial key under the parent, else a new one (stale removed)."""
+        """The finished run of this trial key under the parent, else its newest unfinished run
+        that saved a checkpoint (reopened: the trial goes on from there), else a new one (stale
+        runs removed)."""
         client = MlflowClient(uri)
         if parent_run_id:
-            for run in find_runs(client, experiment, f"tags.`{TRIAL_KEY}` = '{trial_key}' and "
-                                                     f"tags.`{MLFLOW_PARENT_RUN_ID}` = "
-                                                     f"'{parent_run_id}'"):
+            runs = find_runs(client, experiment, f"tags.`{TRIAL_KEY}` = '{trial_key}' and "
+                                                 f"tags.`{MLFLOW_PARENT_RUN_ID}` = "
+                                                 f"'{parent_run_id}'")
+            for run in runs:
                 if run.info.status == "FINISHED":
                     return cls(client, run)
-                client.delete_run(run.info.run_id)
+            resumable = next((run for run in runs if CHECKPOINT in run.data.tags), None)
+            for run in runs:
+                if run is not resumable:
+                    client.delete_run(run.info.run_id)
+            if resumable is not None:
+                return cls.reopen(uri, resumable.info.run_id)
         tags = _tags("trial", commit, {TRIAL_ID: trial_id, TRIAL_KEY: trial_key, PHASE: phase,
                                        MLFLOW_PARENT_RUN_ID: parent_run_id, STUDY: study_name})
         name = f"{config.method}-{config.arch}-k{config.k}-s{config.seed}-{trial_key[:6]}"
@@ -199,7 +240,9 @@ class MlflowTrialRun:
         return trial
 
     def log_epoch(self, metrics: EpochMetrics) -> None:
-        """Per-epoch metrics at step = epoch."""
+        """Per-epoch metrics at step = epoch (once: a reopened run skips epochs it holds)."""
+        if (metrics.phase, metrics.epoch) in self.logged:
+            return
         stamp = _now_ms()
         batch = [Metric(key, value, stamp, metrics.epoch)
                  for key, value in epoch_metric_values(metrics).items()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import math
 import time
@@ -13,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slotsweep.checkpoint import TrainingState, is_due, restore_rng, rng_state
 from slotsweep.config import TrialConfig
 from slotsweep.data import BatchLoader, DataSplits, load_data
 from slotsweep.metrics import (
@@ -32,6 +34,7 @@ from slotsweep.result import EpochMetrics, TrialResult
 from slotsweep.seeding import seed_torch
 
 EpochCallback = Callable[[EpochMetrics], None]
+CheckpointCallback = Callable[[TrainingState], None]
 EVAL_BATCH = 1024
 
 
@@ -77,6 +80,7 @@ class _Phase:
     model: nn.Module
     lr: float
     epochs: int
+    last: bool = True  # the trial's last phase (its final epoch needs no checkpoint)
 
 
 @dataclass
@@ -104,9 +108,15 @@ class _Runner:
     """Runs the phases of one trial on prepared data and reports each epoch."""
 
     def __init__(self, config: TrialConfig, data: DataSplits, device: torch.device,
-                 report: EpochCallback | None) -> None:
+                 report: EpochCallback | None, on_checkpoint: CheckpointCallback | None = None,
+                 checkpoint_every: int = 0, resume_from: TrainingState | None = None) -> None:
         self.config, self.data, self.device, self.report = config, data, device, report
-        self.epochs: list[EpochMetrics] = []
+        self.on_checkpoint, self.checkpoint_every = on_checkpoint, checkpoint_every
+        self.resume_from = resume_from
+        self.epochs: list[EpochMetrics] = list(resume_from.history) if resume_from else []
+        self.carry: dict[str, object] = {}  # what a finetuning checkpoint adds (the slot phase)
+        self.elapsed = resume_from.elapsed_s if resume_from else 0.0
+        self.started = time.perf_counter()
         common = {"mean": data.mean, "std": data.std, "device": device}
         self.train_loader = BatchLoader(data.train, config.batch_size, shuffle=True,
                                         augment=data.augment, seed=config.seed, **common)
@@ -121,8 +131,16 @@ class _Runner:
         example = next(iter(self.train_loader))[0][:2]
         per_example = dense_flops_per_example(model, example)
         per_step = extra_flops_per_step(model)
-        best = (-1.0, 0.0, 0)
-        for epoch in range(1, phase.epochs + 1):
+        best, first = (-1.0, 0.0, 0), 1
+        resume = self.resume_from
+        if resume is not None and resume.phase == phase.name:
+            model.load_state_dict(resume.model)
+            optimizer.load_state_dict(resume.optimizer)
+            if schedule is not None:
+                schedule.load_state_dict(resume.schedule)
+            best, flops, first = resume.best, resume.flops, resume.epoch + 1
+            restore_rng(model, resume.rng)  # last: the set-up above may draw (dropout in FLOPs)
+        for epoch in range(first, phase.epochs + 1):
             metrics, steps, seen = self._epoch(model, optimizer, epoch, phase)
             flops += per_example * seen + per_step * steps
             test = evaluate(model, self.test_loader)
@@ -132,6 +150,14 @@ class _Runner:
             if schedule is not None:
                 schedule.step()
             self.epochs.append(metrics)
+            if self.on_checkpoint is not None and is_due(
+                    epoch, self.checkpoint_every, phase.epochs if phase.last else -1):
+                # before the epoch's report, so a caller can hand both over in one message
+                self.on_checkpoint(TrainingState(
+                    phase.name, epoch, model.state_dict(), optimizer.state_dict(),
+                    None if schedule is None else schedule.state_dict(), best, flops,
+                    list(self.epochs), rng_state(model),
+                    self.elapsed + time.perf_counter() - self.started, **self.carry))
             if self.report is not None:
                 self.report(metrics)
         return _PhaseResult(best[0], best[1], best[2], flops,
@@ -207,8 +233,16 @@ def frozen_heap() -> Iterator[Callable[[], None]]:
         gc.unfreeze()
 
 
-def train_trial(config: TrialConfig, report: EpochCallback | None = None) -> TrialResult:
-    """Trains one trial and returns its result; `report` is called after every epoch."""
+def train_trial(config: TrialConfig, report: EpochCallback | None = None, *,
+                resume_from: TrainingState | None = None,
+                on_checkpoint: CheckpointCallback | None = None,
+                checkpoint_every: int = 0) -> TrialResult:
+    """Trains one trial and returns its result; `report` is called after every epoch.
+
+    Every `checkpoint_every` epochs of a phase (0: never) `on_checkpoint` gets the whole training
+    state, just before that epoch's report; `resume_from` (such a state) goes on after its epoch
+    and ends exactly where an uninterrupted run ends.
+    """
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     seed_torch(config.seed)  # dropout draws from torch's generator
@@ -226,12 +260,20 @@ def train_trial(config: TrialConfig, report: EpochCallback | None = None) -> Tri
                 report(metrics)
             settle()
 
-        runner = _Runner(config, data, device, on_epoch)
-        result = runner.run(_Phase("train", model, config.resolved_lr(), config.epochs))
+        runner = _Runner(config, data, device, on_epoch, on_checkpoint, checkpoint_every,
+                         resume_from)
+        last = not config.finetune_epochs
+        if resume_from is not None and resume_from.phase == "finetune":
+            model.load_state_dict(resume_from.slot_model)
+            result = _PhaseResult(**resume_from.earlier)
+        else:
+            result = runner.run(_Phase("train", model, config.resolved_lr(), config.epochs, last))
         flops, finetune_test = result.flops, None
         if config.finetune_epochs:
             dense = build_model(config, data, method="dense")
             copy_selected_weights(model, dense)
+            runner.carry = {"earlier": dataclasses.asdict(result),
+                            "slot_model": model.state_dict()}
             tuned = runner.run(_Phase("finetune", dense, config.resolved_lr_for("dense"),
                                       config.finetune_epochs), flops)
             flops, finetune_test = tuned.flops, tuned.test_at_best
@@ -239,7 +281,8 @@ def train_trial(config: TrialConfig, report: EpochCallback | None = None) -> Tri
         test_accuracy=result.test_at_best, best_val_accuracy=result.best_val,
         best_epoch=result.best_epoch, training_cost_flops=flops,
         memory_state_bytes=result.memory_state, peak_memory_bytes=peak.peak_bytes(),
-        model_size_bytes=model_size_bytes(model), train_time_s=time.perf_counter() - started,
+        model_size_bytes=model_size_bytes(model),
+        train_time_s=runner.elapsed + time.perf_counter() - started,
         params=config.model_dump(), epochs=runner.epochs,
         selection_sha256=selection_sha256(model), finetune_test_accuracy=finetune_test,
         device=str(device), impl=native.update_tag(model) if fused else "reference")
