@@ -266,14 +266,17 @@ def train_trial(config: TrialConfig, report: EpochCallback | None = None, *,
         if resume_from is not None and resume_from.phase == "finetune":
             model.load_state_dict(resume_from.slot_model)
             result = _PhaseResult(**resume_from.earlier)
+            # the slot phase ran before the restore: its update path comes with the checkpoint
+            impl = resume_from.extra.get("impl", "reference")
         else:
             result = runner.run(_Phase("train", model, config.resolved_lr(), config.epochs, last))
+            impl = native.update_tag(model) if fused else "reference"
         flops, finetune_test = result.flops, None
         if config.finetune_epochs:
             dense = build_model(config, data, method="dense")
             copy_selected_weights(model, dense)
             runner.carry = {"earlier": dataclasses.asdict(result),
-                            "slot_model": model.state_dict()}
+                            "slot_model": model.state_dict(), "extra": {"impl": impl}}
             tuned = runner.run(_Phase("finetune", dense, config.resolved_lr_for("dense"),
                                       config.finetune_epochs), flops)
             flops, finetune_test = tuned.flops, tuned.test_at_best
@@ -285,4 +288,4 @@ def train_trial(config: TrialConfig, report: EpochCallback | None = None, *,
         train_time_s=runner.elapsed + time.perf_counter() - started,
         params=config.model_dump(), epochs=runner.epochs,
         selection_sha256=selection_sha256(model), finetune_test_accuracy=finetune_test,
-        device=str(device), impl=native.update_tag(model) if fused else "reference")
+        device=str(device), impl=impl)
