@@ -25,7 +25,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 # Piped or logged output gets a wide console, so the comparison table keeps one line per row,
 # unless COLUMNS says how wide (Rich reads it when no width is given).
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else 160)
 
 SetOption = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a study key by dotted path, VALUE as YAML: --set trial.epochs=1")]
@@ -42,6 +42,29 @@ def _load(path: Path, overrides: list[str] | None) -> Study:
         for problem in error.problems:
             err.print(f"  - {problem}", markup=False)
         raise typer.Exit(2) from None
+
+
+def _checked(path: Path, overrides: list[str] | None) -> Study:
+    """The validated study that also passes the static pre-flight checks, else exit code 2."""
+    from slotsweep.preflight import study_problems
+
+    study = _load(path, overrides)
+    problems = list(dict.fromkeys(study_problems(study)))  # several groups may share a fault
+    if problems:
+        err.print(f"[bold red]invalid study[/] {path}:")
+        for problem in problems:
+            err.print(f"  - {problem}", markup=False)
+        raise typer.Exit(2)
+    return study
+
+
+def _preflight(problems: list[str]) -> None:
+    """Exit code 2 with one line per problem, when a pre-flight check failed."""
+    if problems:
+        err.print("[bold red]pre-flight failed[/] (nothing was started):")
+        for problem in problems:
+            err.print(f"  - {problem}", markup=False)
+        raise typer.Exit(2)
 
 
 def launch_timing(summary: LaunchSummary, records: list[TrialRecord], slots: int) -> str:
@@ -62,14 +85,32 @@ def launch_timing(summary: LaunchSummary, records: list[TrialRecord], slots: int
             f"parent run {summary.parent_run_id}")
 
 
+AddressOption = Annotated[Optional[str], typer.Option(help="Existing Ray cluster address")]
+NumCpusOption = Annotated[Optional[int], typer.Option(
+    min=1, help="CPUs of the local Ray (default: all)")]
+
+
 @app.command()
-def validate(study_file: Path, set_: SetOption = None) -> None:
+def validate(
+    study_file: Path,
+    set_: SetOption = None,
+    check_env: Annotated[bool, typer.Option(
+        help="Also check the store, the cluster, the devices and the data, as launch does",
+    )] = False,
+    address: AddressOption = None,
+    tracking_uri: UriOption = None,
+    num_cpus: NumCpusOption = None,
+) -> None:
     """Check a study file and print its trial plan."""
     from slotsweep.plan import plan_summary, plan_table
+    from slotsweep.preflight import environment_problems
 
-    study = _load(study_file, set_)
+    study = _checked(study_file, set_)
     console.print(plan_table(study))
     console.print(plan_summary(study), markup=False)
+    if check_env:
+        _preflight(environment_problems(study, address=address, num_cpus=num_cpus,
+                                        tracking_uri=tracking_uri))
     console.print(f"[green]{study_file} is valid[/]: {study.trial_count()} trials")
 
 
@@ -77,22 +118,25 @@ def validate(study_file: Path, set_: SetOption = None) -> None:
 def launch(
     study_file: Path,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted study")] = False,
-    address: Annotated[Optional[str], typer.Option(help="Existing Ray cluster address")] = None,
+    address: AddressOption = None,
     tracking_uri: UriOption = None,
     max_concurrent: Annotated[Optional[int], typer.Option(min=1)] = None,
-    num_cpus: Annotated[Optional[int], typer.Option(
-        min=1, help="CPUs of the local Ray (default: all)")] = None,
+    num_cpus: NumCpusOption = None,
     dry_run: Annotated[bool, typer.Option(help="Validate and print the plan only")] = False,
     set_: SetOption = None,
 ) -> None:
     """Run a study: Ray Tune trials, MLflow runs, a live view and a closing comparison."""
     from slotsweep.plan import plan_summary, plan_table
+    from slotsweep.preflight import environment_problems, launch_problems
 
-    study = _load(study_file, set_)
+    study = _checked(study_file, set_)
     console.print(plan_table(study))
     console.print(plan_summary(study, tracking_uri), markup=False)
     if dry_run:
         return
+    _preflight(launch_problems(study, address=address, num_cpus=num_cpus)
+               or environment_problems(study, address=address, num_cpus=num_cpus,
+                                       tracking_uri=tracking_uri))
     from slotsweep.orchestrate import Launcher, LaunchOptions
     from slotsweep.report import compare, comparison_table
     from slotsweep.tracking import trial_records
@@ -155,9 +199,12 @@ def train(
             err.print(f"  - --{where.replace('_', '-')}: {problem['msg']}", markup=False)
         raise typer.Exit(2) from None
     from slotsweep.data import DataNotFoundError
+    from slotsweep.preflight import train_problems
     from slotsweep.trainer import TrialFailed
     from slotsweep.trial_run import TrackingTarget, run_trial
 
+    _preflight(train_problems(config, list(given), json_path,
+                              None if no_mlflow else tracking_uri or "sqlite:///mlflow.db"))
     target = None
     if not no_mlflow:
         from mlflow.tracking import MlflowClient
@@ -195,6 +242,7 @@ def report(
     set_: SetOption = None,
 ) -> None:
     """Comparison tables (mean and std over seeds) and plots, logged to the study's parent run."""
+    from slotsweep.preflight import output_problems, tracking_problems
     from slotsweep.report import compare, comparison_table, write_report
     from slotsweep.tracking import (
         absolute_tracking_uri,
@@ -209,12 +257,14 @@ def report(
     study = _load(study_file, set_) if study_file else None
     name = experiment or study.experiment_name
     uri = absolute_tracking_uri(study.tracking_uri(tracking_uri) if study else tracking_uri)
+    _preflight(output_problems(out, "--out", folder=True)
+               + tracking_problems(uri, must_exist=True))
     parent = latest_study_run(uri, name)
     try:
         records = trial_records(uri, name, None if all_runs else parent)
     except LookupError as error:
         err.print(str(error))
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
     rows = compare(records)
     console.print(comparison_table(rows, title=f"{name}: {len(records)} trial runs"))
     written = write_report(rows, out)

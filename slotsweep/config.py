@@ -22,7 +22,8 @@ SLOT_ONLY_KEYS = ("k", "selection", "sharing", "score_lambda")
 class TrialConfig(BaseModel):
     """Every setting of one trial; `None` means 'the recipe's default for this method'."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and nan are refused: a learning rate or lambda of .inf would train on garbage
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     arch: Arch = Field("lenet_300_100", description="lenet_300_100 | conv2 | conv4 | conv6 | vgg19")
     dataset: Dataset = Field(

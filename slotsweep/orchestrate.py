@@ -17,7 +17,7 @@ from rich.live import Live
 
 from slotsweep.config import TrialConfig
 from slotsweep.progress import StudyProgress
-from slotsweep.result import EpochMetrics
+from slotsweep.result import TUNE_EPOCH_KEYS, EpochMetrics
 from slotsweep.study import Dimension, Study, trial_key
 from slotsweep.tracking import (
     StudyRun,
@@ -29,9 +29,6 @@ from slotsweep.trial_run import TrackingTarget, run_trial
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
-
-TUNE_EPOCH_KEYS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_time_s",
-                   "best_val_accuracy", "training_cost_flops", "selection_change_fraction")
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_time_s")
+# The per-epoch values a trial reports to Ray Tune, for schedulers and searchers to follow.
+TUNE_EPOCH_KEYS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_time_s",
+                   "best_val_accuracy", "training_cost_flops", "selection_change_fraction")
 FINAL_METRICS = ("test_accuracy", "best_val_accuracy", "training_cost_flops", "train_time_s",
                  "memory_state_bytes", "peak_memory_bytes", "model_size_bytes")
 
@@ -68,3 +71,11 @@ class TrialResult:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dictionary."""
         return asdict(self)
+
+
+def metrics_every_trial_reports() -> list[str]:
+    """The Tune metrics in every report of every trial: the reported epoch fields that cannot be
+    None (a dense epoch has no selection to change). Tune checks a followed metric in each
+    report, so only these can be a search's or a scheduler's metric."""
+    optional = {f.name for f in fields(EpochMetrics) if f.default is None}
+    return [key for key in TUNE_EPOCH_KEYS if key not in optional]
