@@ -138,6 +138,7 @@ def launch(
                or environment_problems(study, address=address, num_cpus=num_cpus,
                                        tracking_uri=tracking_uri))
     from slotsweep.orchestrate import Launcher, LaunchOptions
+    from slotsweep.progress import failures_table
     from slotsweep.report import compare, comparison_table
     from slotsweep.tracking import trial_records
 
@@ -146,10 +147,20 @@ def launch(
     summary = Launcher(study, options, console).run()
     records = trial_records(summary.tracking_uri, summary.experiment, summary.parent_run_id)
     console.print(comparison_table(compare(records), title=f"study {study.name}"))
+    failed = failures_table([(r.run_id[:8], _trial_label(r.params), r.error or "")
+                             for r in records if r.status == "FAILED"])
+    if failed is not None:
+        console.print(failed)
     console.print(launch_timing(summary, records, options.max_concurrent or study.max_concurrent))
     if summary.trials and summary.failed == summary.trials:
         err.print("[bold red]every trial failed[/]")
         raise typer.Exit(1)
+
+
+def _trial_label(params: dict[str, str]) -> str:
+    """The settings that tell a trial apart in a list of failures."""
+    keys = ("method", "arch", "dataset", "k", "selection", "sharing", "lr", "seed")
+    return " ".join(f"{key}={params[key]}" for key in keys if key in params)
 
 
 def _flag(name: str) -> typer.models.OptionInfo:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 
 from slotsweep.config import TrialConfig
-from slotsweep.progress import StudyProgress
+from slotsweep.progress import StudyProgress, error_reason
 from slotsweep.result import TUNE_EPOCH_KEYS, EpochMetrics
 from slotsweep.study import Dimension, Study, trial_key
 from slotsweep.tracking import (
@@ -139,7 +139,11 @@ class _ProgressCallback(tune.Callback):
         self.progress.trial_finished(trial.trial_id)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        self.progress.trial_failed(trial.trial_id)
+        try:
+            error = trial.get_pickled_error()
+        except Exception:  # noqa: BLE001 - an unreadable error still fails the trial
+            error = None
+        self.progress.trial_failed(trial.trial_id, error_reason(error))
 
 
 def _absolute_data_root(settings: dict[str, Any]) -> dict[str, Any]:
@@ -203,8 +207,12 @@ class Launcher:
         if ray.is_initialized():
             return False
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        # A failed trial is one line in the live view; its traceback goes to its error.txt
+        # (MLflow, and the trial's folder), not through Tune's logger to the console.
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
         if self.options.address:
-            ray.init(address=self.options.address, logging_level=logging.WARNING)
+            ray.init(address=self.options.address, logging_level=logging.WARNING,
+                     log_to_driver=False)
         else:
             ray.init(num_cpus=self.options.num_cpus or os.cpu_count(), include_dashboard=False,
                      logging_level=logging.WARNING, log_to_driver=False)

@@ -135,7 +135,7 @@ def ignored_setting_problems(groups: Sequence[Group]) -> list[str]:
 
 def _device_problem(name: str) -> str | None:
     """A device string torch cannot parse (a misspelt name)."""
-    if name == "auto":
+    if name in ("auto", "cpu"):
         return None
     import torch
 
@@ -409,10 +409,10 @@ def trial_checks(groups: Sequence[Group]) -> list[dict[str, Any]]:
 
 
 def _device_missing(name: str) -> str | None:
-    import torch
-
     if name in ("auto", "cpu"):
         return None
+    import torch
+
     device = torch.device(name)
     backend = getattr(torch, device.type, None)
     if device.type == "cuda":
@@ -447,16 +447,27 @@ def where_trials_run_problems(checks: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def _local_node(needed: dict[str, float], num_cpus: int | None) -> dict[str, float]:
+    """What the local Ray would offer of each needed resource (torch and psutil imported only
+    where a trial asks for GPUs or memory)."""
+    node = {"CPU": float(num_cpus or os.cpu_count() or 1)}
+    if "GPU" in needed:
+        import torch
+
+        node["GPU"] = float(torch.cuda.device_count())
+    if "memory" in needed:
+        import psutil
+
+        node["memory"] = float(psutil.virtual_memory().available)
+    return node
+
+
 def local_cluster_problems(study: Study, num_cpus: int | None) -> list[str]:
     """The local Ray this launch would start can place one trial."""
-    import psutil
-    import torch
-
-    node = {"CPU": float(num_cpus or os.cpu_count() or 1),
-            "GPU": float(torch.cuda.device_count()),
-            "memory": float(psutil.virtual_memory().available)}
-    source = "--num-cpus" if num_cpus else "this machine's cores"
-    return _placement_problems(_needed(study), [node], f"the local Ray ({source})")
+    needed = _needed(study)
+    source = "--num-cpus" if num_cpus else "this machine"
+    return _placement_problems(needed, [_local_node(needed, num_cpus)],
+                               f"the local Ray ({source})")
 
 
 def _split_address(address: str) -> tuple[str, int] | None:
