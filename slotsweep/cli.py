@@ -159,7 +159,7 @@ def launch(
 
 def _trial_label(params: dict[str, str]) -> str:
     """The settings that tell a trial apart in a list of failures."""
-    keys = ("method", "arch", "dataset", "k", "selection", "sharing", "lr", "seed")
+    keys = ("method", "dataset", "k", "selection", "lr", "seed")
     return " ".join(f"{key}={params[key]}" for key in keys if key in params)
 
 
@@ -209,13 +209,15 @@ def train(
             where = ".".join(str(p) for p in problem["loc"]) or "(settings)"
             err.print(f"  - --{where.replace('_', '-')}: {problem['msg']}", markup=False)
         raise typer.Exit(2) from None
-    from slotsweep.data import DataNotFoundError
+    from slotsweep.data import DataFormatError, DataNotFoundError
     from slotsweep.preflight import train_problems
+    from slotsweep.progress import error_reason
     from slotsweep.trainer import TrialFailed
     from slotsweep.trial_run import TrackingTarget, run_trial
 
-    _preflight(train_problems(config, list(given), json_path,
-                              None if no_mlflow else tracking_uri or "sqlite:///mlflow.db"))
+    _preflight(["--experiment: give a name"] * (not no_mlflow and not experiment.strip())
+               or train_problems(config, list(given), json_path,
+                                 None if no_mlflow else tracking_uri or "sqlite:///mlflow.db"))
     target = None
     if not no_mlflow:
         from mlflow.tracking import MlflowClient
@@ -231,8 +233,10 @@ def train(
     try:
         outcome = run_trial(config, target, on_epoch=show,
                             on_final=lambda m, _: show(m) if m is not None else None)
-    except (DataNotFoundError, TrialFailed) as error:
-        err.print(f"[bold red]trial failed:[/] {error}", markup=True)
+    except (DataNotFoundError, DataFormatError, TrialFailed, ValueError) as error:
+        # the run's error.txt holds the traceback; the console gets the reason
+        err.print("[bold red]trial failed:[/] ", end="")
+        err.print(error_reason(error), markup=False)
         raise typer.Exit(1) from None
     result = outcome.result
     console.print(json.dumps(result.final_metrics(), indent=1))
@@ -296,6 +300,9 @@ def ui(
 
     study = _load(study_file, None) if study_file else None
     uri = absolute_tracking_uri(study.tracking_uri(tracking_uri) if study else tracking_uri)
+    from slotsweep.preflight import tracking_problems
+
+    _preflight(tracking_problems(uri))
     console.print(f"MLflow UI on http://{host}:{port} for {uri}")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", host, "--port", str(port)]

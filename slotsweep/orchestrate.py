@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -139,8 +140,10 @@ class _ProgressCallback(tune.Callback):
         self.progress.trial_finished(trial.trial_id)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+        # The trial's local copy: get_pickled_error() reads storage, which syncs only later.
         try:
-            error = trial.get_pickled_error()
+            with open(trial.pickled_error_file, "rb") as file:
+                error = pickle.load(file)
         except Exception:  # noqa: BLE001 - an unreadable error still fails the trial
             error = None
         self.progress.trial_failed(trial.trial_id, error_reason(error))

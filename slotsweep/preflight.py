@@ -299,6 +299,9 @@ def tracking_problems(uri: str, *, must_exist: bool = False) -> list[str]:
 
 
 def _sqlite_problems(path: Path, uri: str, must_exist: bool) -> list[str]:
+    if str(path) in ("", ":memory:"):
+        return [f"tracking store {uri}: an in-memory store is not shared with the trials; "
+                "give a file, e.g. sqlite:///mlflow.db"]
     if not path.exists():
         if must_exist:
             return [f"tracking store {uri}: no such file (nothing was logged there)"]
@@ -402,7 +405,9 @@ def trial_checks(groups: Sequence[Group]) -> list[dict[str, Any]]:
         check = {"device": group.settings.get("device", "auto"),
                  "dataset": group.settings.get("dataset", "fashion_mnist"),
                  "data_root": str(Path(root).expanduser().resolve()) if root else None,
-                 "where_device": group.where("device"), "where_data": group.where("dataset")}
+                 "train_subset": group.settings.get("train_subset"),
+                 "where_device": group.where("device"), "where_data": group.where("dataset"),
+                 "where_subset": group.where("train_subset")}
         if check not in checks:
             checks.append(check)
     return checks
@@ -441,10 +446,31 @@ def where_trials_run_problems(checks: list[dict[str, Any]]) -> list[str]:
         if spec.kind == "synthetic":
             continue
         try:
-            locate(spec, check["data_root"])
+            folder = locate(spec, check["data_root"])
         except DataNotFoundError as exc:
             problems.append(f"{check['where_data']}: on {host}: {exc}")
+            continue
+        count = _idx_count(folder) if spec.kind == "idx" else None
+        if count is not None and (check["train_subset"] or 0) > count:
+            problems.append(f"{check['where_subset']}: {check['train_subset']} exceeds the "
+                            f"{count} training examples of {spec.name} in {folder}")
     return problems
+
+
+def _idx_count(folder: Path) -> int | None:
+    """The example count in the training labels' IDX header (None where it cannot be read:
+    the trial reports why)."""
+    import gzip
+
+    from slotsweep.data.idx import STEMS, find_file
+
+    path = find_file(folder, STEMS["train"][1])
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
+            header = file.read(8)
+    except (OSError, EOFError):
+        return None
+    return int.from_bytes(header[4:8], "big") if len(header) == 8 else None
 
 
 def _local_node(needed: dict[str, float], num_cpus: int | None) -> dict[str, float]:

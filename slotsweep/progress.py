@@ -121,8 +121,8 @@ def failures_table(failed: list[tuple[str, str, str]]) -> Table | None:
         return None
     table = Table(title=f"{len(failed)} failed trials (tracebacks: each run's error.txt)",
                   header_style="bold", box=None)
-    for column in ("run", "trial", "reason"):
-        table.add_column(column, overflow="fold" if column == "reason" else "ellipsis")
+    for column in ("run", "trial", "reason"):  # one line per trial: the reason is cut to fit
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
     for run, settings, reason in failed:
         table.add_row(run, settings, one_line(reason))
     return table

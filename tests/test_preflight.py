@@ -4,7 +4,9 @@ it, within the time limit, before anything (store, Ray session, results folder) 
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +28,7 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[
     """`slotsweep ARGS` in a new process, short limits, Ray's temp folder beside `cwd`."""
     env = {**CLI_ENV, "SLOTSWEEP_CONNECT_TIMEOUT": str(LIMIT_S),
            "RAY_TMPDIR": str(cwd.parent / "raytmp"), **(env or {})}
-    env.pop("SLOTSWEEP_DATA", None)
+    env = {key: value for key, value in env.items() if value and key != "SLOTSWEEP_DATA"}
     started = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=env,
                          capture_output=True, text=True, timeout=120)
@@ -49,14 +51,15 @@ def _flat(text: str) -> str:
     return " ".join(text.split())  # Rich wraps long lines at spaces
 
 
-def refused(*args: str, cwd: Path, says: tuple[str, ...], new_process: bool = False) -> str:
+def refused(*args: str, cwd: Path, says: tuple[str, ...], new_process: bool = False,
+            env: dict[str, str] | None = None, within: float = WITHIN_S) -> str:
     """Runs the command (in this process through the CLI's own app, or in a new one); asserts
     exit 2, the words in its message, no traceback, nothing created (no store, no results, no
     Ray session) and a return within the limit."""
     before = sorted(p.name for p in cwd.iterdir())
     started = time.monotonic()
     if new_process:
-        out, _ = cli(*args, cwd=cwd)
+        out, _ = cli(*args, cwd=cwd, env=env)
         code, text = out.returncode, out.stdout + out.stderr
     else:
         from typer.testing import CliRunner
@@ -74,7 +77,7 @@ def refused(*args: str, cwd: Path, says: tuple[str, ...], new_process: bool = Fa
     assert "Traceback" not in text, text
     assert sorted(p.name for p in cwd.iterdir()) == before, "something was created"
     assert not (cwd.parent / "raytmp").exists(), "a Ray session was started"
-    assert seconds < WITHIN_S, f"took {seconds:.0f} s"
+    assert seconds < within, f"took {seconds:.0f} s"
     return text
 
 
@@ -285,6 +288,76 @@ def test_a_ray_address_that_hangs_is_refused_within_the_limit(work: Path) -> Non
 def test_launch_options_that_cannot_work_are_refused(work: Path, args: list[str],
                                                      says: tuple[str, ...]) -> None:
     refused("launch", study(work, OK), *args, cwd=work, says=says)
+
+
+@contextlib.contextmanager
+def ray_cluster() -> Iterator[str]:
+    """A one-node Ray cluster of 1 CPU (started by a driver of its own); yields its address."""
+    code = ("import ray, time; ray.init(num_cpus=1, include_dashboard=False); "
+            "print(ray.get_runtime_context().gcs_address, flush=True); time.sleep(900)")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                               env=CLI_ENV, start_new_session=True)
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_a_cluster_is_checked_for_placement_and_for_data_on_its_node(work: Path,
+                                                                    tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    name = study(work, OK)
+    # a real connection on a loaded machine; Ray's temp folder (and its token) the cluster's
+    slow = {"SLOTSWEEP_CONNECT_TIMEOUT": "60", "RAY_TMPDIR": ""}
+    with ray_cluster() as address:
+        refused("validate", name, "--check-env", "--address", address, "--set",
+                "resources.cpu=2", cwd=work, says=("resources", "2 CPU needed", "1 CPU"),
+                new_process=True, env=slow, within=90)
+        refused("validate", name, "--check-env", "--address", address, "--set",
+                "trial.dataset=mnist", "--set", f"trial.data_root={empty}", cwd=work,
+                says=("trial.dataset: on ", "'mnist' not found", str(empty)),
+                new_process=True, env=slow, within=90)
+        out, _ = cli("validate", name, "--check-env", "--address", address, cwd=work, env=slow)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+# --- failures inside trials ---
+
+
+@pytest.mark.slow
+def test_every_trial_failing_gives_one_line_each_and_exit_1(tmp_path: Path) -> None:
+    """A NaN loss and data that cannot be read: each failed trial is one line with its reason
+    (live view and closing table), its traceback only in its error.txt."""
+    from mlflow.tracking import MlflowClient
+
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (corrupt / name).write_bytes(b"not idx")
+    name = study(tmp_path, "name: allfail\n"
+                 "trial: {dataset: synthetic, epochs: 1, train_subset: 256, batch_size: 64, "
+                 "method: dense, lr: 1.0e+30}\n"
+                 f"baselines: [{{method: slot, dataset: mnist, data_root: {corrupt}}}]\n"
+                 "max_concurrent: 2\n")
+    out = subprocess.run([sys.executable, "-m", "slotsweep", "launch", name, "--num-cpus", "2"],
+                         cwd=tmp_path, env=CLI_ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    for reason in ("TrialFailed: training loss became nan", "DataFormatError"):
+        lines = [line for line in out.stdout.splitlines() if reason in line]
+        assert len(lines) == 2, out.stdout  # the live view's line and the closing table's row
+    assert "2 failed trials" in out.stdout and "every trial failed" in out.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("allfail").experiment_id],
+                              "tags.`slotsweep.role` = 'trial'")
+    assert [run.info.status for run in runs] == ["FAILED", "FAILED"]
+    for run in runs:
+        text = client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path))
+        assert "Traceback" in Path(text).read_text()
 
 
 # --- exceptions that cross Ray's pickling ---
