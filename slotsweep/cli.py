@@ -44,12 +44,13 @@ def _load(path: Path, overrides: list[str] | None) -> Study:
         raise typer.Exit(2) from None
 
 
-def _checked(path: Path, overrides: list[str] | None) -> Study:
+def _checked(path: Path, overrides: list[str] | None, tracking_uri: str | None) -> Study:
     """The validated study that also passes the static pre-flight checks, else exit code 2."""
     from slotsweep.preflight import study_problems
 
     study = _load(path, overrides)
-    problems = list(dict.fromkeys(study_problems(study)))  # several groups may share a fault
+    # several groups may share a fault
+    problems = list(dict.fromkeys(study_problems(study, tracking_uri)))
     if problems:
         err.print(f"[bold red]invalid study[/] {path}:")
         for problem in problems:
@@ -105,7 +106,7 @@ def validate(
     from slotsweep.plan import plan_summary, plan_table
     from slotsweep.preflight import environment_problems
 
-    study = _checked(study_file, set_)
+    study = _checked(study_file, set_, tracking_uri)
     console.print(plan_table(study))
     console.print(plan_summary(study), markup=False)
     if check_env:
@@ -129,7 +130,7 @@ def launch(
     from slotsweep.plan import plan_summary, plan_table
     from slotsweep.preflight import environment_problems, launch_problems
 
-    study = _checked(study_file, set_)
+    study = _checked(study_file, set_, tracking_uri)
     console.print(plan_table(study))
     console.print(plan_summary(study, tracking_uri), markup=False)
     if dry_run:

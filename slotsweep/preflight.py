@@ -210,10 +210,12 @@ def _unused_section_keys(study: Study) -> list[str]:
     return problems
 
 
-def study_problems(study: Study) -> list[str]:
-    """Every static problem of a valid study (run by `validate` and `launch`)."""
+def study_problems(study: Study, tracking_uri: str | None = None) -> list[str]:
+    """Every static problem of a valid study (run by `validate` and `launch`), its store's
+    scheme and local path included."""
     groups = study_groups(study)
     problems = metric_problems(study) + _unused_section_keys(study) + group_problems(groups)
+    problems += tracking_problems(study.tracking_uri(tracking_uri), probe=False)
     if study.resources.gpu == 0:
         problems += [f"{g.where('device')}: {g.settings['device']!r} needs resources.gpu > 0 "
                      "(Ray shows a trial only the GPUs it reserves)"
@@ -276,8 +278,9 @@ def tcp_problem(host: str, port: int, what: str, check: str) -> str | None:
 # --- the tracking store ---
 
 
-def tracking_problems(uri: str, *, must_exist: bool = False) -> list[str]:
-    """The MLflow store answers and can be written (`must_exist`: read, and must hold runs)."""
+def tracking_problems(uri: str, *, must_exist: bool = False, probe: bool = True) -> list[str]:
+    """The MLflow store answers and can be written (`must_exist`: read, and must hold runs).
+    Without `probe`, only what needs no network and no driver: the scheme, local paths."""
     from slotsweep.tracking import absolute_tracking_uri
 
     uri = absolute_tracking_uri(uri)
@@ -291,9 +294,9 @@ def tracking_problems(uri: str, *, must_exist: bool = False) -> list[str]:
             return [f"tracking store {uri}: no such folder"]
         return output_problems(path, "tracking store", folder=True)
     if dialect in DB_DRIVERS:
-        return _database_problems(uri)
+        return _database_problems(uri) if probe else []
     if scheme in ("http", "https"):
-        return _server_problems(uri)
+        return _server_problems(uri) if probe else []
     return [f"tracking store {uri}: unsupported scheme {scheme!r}; use sqlite:///PATH, a folder, "
             "postgresql://, mysql://, mssql:// or http(s)://"]
 
@@ -560,6 +563,8 @@ def cluster_probe_main() -> None:
                 problems = [f"Ray cluster at {request['address']}: a check task did not run "
                             f"within {remaining:.0f} s; the cluster may be busy"]
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line for the user
+        while exc.__cause__ is not None:  # Ray's ConnectionError hides why (a token, a version)
+            exc = exc.__cause__
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         problems = [f"Ray cluster at {request['address']}: {type(exc).__name__}: {first}"]
     print(json.dumps(problems), flush=True)

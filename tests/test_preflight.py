@@ -311,7 +311,7 @@ def test_a_cluster_is_checked_for_placement_and_for_data_on_its_node(work: Path,
     empty.mkdir()
     name = study(work, OK)
     # a real connection on a loaded machine; Ray's temp folder (and its token) the cluster's
-    slow = {"SLOTSWEEP_CONNECT_TIMEOUT": "60", "RAY_TMPDIR": ""}
+    slow = {"SLOTSWEEP_CONNECT_TIMEOUT": "60", "RAY_TMPDIR": "", "RAY_AUTH_MODE": "token"}
     with ray_cluster() as address:
         refused("validate", name, "--check-env", "--address", address, "--set",
                 "resources.cpu=2", cwd=work, says=("resources", "2 CPU needed", "1 CPU"),
