@@ -281,7 +281,7 @@ def tcp_problem(host: str, port: int, what: str, check: str) -> str | None:
 def tracking_problems(uri: str, *, must_exist: bool = False, probe: bool = True) -> list[str]:
     """The MLflow store answers and can be written (`must_exist`: read, and must hold runs).
     Without `probe`, only what needs no network and no driver: the scheme, local paths."""
-    from slotsweep.tracking import absolute_tracking_uri
+    from slotsweep.store_uri import absolute_tracking_uri
 
     uri = absolute_tracking_uri(uri)
     scheme = urlparse(uri).scheme

@@ -18,7 +18,7 @@ import pytest
 from conftest import CLI_ENV
 
 LIMIT_S = 3  # SLOTSWEEP_CONNECT_TIMEOUT in these tests; the default is 30
-WITHIN_S = 40  # what "returned within the limit" allows: start-up on a loaded machine included
+WITHIN_S = 60  # "returned within the limit": start-up of a loaded 2-core machine included
 NO_CUDA = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is here")
 OK = "name: ok\ntrial: {dataset: synthetic, epochs: 1, train_subset: 256}\n"
 
@@ -242,7 +242,7 @@ def test_train_refuses_data_that_is_not_there(work: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(("uri", "says"), [
-    ("postgresql://user:pw@127.0.0.1:5432/mlflow", ("tracking store", "driver")),
+    ("postgresql+pg8000://user:pw@127.0.0.1:5432/mlflow", ("tracking store", "driver", "pg8000")),
     ("gopher://somewhere", ("tracking store", "unsupported scheme 'gopher'")),
     ("sqlite:///missing/folder/mlflow.db", ("tracking store", "does not exist")),
 ])
@@ -250,8 +250,8 @@ def test_a_tracking_store_that_cannot_work_is_refused(work: Path, uri: str,
                                                       says: tuple[str, ...]) -> None:
     if uri.startswith("postgresql"):
         with contextlib.suppress(ImportError):
-            __import__("psycopg2")
-            pytest.skip("psycopg2 is installed here")
+            __import__("pg8000")
+            pytest.skip("pg8000 is installed here")
     refused("launch", study(work, OK), "--tracking-uri", uri, cwd=work, says=says)
 
 
