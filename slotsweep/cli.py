@@ -213,12 +213,13 @@ def train(
     from slotsweep.data import DataFormatError, DataNotFoundError
     from slotsweep.preflight import train_problems
     from slotsweep.progress import error_reason
+    from slotsweep.store_uri import DEFAULT_TRACKING_URI
     from slotsweep.trainer import TrialFailed
     from slotsweep.trial_run import TrackingTarget, run_trial
 
-    _preflight(["--experiment: give a name"] * (not no_mlflow and not experiment.strip())
-               or train_problems(config, list(given), json_path,
-                                 None if no_mlflow else tracking_uri or "sqlite:///mlflow.db"))
+    _preflight(train_problems(config, list(given), json_path,
+                              None if no_mlflow else tracking_uri or DEFAULT_TRACKING_URI,
+                              experiment))
     target = None
     if not no_mlflow:
         from mlflow.tracking import MlflowClient
@@ -297,12 +298,11 @@ def ui(
     host: str = "127.0.0.1",
 ) -> None:
     """MLflow's UI on the study's tracking store."""
+    from slotsweep.preflight import tracking_problems
     from slotsweep.tracking import absolute_tracking_uri
 
     study = _load(study_file, None) if study_file else None
     uri = absolute_tracking_uri(study.tracking_uri(tracking_uri) if study else tracking_uri)
-    from slotsweep.preflight import tracking_problems
-
     _preflight(tracking_problems(uri))
     console.print(f"MLflow UI on http://{host}:{port} for {uri}")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,

@@ -594,11 +594,14 @@ def launch_problems(study: Study, *, address: str | None, num_cpus: int | None) 
 
 
 def train_problems(config: TrialConfig, given: Sequence[str], json_path: Path | None,
-                   tracking_uri: str | None) -> list[str]:
-    """`slotsweep train`'s checks: the flags, the --json path, the device, the data, the store."""
+                   tracking_uri: str | None, experiment: str = "slotsweep-train") -> list[str]:
+    """`slotsweep train`'s checks: the flags, the --json path, the device, the data, the store
+    (None: nothing is logged)."""
     group = Group(config.model_dump(), {key: f"--{key.replace('_', '-')}" for key in given},
                   flags=True)
     problems = group_problems([group])
+    if tracking_uri is not None and not experiment.strip():
+        problems.append("--experiment: give a name")
     if json_path is not None:
         problems += output_problems(json_path, "--json")
     if not problems:
