@@ -161,6 +161,16 @@ def test_a_setting_that_takes_effect_in_some_trials_is_accepted(work: Path) -> N
     assert out.returncode == 0, out.stderr
 
 
+def test_check_env_passes_for_a_runnable_study_and_creates_nothing(work: Path) -> None:
+    from typer.testing import CliRunner
+
+    from slotsweep.cli import app
+
+    result = CliRunner().invoke(app, ["validate", study(work, OK), "--check-env"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in work.iterdir()) == ["s.yaml"]
+
+
 @pytest.mark.parametrize("name", ["smoke.yaml", "k_scan.yaml"])
 def test_the_shipped_studies_pass(work: Path, name: str) -> None:
     out, _ = cli("validate", str(Path(__file__).parents[1] / "studies" / name), cwd=work)
@@ -358,6 +368,24 @@ def test_every_trial_failing_gives_one_line_each_and_exit_1(tmp_path: Path) -> N
     for run in runs:
         text = client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path))
         assert "Traceback" in Path(text).read_text()
+
+
+def test_the_live_view_gives_each_failed_trial_one_line() -> None:
+    from rich.console import Console
+
+    from slotsweep.data import DataNotFoundError
+    from slotsweep.progress import StudyProgress, error_reason
+
+    progress = StudyProgress(total=2)
+    error = DataNotFoundError("mnist", [Path("/a"), Path("/b")], "no network", "apt-get")
+    progress.trial_failed("t1", error_reason(error))
+    progress.trial_failed("t2", "ValueError: [1, 2] is no [bold]markup[/]")
+    console = Console(width=300, record=True)
+    console.print(progress)
+    lines = [line for line in console.export_text().splitlines() if line.startswith("failed")]
+    assert lines == ["failed t1: DataNotFoundError: data set 'mnist' not found. Looked in: / /a / "
+                     "/b / no network / To get it: apt-get",
+                     "failed t2: ValueError: [1, 2] is no [bold]markup[/]"]
 
 
 # --- exceptions that cross Ray's pickling ---
