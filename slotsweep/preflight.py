@@ -234,7 +234,8 @@ def output_problems(path: Path, what: str, *, folder: bool = False) -> list[str]
     while not parent.exists() and folder:  # a folder is made with its parents
         parent = parent.parent
     if not parent.is_dir():
-        return [f"{what} {path}: folder {parent} does not exist"]
+        state = "is not a folder" if parent.exists() else "does not exist"
+        return [f"{what} {path}: {parent} {state}"]
     return [] if os.access(parent, os.W_OK) else [f"{what} {path}: folder {parent} not writable"]
 
 
@@ -451,7 +452,10 @@ def where_trials_run_problems(checks: list[dict[str, Any]]) -> list[str]:
         try:
             folder = locate(spec, check["data_root"])
         except DataNotFoundError as exc:
-            problems.append(f"{check['where_data']}: on {host}: {exc}")
+            looked = ", ".join(map(str, exc.looked))
+            problems.append(f"{check['where_data']}: data set {exc.dataset!r} not found on "
+                            f"{host} (looked in {looked}). {exc.reason} To get it: "
+                            f"{exc.how_to_get}")
             continue
         count = _idx_count(folder) if spec.kind == "idx" else None
         if count is not None and (check["train_subset"] or 0) > count:

@@ -328,7 +328,7 @@ def test_a_cluster_is_checked_for_placement_and_for_data_on_its_node(work: Path,
                 new_process=True, env=slow, within=90)
         refused("validate", name, "--check-env", "--address", address, "--set",
                 "trial.dataset=mnist", "--set", f"trial.data_root={empty}", cwd=work,
-                says=("trial.dataset: on ", "'mnist' not found", str(empty)),
+                says=("trial.dataset: data set 'mnist' not found on ", str(empty)),
                 new_process=True, env=slow, within=90)
         out, _ = cli("validate", name, "--check-env", "--address", address, cwd=work, env=slow)
         assert out.returncode == 0, out.stdout + out.stderr
