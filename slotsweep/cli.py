@@ -24,7 +24,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 # Piped or logged output gets a wide console, so the comparison table keeps one line per row,
 # unless COLUMNS says how wide (Rich reads it when no width is given).
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else 160)
 
 SetOption = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a study key by dotted path, VALUE as YAML: --set trial.epochs=1")]
@@ -43,14 +43,56 @@ def _load(path: Path, overrides: list[str] | None) -> Study:
         raise typer.Exit(2) from None
 
 
+def _checked(path: Path, overrides: list[str] | None, tracking_uri: str | None) -> Study:
+    """The validated study that also passes the static pre-flight checks, else exit code 2."""
+    from slotsweep.preflight import study_problems
+
+    study = _load(path, overrides)
+    # several groups may share a fault
+    problems = list(dict.fromkeys(study_problems(study, tracking_uri)))
+    if problems:
+        err.print(f"[bold red]invalid study[/] {path}:")
+        for problem in problems:
+            err.print(f"  - {problem}", markup=False)
+        raise typer.Exit(2)
+    return study
+
+
+def _preflight(problems: list[str]) -> None:
+    """Exit code 2 with one line per problem, when a pre-flight check failed."""
+    if problems:
+        err.print("[bold red]pre-flight failed[/] (nothing was started):")
+        for problem in problems:
+            err.print(f"  - {problem}", markup=False)
+        raise typer.Exit(2)
+
+
+AddressOption = Annotated[Optional[str], typer.Option(help="Existing Ray cluster address")]
+NumCpusOption = Annotated[Optional[int], typer.Option(
+    min=1, help="CPUs of the local Ray (default: all)")]
+
+
 @app.command()
-def validate(study_file: Path, set_: SetOption = None) -> None:
+def validate(
+    study_file: Path,
+    set_: SetOption = None,
+    check_env: Annotated[bool, typer.Option(
+        help="Also check the store, the cluster, the devices and the data, as launch does",
+    )] = False,
+    address: AddressOption = None,
+    tracking_uri: UriOption = None,
+    num_cpus: NumCpusOption = None,
+) -> None:
     """Check a study file and print its trial plan."""
     from slotsweep.plan import plan_summary, plan_table
+    from slotsweep.preflight import environment_problems
 
-    study = _load(study_file, set_)
+    study = _checked(study_file, set_, tracking_uri)
     console.print(plan_table(study))
     console.print(plan_summary(study), markup=False)
+    if check_env:
+        _preflight(environment_problems(study, address=address, num_cpus=num_cpus,
+                                        tracking_uri=tracking_uri))
     console.print(f"[green]{study_file} is valid[/]: {study.trial_count()} trials")
 
 
@@ -58,11 +100,10 @@ def validate(study_file: Path, set_: SetOption = None) -> None:
 def launch(
     study_file: Path,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted study")] = False,
-    address: Annotated[Optional[str], typer.Option(help="Existing Ray cluster address")] = None,
+    address: AddressOption = None,
     tracking_uri: UriOption = None,
     max_concurrent: Annotated[Optional[int], typer.Option(min=1)] = None,
-    num_cpus: Annotated[Optional[int], typer.Option(
-        min=1, help="CPUs of the local Ray (default: all)")] = None,
+    num_cpus: NumCpusOption = None,
     num_gpus: Annotated[Optional[int], typer.Option(
         min=0, help="GPUs of the local Ray (default: those Ray finds)")] = None,
     storage: Annotated[Optional[str], typer.Option(
@@ -73,13 +114,18 @@ def launch(
 ) -> None:
     """Run a study: Ray Tune trials, MLflow runs, a live view and a closing comparison."""
     from slotsweep.plan import plan_summary, plan_table
+    from slotsweep.preflight import environment_problems, launch_problems
 
-    study = _load(study_file, set_)
+    study = _checked(study_file, set_, tracking_uri)
     console.print(plan_table(study))
     console.print(plan_summary(study, tracking_uri), markup=False)
     if dry_run:
         return
+    _preflight(launch_problems(study, address=address, num_cpus=num_cpus)
+               or environment_problems(study, address=address, num_cpus=num_cpus,
+                                       tracking_uri=tracking_uri, num_gpus=num_gpus))
     from slotsweep.orchestrate import Launcher, LaunchOptions
+    from slotsweep.progress import failures_table
     from slotsweep.report import compare, comparison_table
     from slotsweep.tracking import trial_records
 
@@ -89,10 +135,20 @@ def launch(
     summary = Launcher(study, options, console).run()
     records = trial_records(summary.tracking_uri, summary.experiment, summary.parent_run_id)
     console.print(comparison_table(compare(records), title=f"study {study.name}"))
+    failed = failures_table([(r.run_id[:8], _trial_label(r.params), r.error or "")
+                             for r in records if r.status == "FAILED"])
+    if failed is not None:
+        console.print(failed)
     console.print(launch_timing(summary, records, options.max_concurrent or study.max_concurrent))
     if summary.trials and summary.failed == summary.trials:
         err.print("[bold red]every trial failed[/]")
         raise typer.Exit(1)
+
+
+def _trial_label(params: dict[str, str]) -> str:
+    """The settings that tell a trial apart in a list of failures."""
+    keys = ("method", "dataset", "k", "selection", "lr", "seed")
+    return " ".join(f"{key}={params[key]}" for key in keys if key in params)
 
 
 @app.command()
@@ -113,19 +169,28 @@ def train(
             where = ".".join(str(p) for p in problem["loc"]) or "(settings)"
             err.print(f"  - --{where.replace('_', '-')}: {problem['msg']}", markup=False)
         raise typer.Exit(2) from None
-    from slotsweep.data import DataNotFoundError
+    from slotsweep.data import DataFormatError, DataNotFoundError
+    from slotsweep.preflight import train_problems
+    from slotsweep.progress import error_reason
     from slotsweep.trainer import TrialFailed
     from slotsweep.trial_run import TrackingTarget, run_trial
 
-    target = None if no_mlflow else TrackingTarget.for_experiment(tracking_uri, experiment)
+    _preflight(train_problems(config, list(given), json_path,
+                              None if no_mlflow else tracking_uri or DEFAULT_TRACKING_URI,
+                              experiment))
+    target = None
+    if not no_mlflow:
+        target = TrackingTarget.for_experiment(tracking_uri, experiment)
     show = lambda m: console.print(  # noqa: E731
         f"{m.phase} epoch {m.epoch}: loss {m.train_loss:.4f} train {m.train_accuracy:.4f} "
         f"val {m.val_accuracy:.4f} ({m.epoch_time_s:.1f}s)")
     try:
         outcome = run_trial(config, target, on_epoch=show,
                             on_final=lambda m, _: show(m) if m is not None else None)
-    except (DataNotFoundError, TrialFailed) as error:
-        err.print(f"[bold red]trial failed:[/] {error}", markup=True)
+    except (DataNotFoundError, DataFormatError, TrialFailed, ValueError) as error:
+        # the run's error.txt holds the traceback; the console gets the reason
+        err.print("[bold red]trial failed:[/] ", end="")
+        err.print(error_reason(error), markup=False)
         raise typer.Exit(1) from None
     result = outcome.result
     console.print(json.dumps(result.final_metrics(), indent=1))
@@ -146,6 +211,7 @@ def report(
     set_: SetOption = None,
 ) -> None:
     """Comparison tables (mean and std over seeds) and plots, logged to the study's parent run."""
+    from slotsweep.preflight import output_problems, tracking_problems
     from slotsweep.report import compare, comparison_table, write_report
     from slotsweep.tracking import (
         absolute_tracking_uri,
@@ -160,12 +226,14 @@ def report(
     study = _load(study_file, set_) if study_file else None
     name = experiment or study.experiment_name
     uri = absolute_tracking_uri(study.tracking_uri(tracking_uri) if study else tracking_uri)
+    _preflight(output_problems(out, "--out", folder=True)
+               + tracking_problems(uri, must_exist=True))
     parent = latest_study_run(uri, name)
     try:
         records = trial_records(uri, name, None if all_runs else parent)
     except LookupError as error:
         err.print(str(error))
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
     rows = compare(records)
     console.print(comparison_table(rows, title=f"{name}: {len(records)} trial runs"))
     written = write_report(rows, out)
@@ -182,10 +250,12 @@ def ui(
     host: str = "127.0.0.1",
 ) -> None:
     """MLflow's UI on the study's tracking store."""
+    from slotsweep.preflight import tracking_problems
     from slotsweep.tracking import absolute_tracking_uri
 
     study = _load(study_file, None) if study_file else None
     uri = absolute_tracking_uri(study.tracking_uri(tracking_uri) if study else tracking_uri)
+    _preflight(tracking_problems(uri))
     console.print(f"MLflow UI on http://{host}:{port} for {uri}")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", host, "--port", str(port)]

@@ -31,7 +31,8 @@ UNSET_PARAM = "auto"  # how MLflow params show a setting left to its default (No
 class TrialConfig(BaseModel):
     """Every setting of one trial; `None` means 'the default for this trial' (`resolved()`)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and nan are refused: a learning rate or lambda of .inf would train on garbage
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     arch: Arch = Field("lenet_300_100", description="architecture: `lenet_300_100`, `conv2`, "
                        "`conv4`, `conv6`, `vgg19` (the paper's weight counts, tested)")

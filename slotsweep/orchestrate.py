@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,10 +16,10 @@ from ray import tune
 from rich.console import Console
 from rich.live import Live
 
-from slotsweep import local_ray, registry
+from slotsweep import local_ray
 from slotsweep.config import TrialConfig
-from slotsweep.progress import StudyProgress
-from slotsweep.result import EpochMetrics
+from slotsweep.progress import StudyProgress, error_reason
+from slotsweep.result import TUNE_EPOCH_KEYS, EpochMetrics
 from slotsweep.study import Dimension, Study, trial_key
 from slotsweep.tracking import (
     StudyRun,
@@ -37,8 +38,6 @@ from slotsweep.workers import (
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
-
-TUNE_EPOCH_KEYS = registry.metric_names("epoch", "running")
 
 
 @dataclass(frozen=True)
@@ -177,7 +176,13 @@ class _ProgressCallback(tune.Callback):
             self.progress.trial_finished(trial.trial_id)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        self.progress.trial_failed(trial.trial_id)
+        # The trial's local copy: get_pickled_error() reads storage, which syncs only later.
+        try:
+            with open(trial.pickled_error_file, "rb") as file:
+                error = pickle.load(file)
+        except Exception:  # noqa: BLE001 - an unreadable error still fails the trial
+            error = None
+        self.progress.trial_failed(trial.trial_id, error_reason(error))
 
 
 def _absolute_data_root(settings: Any) -> Any:
@@ -256,6 +261,9 @@ class Launcher:
         # a failed trial's final result carries NaN objectives and the failure, not every metric
         os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        # A failed trial is one line in the live view; its traceback goes to its error.txt
+        # (MLflow, and the trial's folder), not through Tune's logger to the console.
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
         # workers log to their trial's files, not into the live view; MLflow credentials reach
         # every trial through the job's runtime env (never as params, tags or log lines)
         common = {"logging_level": logging.WARNING, "log_to_driver": False,

@@ -1,4 +1,5 @@
-"""The live view of a running study: trials done, running and failed, the best, the time left."""
+"""The live view of a running study: trials done, running and failed (one line each, with its
+reason), the best, the time left; and the closing list of failed trials."""
 
 from __future__ import annotations
 
@@ -8,6 +9,24 @@ from dataclasses import dataclass, field
 from rich.console import Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
+
+REASON_WIDTH = 160  # a failure's reason on one line; the whole traceback is in its error.txt
+SHOWN_FAILURES = 10  # the live view lists the latest failures, the closing table all of them
+
+
+def one_line(reason: str, width: int = REASON_WIDTH) -> str:
+    """A failure reason on one line: its lines joined, cut at `width` characters."""
+    text = " / ".join(line.strip() for line in str(reason).splitlines() if line.strip())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def error_reason(error: BaseException | None) -> str:
+    """'Type: message' of an exception (of its cause when Ray wrapped it), on one line."""
+    cause = getattr(error, "cause", None) or error
+    if cause is None:
+        return "failed (the trial's error.txt holds the traceback)"
+    return one_line(f"{type(cause).__name__}: {cause}")
 
 
 @dataclass
@@ -22,6 +41,7 @@ class StudyProgress:
     running: dict[str, float] = field(default_factory=dict)
     durations: list[float] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)  # failed trial -> one-line reason
     best: float | None = None
     best_trial: str | None = None
     last: dict[str, str] = field(default_factory=dict)
@@ -53,9 +73,10 @@ class StudyProgress:
         start = self.running.pop(trial_id, time.monotonic())
         self.durations.append(time.monotonic() - start)
 
-    def trial_failed(self, trial_id: str) -> None:
+    def trial_failed(self, trial_id: str, reason: str = "") -> None:
         self.running.pop(trial_id, None)
         self.failed.append(trial_id)
+        self.reasons[trial_id] = one_line(reason) if reason else ""
 
     def seconds_left(self) -> float | None:
         """Mean trial time x remaining trials / concurrency; None before any trial finished."""
@@ -84,4 +105,24 @@ class StudyProgress:
         now = time.monotonic()
         for trial_id, start in sorted(self.running.items()):
             table.add_row(trial_id, self.last.get(trial_id, ""), f"{now - start:.0f}s")
-        return Group(self._bar, table)
+        return Group(self._bar, table, *self._failure_lines())
+
+    def _failure_lines(self) -> list[Text]:
+        shown = self.failed[-SHOWN_FAILURES:]
+        lines = [Text.assemble(("failed ", "red"), f"{trial_id}: {self.reasons.get(trial_id)}")
+                 for trial_id in shown]
+        more = len(self.failed) - len(shown)
+        return ([Text(f"failed ... and {more} earlier", "red")] if more else []) + lines
+
+
+def failures_table(failed: list[tuple[str, str, str]]) -> Table | None:
+    """The closing list: one row per failed trial (its run, its settings, its reason)."""
+    if not failed:
+        return None
+    table = Table(title=f"{len(failed)} failed trials (tracebacks: each run's error.txt)",
+                  header_style="bold", box=None)
+    for column in ("run", "trial", "reason"):  # one line per trial: the reason is cut to fit
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
+    for run, settings, reason in failed:
+        table.add_row(run, settings, one_line(reason))
+    return table

@@ -3,11 +3,13 @@ finished trial run as a report reads it back. The names come from `registry.METR
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from slotsweep.registry import metric_names
 
 EPOCH_METRICS = metric_names("epoch", optional=False)  # every trial logs these per epoch
+# The per-epoch values a trial reports to Ray Tune, for schedulers and searchers to follow.
+TUNE_EPOCH_KEYS = metric_names("epoch", "running")
 FINAL_METRICS = metric_names(compared=True)  # logged once; the comparison's columns
 
 
@@ -81,3 +83,9 @@ class TrialRecord:
     params: dict[str, str]
     metrics: dict[str, float]
     error: str | None
+def metrics_every_trial_reports() -> list[str]:
+    """The Tune metrics in every report of every trial: the reported epoch fields that cannot be
+    None (a dense epoch has no selection to change). Tune checks a followed metric in each
+    report, so only these can be a search's or a scheduler's metric."""
+    optional = {f.name for f in fields(EpochMetrics) if f.default is None}
+    return [key for key in TUNE_EPOCH_KEYS if key not in optional]

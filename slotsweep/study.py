@@ -39,9 +39,12 @@ class StudyError(ValueError):
         self.source = source
         super().__init__(f"invalid study {source}:\n" + "\n".join(f"  {p}" for p in self.problems))
 
+    def __reduce__(self) -> tuple[type, tuple[list[str], str]]:
+        return type(self), (self.problems, self.source)  # pickles (Ray) with its own arguments
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Dimension(_Strict):

@@ -65,6 +65,10 @@ def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
         doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except FileNotFoundError:
         raise StudyError([f"{path}: no such study file"], str(path)) from None
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start:exc.start + 1].hex()
+        raise StudyError([f"{path}: not UTF-8 text (byte 0x{byte} at offset {exc.start}); "
+                          "a study file is YAML saved as UTF-8"], str(path)) from None
     except OSError as exc:
         raise StudyError([f"{path}: cannot read ({exc.strerror or exc})"], str(path)) from None
     except yaml.YAMLError as exc:

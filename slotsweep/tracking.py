@@ -14,28 +14,15 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, ML
 
 from slotsweep import __version__
 from slotsweep.config import UNSET_PARAM, TrialConfig
-from slotsweep.registry import DEFAULT_TRACKING_URI, metric_names
+from slotsweep.registry import metric_names
 from slotsweep.result import EpochMetrics, TrialRecord, TrialResult
+from slotsweep.store_uri import DEFAULT_TRACKING_URI, absolute_tracking_uri  # noqa: F401
 
 ROLE, STUDY, TRIAL_ID, TRIAL_KEY, VERSION, ERROR, PHASE = (
     "slotsweep.role", "slotsweep.study", "slotsweep.trial_id", "slotsweep.trial_key",
     "slotsweep.version", "slotsweep.error", "slotsweep.phase")
 MAX_PARAM_LENGTH = 6000
 CHECKPOINT = "slotsweep.checkpoint"  # where the trial's latest checkpoint lies (Tune storage)
-
-
-def absolute_tracking_uri(uri: str | None) -> str:
-    """The URI with local paths made absolute, so trials in other folders write the same store."""
-    uri = uri or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        path = uri[len("sqlite:///"):]
-        if path and path != ":memory:":
-            return "sqlite:///" + str(Path(path).resolve())
-    if "://" not in uri:
-        return Path(uri).resolve().as_uri()
-    if uri.startswith("file:") and not uri.startswith("file:///"):
-        return Path(uri[len("file:"):]).resolve().as_uri()
-    return uri
 
 
 def _artifact_root(uri: str) -> str | None:

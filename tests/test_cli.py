@@ -51,7 +51,7 @@ def test_train_refuses_bad_flags_by_name(tmp_path):
 def test_train_missing_data_is_one_clear_error(tmp_path):
     done = run_cli("train", "--dataset", "mnist", "--data-root", str(tmp_path / "none"),
                    "--no-mlflow", cwd=tmp_path, timeout=120)
-    assert done.returncode == 1
+    assert done.returncode == 2  # refused by pre-flight, before training starts
     assert str(tmp_path / "none") in done.stderr and "Traceback" not in done.stderr
 
 

@@ -123,11 +123,17 @@ def test_grid_study_nests_one_child_per_trial_and_resumes_without_duplicates(tmp
 
 
 def test_failing_trials_are_recorded_and_the_others_finish(tmp_path):
+    # data that pre-flight finds (the four files are there) but a trial cannot read
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (corrupt / name).write_bytes(b"not idx")
     study = _quick_study(tmp_path, "failing", f"""
         seeds: [0]
         baselines:
           - {{method: dense, lr: 1.0e+30}}
-          - {{dataset: mnist, data_root: {tmp_path / 'nowhere'}}}
+          - {{dataset: mnist, data_root: {corrupt}}}
     """, k=4)
     done = _launch(study)
     client, parents, children = _runs(tmp_path, "failing")
@@ -136,7 +142,7 @@ def test_failing_trials_are_recorded_and_the_others_finish(tmp_path):
     nan_run, missing_run = status[("dense", "synthetic")], status[("slot", "mnist")]
     assert nan_run.info.status == "FAILED" and "nan" in nan_run.data.tags["slotsweep.error"]
     assert missing_run.info.status == "FAILED"
-    assert "DataNotFoundError" in missing_run.data.tags["slotsweep.error"]
+    assert "DataFormatError" in missing_run.data.tags["slotsweep.error"]
     assert "error.txt" in {a.path for a in client.list_artifacts(missing_run.info.run_id)}
     assert parents[0].info.status == "FINISHED"
     assert "2 failed" in done.stdout
