@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from slotsweep.registry import DEFAULT_TRACKING_URI
+
 TIMEOUT_ENV = "SLOTSWEEP_CONNECT_TIMEOUT"
 DEFAULT_TIMEOUT_S = 30.0
 DB_DRIVERS = {"postgresql": "psycopg2", "mysql": "pymysql", "mssql": "pyodbc"}
@@ -108,7 +110,7 @@ def tracking_problems(uri: str, *, must_exist: bool = False, probe: bool = True)
 def _sqlite_problems(path: Path, uri: str, must_exist: bool) -> list[str]:
     if str(path) in ("", ":memory:"):
         return [f"tracking store {uri}: an in-memory store is not shared with the trials; "
-                "give a file, e.g. sqlite:///mlflow.db"]
+                f"give a file, e.g. {DEFAULT_TRACKING_URI}"]
     if not path.exists():
         if must_exist:
             return [f"tracking store {uri}: no such file (nothing was logged there)"]

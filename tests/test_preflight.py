@@ -398,7 +398,9 @@ def _exception_classes() -> set[type]:
     import slotsweep
 
     for module in pkgutil.walk_packages(slotsweep.__path__, "slotsweep."):
-        if module.name not in ("slotsweep.__main__", "slotsweep.orchestrate"):
+        # the native kernel is a plain shared library (loaded with ctypes), not a Python module
+        if module.name not in ("slotsweep.__main__", "slotsweep.orchestrate") \
+                and not module.name.endswith("._slot_kernel"):
             importlib.import_module(module.name)
     found, todo = set(), [BaseException]
     while todo:
