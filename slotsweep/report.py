@@ -12,8 +12,8 @@ from rich.table import Table
 from slotsweep.tracking import TrialRecord
 
 REPORTED = ("test_accuracy", "best_val_accuracy", "training_cost_flops", "memory_state_bytes",
-            "peak_memory_bytes", "model_size_bytes", "train_time_s")
-NOT_CONFIGURATION = ("seed", "data_root", "device", "num_threads")
+            "peak_memory_bytes", "training_memory_bytes", "model_size_bytes", "train_time_s")
+NOT_CONFIGURATION = ("seed", "data_root", "device", "num_threads", "log2_k")
 SHOWN = {"test_accuracy": ("test acc %", 100, ".2f"),
          "training_cost_flops": ("cost TFLOP", 1e-12, ".3f"),
          "memory_state_bytes": ("state MB", 1e-6, ".2f"),

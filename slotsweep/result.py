@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_time_s")
 FINAL_METRICS = ("test_accuracy", "best_val_accuracy", "training_cost_flops", "train_time_s",
-                 "memory_state_bytes", "peak_memory_bytes", "model_size_bytes")
+                 "memory_state_bytes", "peak_memory_bytes", "training_memory_bytes",
+                 "model_size_bytes")
 
 
 @dataclass
@@ -50,6 +51,10 @@ class TrialResult:
     finetune_test_accuracy: float | None = None
     device: str = "cpu"
     impl: str = "reference"
+    training_memory_bytes: int = 0  # peak above the footprint before data and model were built
+    datasets: list[dict[str, object]] = field(default_factory=list)  # per split: size, digest
+    # the trained network of the best-validation epoch (see slotsweep.ticket); not in the JSON
+    ticket: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def data_time_fraction(self) -> float:
@@ -66,5 +71,7 @@ class TrialResult:
         return values
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready dictionary."""
-        return asdict(self)
+        """JSON-ready dictionary (the ticket is a separate file)."""
+        values = asdict(self)
+        values.pop("ticket")
+        return values

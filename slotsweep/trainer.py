@@ -24,12 +24,14 @@ from slotsweep.metrics import (
     model_size_bytes,
     selection_sha256,
     selection_states,
+    split_summaries,
 )
 from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec, SlotMixin, native
 from slotsweep.optim import build_optimizer, build_schedule
 from slotsweep.result import EpochMetrics, TrialResult
 from slotsweep.seeding import derive_seed
+from slotsweep.ticket import encode_ticket
 
 EpochCallback = Callable[[EpochMetrics], None]
 EVAL_BATCH = 1024
@@ -112,6 +114,7 @@ class _Runner:
                                         augment=data.augment, seed=config.seed, **common)
         self.val_loader = BatchLoader(data.val, EVAL_BATCH, shuffle=False, **common)
         self.test_loader = BatchLoader(data.test, EVAL_BATCH, shuffle=False, **common)
+        self.ticket: bytes | None = None  # the first phase's network at its best-val epoch
 
     def run(self, phase: _Phase, flops: float = 0.0) -> _PhaseResult:
         """Trains one phase; `flops` is the cost of earlier phases, carried into the reports."""
@@ -128,6 +131,8 @@ class _Runner:
             test = evaluate(model, self.test_loader)
             if metrics.val_accuracy > best[0]:
                 best = (metrics.val_accuracy, test, epoch)
+                if phase.name == "train":  # the network test_accuracy was measured on
+                    self.ticket = encode_ticket(model)
             metrics.best_val_accuracy, metrics.training_cost_flops = best[0], flops
             if schedule is not None:
                 schedule.step()
@@ -242,4 +247,6 @@ def train_trial(config: TrialConfig, report: EpochCallback | None = None) -> Tri
         model_size_bytes=model_size_bytes(model), train_time_s=time.perf_counter() - started,
         params=config.model_dump(), epochs=runner.epochs,
         selection_sha256=selection_sha256(model), finetune_test_accuracy=finetune_test,
-        device=str(device), impl="fused" if fused else "reference")
+        device=str(device), impl="fused" if fused else "reference",
+        training_memory_bytes=peak.training_bytes(),
+        datasets=split_summaries(data, config.dataset), ticket=runner.ticket)
