@@ -232,6 +232,7 @@ def ui(
     experiment: Annotated[Optional[str], typer.Option(help="Instead of a study file")] = None,
     open_: Annotated[bool, typer.Option(
         "--open", help="Open the printed links in a web browser")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="MLflow server processes")] = 1,
 ) -> None:
     """MLflow's UI on the study's tracking store; prints the links to its latest launch."""
     from slotsweep.tracking import absolute_tracking_uri
@@ -244,7 +245,7 @@ def ui(
     links = _print_links(uri, name, f"http://{shown}:{port}") if name else []
     sys.stdout.flush()
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", host, "--port", str(port)]
+               "--host", host, "--port", str(port), "--workers", str(workers)]
     if open_ and links and os.fork() == 0:  # the child opens the links once the UI answers
         _open_when_up(f"http://{shown}:{port}", links)
         os._exit(0)

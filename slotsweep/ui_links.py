@@ -53,8 +53,7 @@ def view_state(parent_run_id: str | None, varied: list[str]) -> dict[str, object
         "orderByAsc": False, "startTime": "ALL", "lifecycleFilter": "Active",
         "modelVersionFilter": "All Runs", "datasetsFilter": [],
         "selectedColumns": [_column("params", key) for key in params]
-        + [_column("metrics", key) for key in COLUMN_METRICS]
-        + [_column("attributes", "Dataset")],
+        + [_column("metrics", key) for key in COLUMN_METRICS],
         "runsHiddenMode": "SHOW_ALL",
     }
 
