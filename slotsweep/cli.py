@@ -219,7 +219,10 @@ def report(
     console.print(comparison_table(rows, title=f"{name}: {len(records)} trial runs"))
     written = write_report(rows, out)
     if parent:
+        from slotsweep.study_summary import summarize_study
+
         log_artifacts(uri, parent, out)
+        summarize_study(uri, name, parent, study, files=[])  # the parent's summary, refreshed
     console.print("wrote " + ", ".join(str(p) for p in written))
 
 

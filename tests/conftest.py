@@ -55,7 +55,7 @@ def ui_server(study: Path, cwd: Path) -> Iterator[str]:
                         stdout=output)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # a loaded 2-core machine starts MLflow slowly
         while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(f"{url}/health", timeout=2)
@@ -63,7 +63,7 @@ def ui_server(study: Path, cwd: Path) -> Iterator[str]:
             except OSError:
                 time.sleep(0.5)
         else:
-            raise TimeoutError("slotsweep ui did not answer within 90 s")
+            raise TimeoutError("slotsweep ui did not answer within 240 s")
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
