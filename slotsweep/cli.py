@@ -275,6 +275,8 @@ def _print_links(uri: str, experiment: str, base: str) -> list[str]:
     console.print(f"trials:  {links.runs}", markup=False, soft_wrap=True)
     if links.compare:
         console.print(f"compare: {links.compare}", markup=False, soft_wrap=True)
+    if links.summary:
+        console.print(f"summary: {links.summary}", markup=False, soft_wrap=True)
     return [link for link in (links.runs, links.compare) if link]
 
 

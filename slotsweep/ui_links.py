@@ -33,6 +33,7 @@ class UiLinks:
 
     runs: str
     compare: str | None
+    summary: str | None  # the parent run's page: best configuration, table, figures, plan
     share_key: str
     view_state: dict[str, object]
     varied: list[str]
@@ -81,4 +82,8 @@ def study_links(base_url: str, coords: StudyCoordinates) -> UiLinks:
     if ids:
         compare_link = (f"{base}/#/compare-runs?runs={_json_query(ids)}"
                         f"&experiments={_json_query([coords.experiment_id])}&{WORKFLOW}")
-    return UiLinks(runs, compare_link, key, state, varied)
+    summary = None
+    if coords.parent_run_id:
+        summary = (f"{base}/#/experiments/{coords.experiment_id}/runs/{coords.parent_run_id}"
+                   f"?{WORKFLOW}")
+    return UiLinks(runs, compare_link, summary, key, state, varied)

@@ -85,5 +85,6 @@ def test_links_name_the_latest_launch_and_its_view(tmp_path):
     compare = parse_qs(urlsplit(links.compare.replace("/#/", "/")).query)
     assert sorted(json.loads(compare["runs"][0])) == sorted(t.run_id for t in coords.trials)
     assert json.loads(compare["experiments"][0]) == [coords.experiment_id]
+    assert links.summary.endswith(f"/runs/{parent.run_id}?workflowType=machine_learning")
     assert SHARED_VIEW_TAG == "mlflow.sharedViewState."
     assert links.varied[:2] == ["method", "k"]
