@@ -67,5 +67,9 @@ def ui_server(study: Path, cwd: Path) -> Iterator[str]:
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # MLflow's server can be slow to stop under load
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
         output.close()
