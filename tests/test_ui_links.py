@@ -88,3 +88,32 @@ def test_links_name_the_latest_launch_and_its_view(tmp_path):
     assert links.summary.endswith(f"/runs/{parent.run_id}?workflowType=machine_learning")
     assert SHARED_VIEW_TAG == "mlflow.sharedViewState."
     assert links.varied[:2] == ["method", "k"]
+
+
+@pytest.mark.slow
+def test_a_trial_logs_system_metrics_its_data_and_its_network(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # MLflow's own knob
+    uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
+    parent = StudyRun.start(uri, "exp", "exp", "", resume=False)
+    config = TrialConfig(k=4)
+    run = TrialRun.open(uri, parent.experiment_id, config, trial_key="k", trial_id="t",
+                        parent_run_id=parent.run_id)
+    time.sleep(1.5)  # a few samples of the system-metrics monitor
+    result = _result(config, 0.5, 0.5)
+    result.datasets = [{"name": "synthetic-test", "split": "test", "examples": 500,
+                        "shape": [1, 28, 28], "num_classes": 10, "digest": "ab" * 32}]
+    result.ticket = b"\x01\x02\x03"
+    run.finish(result)
+    client = MlflowClient(uri)
+    logged = client.get_run(run.run_id)
+    assert "system/cpu_utilization_percentage" in logged.data.metrics
+    assert "system/system_memory_usage_megabytes" in logged.data.metrics
+    (data,) = logged.inputs.dataset_inputs
+    assert (data.dataset.name, data.dataset.digest) == ("synthetic-test", "ab" * 8)
+    assert json.loads(data.dataset.profile)["examples"] == 500
+    assert {t.key: t.value for t in data.tags}["mlflow.data.context"] == "test"
+    assert logged.data.tags["slotsweep.network"] == "network/ticket.bin"
+    path = client.download_artifacts(run.run_id, "network/ticket.bin", str(tmp_path))
+    assert open(path, "rb").read() == b"\x01\x02\x03"
