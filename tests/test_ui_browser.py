@@ -69,13 +69,17 @@ def test_the_printed_links_open_on_the_trials_and_their_comparison(tmp_path):
             assert f"{len(trials)} matching runs" in runs_text  # the trials, not the parent
             for header in ("k", "log2_k", "test_accuracy", "training_memory_bytes"):
                 assert re.search(rf"^{header}$", runs_text, re.M), header
+            for run in trials:
+                assert _as_js_number(run.data.metrics["test_accuracy"]) in runs_text
             compare_text = _visit(page, compare_link, trials, tmp_path / "compare.png")
             assert f"Comparing {len(trials)} Runs" in compare_text
             assert "Parallel Coordinates Plot" in compare_text
+            # its axes start on the first differing params: the varied key and its log2
+            axes = compare_text.split("Parameters:", 1)[1].split("Metrics:", 1)[0]
+            assert re.search(r"^k$", axes, re.M) and re.search(r"^log2_k$", axes, re.M)
+            # (its metrics table draws only the rows in view: test accuracy is checked above)
             for text in (runs_text, compare_text):
                 assert not any(marker in text for marker in GENAI_OVERVIEW)
-                for run in trials:
-                    assert _as_js_number(run.data.metrics["test_accuracy"]) in text
             browser.close()
 
 
