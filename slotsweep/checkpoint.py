@@ -42,6 +42,7 @@ class TrainingState:
     earlier: dict[str, Any] | None = None
     slot_model: dict[str, torch.Tensor] | None = None
     run_id: str | None = None  # the trial's MLflow run, reopened by a restored trial
+    ticket: bytes | None = None  # the slot phase's network at its best-val epoch, so far
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

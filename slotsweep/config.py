@@ -26,6 +26,7 @@ Impl = registry.IMPLS.field_type()
 RUNTIME: Any = {"role": "runtime"}  # where or how fast a trial runs: not part of its identity
 SLOT_ONLY: Any = {"slot_only": True}
 UNSET_PARAM = "auto"  # how MLflow params show a setting left to its default (None)
+NOT_APPLICABLE = "n/a"  # how MLflow params show a slot-only setting of another method
 
 
 class TrialConfig(BaseModel):
@@ -154,9 +155,12 @@ class TrialConfig(BaseModel):
     @classmethod
     def from_params(cls, params: dict[str, str]) -> TrialConfig:
         """The config behind a run's MLflow params (strings; `auto` for an unset setting)."""
-        fields = cls.model_fields
+        fields, slot_only = cls.model_fields, registry.slot_only_keys()
+        # another method's params carry placeholders for the slot-only keys (k = 0, `n/a`)
+        other = params.get("method", "slot") != "slot"
         values = {key: None if value == UNSET_PARAM and fields[key].default is None else value
-                  for key, value in params.items() if key in fields}
+                  for key, value in params.items()
+                  if key in fields and not (other and key in slot_only)}
         return cls.model_validate(values)
 
 

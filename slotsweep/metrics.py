@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import resource
 import sys
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from slotsweep.data import DataSplits
 from slotsweep.nn.family import SelectingLayer
 
 SEED_BYTES = 8  # the seed that regenerates values (slot) or frozen weights (edge-popup)
@@ -130,18 +133,42 @@ def model_size_bytes(model: nn.Module) -> int:
     return size
 
 
+def split_summaries(data: DataSplits, name: str) -> list[dict[str, object]]:
+    """Per split: a name, its size, its shape and a sha256 of its images and labels (as stored:
+    uint8 images, int64 little-endian labels), so runs on the same examples share a digest."""
+    summaries = []
+    for split_name in ("train", "val", "test"):
+        split = getattr(data, split_name)
+        digest = hashlib.sha256(split.images.contiguous().numpy().tobytes())
+        digest.update(split.labels.numpy().astype("<i8", copy=False).tobytes())
+        summaries.append({"name": f"{name}-{split_name}", "split": split_name,
+                          "examples": len(split.labels), "shape": list(split.images.shape[1:]),
+                          "num_classes": data.num_classes, "digest": digest.hexdigest()})
+    return summaries
+
+
 class PeakMemory:
-    """Peak memory of this trial: allocator peak on CUDA, process RSS peak on the CPU."""
+    """Peak memory of this trial: allocator peak on CUDA, process RSS peak on the CPU.
+
+    `training_bytes` is what training adds above the footprint the process had when this object
+    was made (before data and model were built): the RSS high-water mark since then, less that
+    footprint. On Linux the kernel's high-water mark is reset here (/proc/self/clear_refs), so an
+    earlier, larger peak of the same process (imports, a previous trial in a reused worker) does
+    not hide this one; elsewhere the peak is sampled at the end only (a lower bound).
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.peak_rss = psutil.Process().memory_info().rss
+        self.hiwater_reset = _reset_hiwater()
+        self.baseline_rss = psutil.Process().memory_info().rss
+        self.peak_rss = self.baseline_rss
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+            self.baseline_allocated = torch.cuda.memory_allocated(device)
 
     def sample(self) -> None:
         """Records the current RSS (called once per epoch)."""
-        self.peak_rss = max(self.peak_rss, psutil.Process().memory_info().rss)
+        self.peak_rss = max(self.peak_rss, psutil.Process().memory_info().rss, _hiwater_rss())
 
     def peak_bytes(self) -> int:
         """The peak so far, in bytes."""
@@ -150,3 +177,29 @@ class PeakMemory:
         self.sample()
         scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
         return max(self.peak_rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale)
+
+    def training_bytes(self) -> int:
+        """The peak above the footprint at construction (allocator peak above it on CUDA)."""
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device)) - self.baseline_allocated
+        self.sample()
+        return max(0, self.peak_rss - self.baseline_rss)
+
+
+def _reset_hiwater() -> bool:
+    """Resets the kernel's RSS high-water mark to the current RSS (Linux 4.0+); False elsewhere."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _hiwater_rss() -> int:
+    """The RSS high-water mark (VmHWM) in bytes on Linux, else 0."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) * 1024 if found else 0

@@ -248,10 +248,20 @@ class Launcher:
                 ray.shutdown()
                 local_ray.forget(study.name)
         parent.finish(_study_status(progress))
+        self._summarize(parent.run_id)
         return LaunchSummary(self.uri, study.experiment_name, parent.run_id, progress.done,
                              len(progress.failed), time.perf_counter() - started,
                              frozenset(run.info.run_id for run in earlier
                                        if run.info.status == "FINISHED"))
+
+    def _summarize(self, parent_run_id: str) -> None:
+        """The parent run as the study's summary; a failure here does not fail the launch."""
+        from slotsweep.study_summary import summarize_study
+
+        try:
+            summarize_study(self.uri, self.study.experiment_name, parent_run_id, self.study)
+        except Exception as error:  # noqa: BLE001 - the trials are safe in MLflow already
+            self.console.print(f"[yellow]could not write the study summary:[/] {error}")
 
     def _start_ray(self) -> bool:
         """Connects to `--address`, else starts a local Ray; True when this launch owns it."""

@@ -177,6 +177,9 @@ for _name, _metric in {
     "memory_state_bytes": Metric("bytes", "min", "final", "tensor storage training keeps", True),
     "peak_memory_bytes": Metric("bytes", "min", "final", "process RSS peak (CPU) or allocator "
                                 "peak (CUDA)", True),
+    "training_memory_bytes": Metric("bytes", "min", "final", "the peak that training adds above "
+                                    "the process's footprint before data and model were built "
+                                    "(CPU RSS), or the allocator peak (CUDA)", True),
     "model_size_bytes": Metric("bytes", "min", "final", "inference storage", True),
     "train_time_s": Metric("s", "min", "final", "the trial's wall time", True),
     "data_time_fraction": Metric("fraction", "min", "final", "share of epoch time spent waiting "

@@ -13,7 +13,7 @@ from slotsweep import registry
 from slotsweep.result import TrialRecord
 
 REPORTED = registry.metric_names(compared=True)
-NOT_CONFIGURATION = ("seed", *registry.runtime_keys())
+NOT_CONFIGURATION = ("seed", *registry.runtime_keys(), "log2_k")  # log2_k: derived from k
 SHOWN = {"test_accuracy": ("test acc %", 100, ".2f"),
          "training_cost_flops": ("cost TFLOP", 1e-12, ".3f"),
          "memory_state_bytes": ("state MB", 1e-6, ".2f"),

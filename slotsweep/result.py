@@ -54,6 +54,10 @@ class TrialResult:
     finetune_test_accuracy: float | None = None
     device: str = "cpu"
     impl: str = "reference"
+    training_memory_bytes: int = 0  # peak above the footprint before data and model were built
+    datasets: list[dict[str, object]] = field(default_factory=list)  # per split: size, digest
+    # the trained network of the best-validation epoch (see slotsweep.ticket); not in the JSON
+    ticket: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def data_time_fraction(self) -> float:
@@ -70,8 +74,10 @@ class TrialResult:
         return values
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready dictionary."""
-        return asdict(self)
+        """JSON-ready dictionary (the ticket is a separate file)."""
+        values = asdict(self)
+        values.pop("ticket")
+        return values
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class TrialRecord:
     params: dict[str, str]
     metrics: dict[str, float]
     error: str | None
+
+
 def metrics_every_trial_reports() -> list[str]:
     """The Tune metrics in every report of every trial: the reported epoch fields that cannot be
     None (a dense epoch has no selection to change). Tune checks a followed metric in each

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.entities import Metric, Param, Run, RunStatus, RunTag, ViewType
+from mlflow.entities import (
+    Dataset,
+    DatasetInput,
+    InputTag,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from slotsweep import __version__
-from slotsweep.config import UNSET_PARAM, TrialConfig
+from slotsweep.config import NOT_APPLICABLE, SLOT_ONLY_KEYS, UNSET_PARAM, TrialConfig
 from slotsweep.registry import metric_names
 from slotsweep.result import EpochMetrics, TrialRecord, TrialResult
 from slotsweep.store_uri import DEFAULT_TRACKING_URI, absolute_tracking_uri  # noqa: F401
@@ -23,6 +36,13 @@ ROLE, STUDY, TRIAL_ID, TRIAL_KEY, VERSION, ERROR, PHASE = (
     "slotsweep.version", "slotsweep.error", "slotsweep.phase")
 MAX_PARAM_LENGTH = 6000
 CHECKPOINT = "slotsweep.checkpoint"  # where the trial's latest checkpoint lies (Tune storage)
+# MLflow 3 shows an experiment without this tag as a GenAI one (traces, not runs)
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+NO_K, NO_LOG2_K = 0, -1.0  # what a dense or edge-popup run shows for K
+SYSTEM_METRICS_INTERVAL_S = 5.0  # MLflow's own MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides
+NETWORK_DIR, NETWORK_TAG = "network", "slotsweep.network"
+SPLIT_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
+
 
 
 def _artifact_root(uri: str) -> str | None:
@@ -43,15 +63,19 @@ def git_commit() -> str | None:
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
-    """The id of experiment `name`, created (with local artifacts beside the store) if missing."""
+    """The id of experiment `name`, created (with local artifacts beside the store) if missing,
+    marked as model training so MLflow's UI opens it on its runs."""
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         if existing.lifecycle_stage == "deleted":
             client.restore_experiment(existing.experiment_id)
+        if existing.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:
+            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
         return existing.experiment_id
     root = _artifact_root(client.tracking_uri)
     location = f"{root}/{name}" if root else None
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location,
+                                    tags={EXPERIMENT_KIND: MODEL_TRAINING})
 
 
 def _now_ms() -> int:
@@ -59,8 +83,17 @@ def _now_ms() -> int:
 
 
 def trial_params(config: TrialConfig) -> dict[str, str]:
-    """Every resolved setting as an MLflow param; slot-only keys only where they apply."""
-    values = config.applicable_params()
+    """Every resolved setting as an MLflow param, the same keys for every method, plus `log2_k`.
+
+    MLflow's parallel-coordinates and scatter plots drop a run that lacks a chosen key and turn a
+    numeric axis into categories when one value is not a number. So a dense or edge-popup run
+    shows `k` = 0 and `log2_k` = -1 (no candidate values; on a log2 axis just left of K=1), and
+    `n/a` for the other slot-only settings.
+    """
+    values = config.resolved().model_dump()
+    values["log2_k"] = math.log2(config.k)
+    if config.method != "slot":
+        values.update({key: NOT_APPLICABLE for key in SLOT_ONLY_KEYS}, k=NO_K, log2_k=NO_LOG2_K)
     return {key: UNSET_PARAM if value is None else str(value)[:MAX_PARAM_LENGTH]
             for key, value in values.items()}
 
@@ -158,6 +191,7 @@ class MlflowTrialRun:
         self.client, self.run = client, run
         self.run_id = run.info.run_id
         self.logged: set[tuple[str, int]] = set()  # (phase, epoch) already in a reopened run
+        self.monitor = None  # MLflow's system-metrics sampler while the trial trains
 
     @property
     def checkpoint(self) -> str | None:
@@ -176,6 +210,7 @@ class MlflowTrialRun:
             if ERROR in run.data.tags:
                 client.delete_tag(run_id, ERROR)
         trial = cls(client, client.get_run(run_id))
+        trial.monitor = _system_metrics(uri, run_id)
         for phase in ("train", "finetune"):
             key = "train_loss" if phase == "train" else "finetune_train_loss"
             trial.logged |= {(phase, m.step) for m in client.get_metric_history(run_id, key)}
@@ -218,9 +253,11 @@ class MlflowTrialRun:
                 return cls.reopen(uri, resumable.info.run_id)
         tags = _tags("trial", commit, {TRIAL_ID: trial_id, TRIAL_KEY: trial_key, PHASE: phase,
                                        MLFLOW_PARENT_RUN_ID: parent_run_id, STUDY: study_name})
-        name = f"{config.method}-{config.arch}-k{config.k}-s{config.seed}-{trial_key[:6]}"
+        k = f"-k{config.k}" if config.method == "slot" else ""
+        name = f"{config.method}-{config.arch}{k}-s{config.seed}-{trial_key[:6]}"
         run = client.create_run(experiment, tags=tags, run_name=name)
         trial = cls(client, run)
+        trial.monitor = _system_metrics(uri, trial.run_id)
         params = [Param(k, v) for k, v in trial_params(config).items()]
         client.log_batch(trial.run_id, params=params, tags=[RunTag(MLFLOW_RUN_NAME, name)])
         client.log_dict(trial.run_id, config.resolved().model_dump(), "trial_config.json")
@@ -236,7 +273,8 @@ class MlflowTrialRun:
         self.client.log_batch(self.run_id, metrics=batch)
 
     def finish(self, result: TrialResult) -> None:
-        """Final metrics, the result JSON, and FINISHED."""
+        """Final metrics, the data, the trained network, the result JSON, and FINISHED."""
+        self._stop_monitor()
         stamp = _now_ms()
         batch = [Metric(key, value, stamp, 0) for key, value in result.final_metrics().items()]
         tags = [RunTag("slotsweep.impl", result.impl), RunTag("slotsweep.device", result.device)]
@@ -244,10 +282,30 @@ class MlflowTrialRun:
             tags.append(RunTag("slotsweep.selection_sha256", result.selection_sha256))
         self.client.log_batch(self.run_id, metrics=batch, tags=tags)
         self.client.log_dict(self.run_id, result.to_dict(), "result.json")
+        if result.datasets:
+            self.client.log_inputs(self.run_id, datasets=[_dataset_input(d)
+                                                          for d in result.datasets])
+        if result.ticket is not None:
+            self._log_network(result)
         self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+    def _log_network(self, result: TrialResult) -> None:
+        """The best-validation epoch's network: a ticket (slot, edge-popup) or the weights."""
+        name = network_file(str(result.params.get("method", "slot")))
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / name
+            path.write_bytes(result.ticket)
+            self.client.log_artifact(self.run_id, str(path), NETWORK_DIR)
+        self.client.set_tag(self.run_id, NETWORK_TAG, f"{NETWORK_DIR}/{name}")
+
+    def _stop_monitor(self) -> None:
+        if self.monitor is not None:
+            self.monitor.finish()
+            self.monitor = None
 
     def fail(self, error: BaseException) -> None:
         """Records the error (tag and traceback artifact) and FAILED."""
+        self._stop_monitor()
         message = f"{type(error).__name__}: {error}"
         self.client.set_tag(self.run_id, ERROR, message[:5000])
         text = "".join(traceback.format_exception(error))
@@ -256,11 +314,41 @@ class MlflowTrialRun:
 
     def stop(self) -> None:
         """Records that the trial was stopped (KILLED), not that it failed."""
+        self._stop_monitor()
         _kill(self.client, self.run_id)
 
     def final_metrics(self) -> dict[str, float]:
         """The metrics a finished run holds (used when a resumed study skips it)."""
         return dict(self.client.get_run(self.run_id).data.metrics)
+
+
+def network_file(method: str) -> str:
+    """The artifact name of a trained network: a ticket, or a dense network's weights."""
+    return "weights.bin" if method == "dense" else "ticket.bin"
+
+
+def _system_metrics(uri: str, run_id: str):  # noqa: ANN202 (MLflow's class, imported lazily)
+    """MLflow's sampler of CPU, memory, disk, network (and GPU with pynvml) for a run it did not
+    start itself (trials are created through MlflowClient, not `mlflow.start_run`)."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S,
+                                   tracking_uri=uri)
+    monitor.start()
+    return monitor
+
+
+def _dataset_input(summary: dict[str, object]) -> DatasetInput:
+    """One split as an MLflow dataset input: name, digest, size and shape in its profile."""
+    profile = {key: summary[key] for key in ("examples", "shape", "num_classes")}
+    profile["sha256"] = summary["digest"]
+    source = json.dumps({"dataset": str(summary["name"]).rsplit("-", 1)[0],
+                         "split": summary["split"]})
+    dataset = Dataset(name=str(summary["name"]), digest=str(summary["digest"])[:16],
+                      source_type="slotsweep", source=source, profile=json.dumps(profile))
+    context = SPLIT_CONTEXT.get(str(summary["split"]), str(summary["split"]))
+    return DatasetInput(dataset, [InputTag("mlflow.data.context", context)])
+
 
 
 TrialRun = MlflowTrialRun  # the earlier name
@@ -294,3 +382,76 @@ def latest_study_run(uri: str, experiment: str) -> str | None:
 def log_artifacts(uri: str, run_id: str, folder: Path) -> None:
     """Uploads the files of `folder` to a run's artifacts."""
     MlflowClient(uri).log_artifacts(run_id, str(folder))
+
+
+TABLE_FILE = "comparison_table.json"
+
+
+def log_study_summary(uri: str, run_id: str, *, tags: dict[str, str],
+                      metrics: dict[str, float], table: dict[str, list],
+                      files: list[Path], note: str | None = None) -> None:
+    """The parent run as the study's summary: tags and metrics of the best configuration and the
+    counts, the comparison as an MLflow table (the UI's artifact view shows it as a grid), the
+    report's files (figures show as images), and the plan as the run's description."""
+    client = MlflowClient(uri)
+    stamp = _now_ms()
+    batch_tags = [RunTag(key, value[:5000]) for key, value in tags.items()]
+    if note is not None:
+        batch_tags.append(RunTag("mlflow.note.content", note))
+    client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
+                     tags=batch_tags)
+    if TABLE_FILE in {a.path for a in client.list_artifacts(run_id)}:
+        # log_table appends to an existing table; a refreshed summary replaces it
+        rows = [list(row) for row in zip(*table.values(), strict=True)]
+        client.log_dict(run_id, {"columns": list(table), "data": rows}, TABLE_FILE)
+    else:
+        client.log_table(run_id, table, TABLE_FILE)
+    for path in files:
+        client.log_artifact(run_id, str(path))
+
+
+@dataclass(frozen=True)
+class StudyCoordinates:
+    """Where a study's latest launch is in a store: experiment, parent run, its trial runs."""
+
+    experiment_id: str
+    parent_run_id: str | None
+    trials: list[TrialRecord]
+
+
+def study_coordinates(uri: str, experiment: str) -> StudyCoordinates:
+    """The experiment id, the latest parent run and its trials (LookupError if no experiment)."""
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise LookupError(f"no MLflow experiment named {experiment!r} in {uri}")
+    parent = latest_study_run(uri, experiment)
+    trials = trial_records(uri, experiment, parent) if parent else []
+    return StudyCoordinates(exp.experiment_id, parent, trials)
+
+
+def set_experiment_tag(uri: str, experiment_id: str, key: str, value: str) -> None:
+    """Sets one tag on an experiment (the UI's shared view states live in such tags)."""
+    MlflowClient(uri).set_experiment_tag(experiment_id, key, value)
+
+
+@dataclass(frozen=True)
+class NetworkDownload:
+    """A trial run's recipe, trained-network file and final metrics, downloaded."""
+
+    config: dict[str, object]
+    path: Path
+    metrics: dict[str, float]
+
+
+def download_network(uri: str, run_id: str, folder: Path) -> NetworkDownload:
+    """Downloads a trial run's `trial_config.json` and its network file into `folder`."""
+    client = MlflowClient(uri)
+    run = client.get_run(run_id)
+    network = run.data.tags.get(NETWORK_TAG)
+    if network is None:
+        raise LookupError(f"run {run_id} holds no trained network (tag {NETWORK_TAG}): it is "
+                          f"not a finished slotsweep trial, or older than this feature")
+    config = Path(client.download_artifacts(run_id, "trial_config.json", str(folder)))
+    path = Path(client.download_artifacts(run_id, network, str(folder)))
+    return NetworkDownload(json.loads(config.read_text()), path, dict(run.data.metrics))

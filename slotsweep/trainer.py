@@ -26,12 +26,14 @@ from slotsweep.metrics import (
     model_size_bytes,
     selection_sha256,
     selection_states,
+    split_summaries,
 )
 from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec, SlotMixin, native
 from slotsweep.optim import build_optimizer, build_schedule
 from slotsweep.result import EpochMetrics, TrialResult
 from slotsweep.seeding import seed_torch
+from slotsweep.ticket import encode_ticket
 
 EpochCallback = Callable[[EpochMetrics], None]
 CheckpointCallback = Callable[[TrainingState], None]
@@ -122,6 +124,8 @@ class _Runner:
                                         augment=data.augment, seed=config.seed, **common)
         self.val_loader = BatchLoader(data.val, EVAL_BATCH, shuffle=False, **common)
         self.test_loader = BatchLoader(data.test, EVAL_BATCH, shuffle=False, **common)
+        # the first phase's network at its best-val epoch (a restored trial's comes with it)
+        self.ticket: bytes | None = resume_from.ticket if resume_from else None
 
     def run(self, phase: _Phase, flops: float = 0.0) -> _PhaseResult:
         """Trains one phase; `flops` is the cost of earlier phases, carried into the reports."""
@@ -146,6 +150,8 @@ class _Runner:
             test = evaluate(model, self.test_loader)
             if metrics.val_accuracy > best[0]:
                 best = (metrics.val_accuracy, test, epoch)
+                if phase.name == "train":  # the network test_accuracy was measured on
+                    self.ticket = encode_ticket(model)
             metrics.best_val_accuracy, metrics.training_cost_flops = best[0], flops
             if schedule is not None:
                 schedule.step()
@@ -157,7 +163,8 @@ class _Runner:
                     phase.name, epoch, model.state_dict(), optimizer.state_dict(),
                     None if schedule is None else schedule.state_dict(), best, flops,
                     list(self.epochs), rng_state(model),
-                    self.elapsed + time.perf_counter() - self.started, **self.carry))
+                    self.elapsed + time.perf_counter() - self.started, ticket=self.ticket,
+                    **self.carry))
             if self.report is not None:
                 self.report(metrics)
         return _PhaseResult(best[0], best[1], best[2], flops,
@@ -288,4 +295,6 @@ def train_trial(config: TrialConfig, report: EpochCallback | None = None, *,
         train_time_s=runner.elapsed + time.perf_counter() - started,
         params=config.model_dump(), epochs=runner.epochs,
         selection_sha256=selection_sha256(model), finetune_test_accuracy=finetune_test,
-        device=str(device), impl=impl)
+        device=str(device), impl=impl,
+        training_memory_bytes=peak.training_bytes(),
+        datasets=split_summaries(data, config.dataset), ticket=runner.ticket)

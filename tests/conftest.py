@@ -33,9 +33,10 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Completed
 
 
 def popen_cli(*args: str, cwd: Path, **popen: object) -> subprocess.Popen:
-    """`slotsweep ARGS` started in the background (output discarded)."""
+    """`slotsweep ARGS` started in the background (output discarded unless `stdout` is given)."""
+    output = popen.pop("stdout", subprocess.DEVNULL)
     return subprocess.Popen([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=CLI_ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+                            stdout=output, stderr=subprocess.DEVNULL, **popen)
 
 
 @pytest.fixture
@@ -48,14 +49,18 @@ def fashion_mnist() -> Path:
 
 @contextlib.contextmanager
 def ui_server(study: Path, cwd: Path) -> Iterator[str]:
-    """`slotsweep ui STUDY` on a free port; yields its base URL and stops it (and its workers)."""
+    """`slotsweep ui STUDY` on a free port; yields its base URL and stops it (and its workers).
+
+    What it prints (the links) is in `cwd / "ui.out"`."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = popen_cli("ui", str(study), "--port", str(port), cwd=cwd, start_new_session=True)
+    output = (cwd / "ui.out").open("w")
+    process = popen_cli("ui", str(study), "--port", str(port), cwd=cwd, start_new_session=True,
+                        stdout=output)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # a loaded 2-core machine starts MLflow slowly
         while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(f"{url}/health", timeout=2)
@@ -63,8 +68,13 @@ def ui_server(study: Path, cwd: Path) -> Iterator[str]:
             except OSError:
                 time.sleep(0.5)
         else:
-            raise TimeoutError("slotsweep ui did not answer within 90 s")
+            raise TimeoutError("slotsweep ui did not answer within 240 s")
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # MLflow's server can be slow to stop under load
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        output.close()

@@ -13,7 +13,7 @@ from slotsweep.trainer import train_trial
 QUICK = {"dataset": "synthetic", "epochs": 4, "train_subset": 384, "batch_size": 64,
          "num_threads": 1, "schedule": "cosine"}
 # timing and memory differ between runs; everything else must be identical
-UNTIMED = ("train_time_s", "peak_memory_bytes", "data_time_fraction")
+UNTIMED = ("train_time_s", "peak_memory_bytes", "training_memory_bytes", "data_time_fraction")
 
 
 class Interrupted(Exception):

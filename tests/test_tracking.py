@@ -47,11 +47,29 @@ def test_trial_runs_keep_their_identity_under_a_parent(tmp_path):
     assert Path(tmp_path / "mlartifacts").is_dir()
 
 
-def test_params_name_slot_keys_only_for_slot_runs():
-    assert {"k", "selection", "sharing", "score_lambda"} <= set(trial_params(TrialConfig()))
-    dense = trial_params(TrialConfig(method="dense"))
-    assert not {"k", "selection", "sharing", "score_lambda"} & set(dense)
-    assert dense["lr"] == "0.01" and trial_params(TrialConfig(k=8))["lr"] == "0.2"
+def test_params_line_up_across_methods():
+    slot, dense = trial_params(TrialConfig(k=8)), trial_params(TrialConfig(method="dense"))
+    edge = trial_params(TrialConfig(method="edge_popup"))
+    assert set(slot) == set(dense) == set(edge)
+    assert {"k", "log2_k", "selection", "sharing", "score_lambda"} <= set(slot)
+    assert (slot["k"], slot["log2_k"]) == ("8", "3.0")
+    assert trial_params(TrialConfig(k=1))["log2_k"] == "0.0"
+    for baseline in (dense, edge):  # numeric axes stay numeric; words say "n/a"
+        assert (baseline["k"], baseline["log2_k"]) == ("0", "-1.0")
+        assert baseline["selection"] == baseline["sharing"] == baseline["score_lambda"] == "n/a"
+    assert dense["lr"] == "0.01" and slot["lr"] == "0.2"
+
+
+def test_experiments_are_marked_model_training(tmp_path):
+    from slotsweep.tracking import experiment_id
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'store.db'}")
+    created = experiment_id(client, "fresh")
+    plain = client.create_experiment("plain")  # made elsewhere, reused by a study
+    assert experiment_id(client, "plain") == plain
+    for exp in (created, plain):
+        tags = client.get_experiment(exp).tags
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_a_stopped_trial_is_killed_and_a_raising_one_failed(tmp_path):

@@ -38,6 +38,7 @@ class EdgePopupMixin(SelectingLayer):
         if not 0 < keep_fraction <= 1:
             raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
         self.weight_shape, self.keep_fraction = weight_shape, keep_fraction
+        self.values_seed = seed  # regenerates the frozen weights: what a ticket stores per layer
         fan_in, _ = fans(weight_shape)
         signs = torch.rand(weight_shape, generator=generator(seed, "signs")) < 0.5
         constant = math.sqrt(2.0 / fan_in)

@@ -43,6 +43,7 @@ class SlotMixin(SelectingLayer):
         self.score_lambda = score_lambda or default_score_lambda(is_conv, recipe)
         self.seed = seed
         values_seed = seed if values_seed is None else values_seed
+        self.values_seed = values_seed  # regenerates the values: what a ticket stores per layer
         values_shape = (*weight_shape, k) if sharing == "none" else (k,)
         unit = torch.rand(values_shape, generator=generator(values_seed, "values")) * 2 - 1
         self.register_buffer("values", unit * self.sigma)
