@@ -66,7 +66,7 @@ def test_derived_names_follow_the_registry():
     assert epoch_fields == set(TUNE_EPOCH_KEYS)
     assert set(EPOCH_METRICS) >= {"train_loss", "train_accuracy", "val_accuracy", "epoch_time_s"}
     assert NON_RESULT_KEYS == {"data_root", "device", "num_threads"}
-    assert NOT_CONFIGURATION == ("seed", "data_root", "device", "num_threads")
+    assert NOT_CONFIGURATION == ("seed", "data_root", "device", "num_threads", "log2_k")
     result = train_trial(TrialConfig(**QUICK, finetune_epochs=1))
     assert set(result.final_metrics()) == set(registry.metric_names("final", "running"))
     assert set(result.epochs[0].metrics()) == set(TUNE_EPOCH_KEYS)
