@@ -29,14 +29,16 @@ err = Console(stderr=True)
 
 SetOption = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a study key by dotted path, VALUE as YAML: --set trial.epochs=1")]
+PresetOption = Annotated[Optional[str], typer.Option(
+    "--preset", help="Apply the study file's named preset (e.g. quick) before --set")]
 UriOption = Annotated[Optional[str], typer.Option(
     "--tracking-uri", help="MLflow store (default: the study's, else sqlite:///mlflow.db)")]
 
 
-def _load(path: Path, overrides: list[str] | None) -> Study:
+def _load(path: Path, overrides: list[str] | None, preset: str | None = None) -> Study:
     """The validated study, or every problem printed and exit code 2."""
     try:
-        return load_study(path, overrides or ())
+        return load_study(path, overrides or (), preset)
     except StudyError as error:
         err.print(f"[bold red]invalid study[/] {error.source}:")
         for problem in error.problems:
@@ -63,11 +65,11 @@ def launch_timing(summary: LaunchSummary, records: list[TrialRecord], slots: int
 
 
 @app.command()
-def validate(study_file: Path, set_: SetOption = None) -> None:
-    """Check a study file and print its trial plan."""
+def validate(study_file: Path, set_: SetOption = None, preset: PresetOption = None) -> None:
+    """Check a study file (and every preset in it) and print its trial plan."""
     from slotsweep.plan import plan_summary, plan_table
 
-    study = _load(study_file, set_)
+    study = _load(study_file, set_, preset)
     console.print(plan_table(study))
     console.print(plan_summary(study), markup=False)
     console.print(f"[green]{study_file} is valid[/]: {study.trial_count()} trials")
@@ -84,11 +86,12 @@ def launch(
         min=1, help="CPUs of the local Ray (default: all)")] = None,
     dry_run: Annotated[bool, typer.Option(help="Validate and print the plan only")] = False,
     set_: SetOption = None,
+    preset: PresetOption = None,
 ) -> None:
     """Run a study: Ray Tune trials, MLflow runs, a live view and a closing comparison."""
     from slotsweep.plan import plan_summary, plan_table
 
-    study = _load(study_file, set_)
+    study = _load(study_file, set_, preset)
     console.print(plan_table(study))
     console.print(plan_summary(study, tracking_uri), markup=False)
     if dry_run:
@@ -193,6 +196,7 @@ def report(
     all_runs: Annotated[bool, typer.Option(
         "--all", help="Every launch of the experiment, not only the latest")] = False,
     set_: SetOption = None,
+    preset: PresetOption = None,
 ) -> None:
     """Comparison tables (mean and std over seeds) and plots, logged to the study's parent run."""
     from slotsweep.report import compare, comparison_table, write_report
@@ -206,7 +210,7 @@ def report(
     if study_file is None and experiment is None:
         err.print("give a STUDY_FILE or --experiment NAME")
         raise typer.Exit(2)
-    study = _load(study_file, set_) if study_file else None
+    study = _load(study_file, set_, preset) if study_file else None
     name = experiment or study.experiment_name
     uri = absolute_tracking_uri(study.tracking_uri(tracking_uri) if study else tracking_uri)
     parent = latest_study_run(uri, name)

@@ -163,6 +163,8 @@ class Study(_Strict):
     resources: Resources = Resources()
     max_concurrent: int = Field(1, ge=1)
     tracking: Tracking = Tracking()
+    # Named sets of dotted overrides (`launch --preset quick`), applied before `--set`
+    presets: dict[str, dict[str, Any]] = {}
 
     @property
     def experiment_name(self) -> str:
