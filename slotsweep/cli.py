@@ -104,7 +104,9 @@ def launch(
                             max_concurrent=max_concurrent, resume=resume, num_cpus=num_cpus)
     summary = Launcher(study, options, console).run()
     records = trial_records(summary.tracking_uri, summary.experiment, summary.parent_run_id)
-    console.print(comparison_table(compare(records), title=f"study {study.name}"))
+    rows = compare(records)
+    console.print(comparison_table(rows, title=f"study {study.name}"))
+    _print_paper_comparison(rows)
     console.print(launch_timing(summary, records, options.max_concurrent or study.max_concurrent))
     if summary.trials and summary.failed == summary.trials:
         err.print("[bold red]every trial failed[/]")
@@ -197,8 +199,11 @@ def report(
         "--all", help="Every launch of the experiment, not only the latest")] = False,
     set_: SetOption = None,
     preset: PresetOption = None,
+    tolerance: Annotated[float, typer.Option(
+        min=0, help="Points by which ours may differ from the paper's and count as within")] = 1.0,
 ) -> None:
-    """Comparison tables (mean and std over seeds) and plots, logged to the study's parent run."""
+    """Comparison tables (mean and std over seeds), the figures that fit the study, ours beside
+    the paper's numbers and one HTML page, in --out and logged to the study's parent run."""
     from slotsweep.report import compare, comparison_table, write_report
     from slotsweep.tracking import (
         absolute_tracking_uri,
@@ -221,10 +226,29 @@ def report(
         raise typer.Exit(1) from None
     rows = compare(records)
     console.print(comparison_table(rows, title=f"{name}: {len(records)} trial runs"))
-    written = write_report(rows, out)
+    _print_paper_comparison(rows, tolerance)
+    written = write_report(rows, out, title=f"{study.name if study else name}: report",
+                           settings=study.model_dump(mode="json") if study else None,
+                           description=study.description if study else "", tolerance=tolerance)
     if parent:
         log_artifacts(uri, parent, out)
     console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _print_paper_comparison(rows: list, tolerance: float | None = None) -> None:
+    """The data set that ran, ours beside the paper where it has numbers, and its findings."""
+    from slotsweep.report import DEFAULT_TOLERANCE, dataset_summary, findings, paper_points
+    from slotsweep.report import paper_table as table
+
+    datasets, notes = dataset_summary(rows)
+    console.print(f"data set: {datasets}" + "".join(f"\n  {note}" for note in notes),
+                  markup=False)
+    points = paper_points(rows, DEFAULT_TOLERANCE if tolerance is None else tolerance)
+    if points:
+        console.print(table(points, title="ours beside the paper"))
+    for finding in findings(rows):
+        held = {True: "held", False: "did not hold", None: "observed"}[finding.held]
+        console.print(f"  {held}: {finding.claim}. {finding.evidence}", markup=False)
 
 
 @app.command()

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 
 from slotsweep.config import TrialConfig
-from slotsweep.progress import StudyProgress
+from slotsweep.progress import StudyProgress, distinguishing_keys, trial_name
 from slotsweep.result import EpochMetrics
 from slotsweep.study import Dimension, Study, trial_key
 from slotsweep.tracking import (
@@ -123,8 +123,9 @@ def _scheduler(study: Study, finetune_epochs: int) -> Any:
 class _ProgressCallback(tune.Callback):
     """Feeds Tune's trial events to the live view."""
 
-    def __init__(self, progress: StudyProgress) -> None:
+    def __init__(self, progress: StudyProgress, namer: Any = None) -> None:
         self.progress = progress
+        self.namer = namer  # Tune's trial config -> the trial's name in the live view
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # Tune pickles its run config to allow restores; the live view stays here
@@ -133,7 +134,8 @@ class _ProgressCallback(tune.Callback):
         self.progress = StudyProgress(total=0)
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        self.progress.trial_started(trial.trial_id)
+        self.progress.trial_started(trial.trial_id,
+                                    self.namer(trial.config) if self.namer else None)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
         self.progress.trial_result(trial.trial_id, result)
@@ -221,11 +223,11 @@ class Launcher:
         return tune.with_resources(trainable, resources)
 
     def _fit(self, trainable: Any, space: dict[str, Any], tune_config: tune.TuneConfig,
-             progress: StudyProgress, name: str) -> None:
+             progress: StudyProgress, name: str, namer: Any = None) -> None:
         run_config = tune.RunConfig(
             name=f"{self.study.name}-{name}-{int(time.time())}",
             storage_path=str(Path(self.options.storage_path).resolve()), verbose=0,
-            callbacks=[_ProgressCallback(progress)],
+            callbacks=[_ProgressCallback(progress, namer)],
             failure_config=tune.FailureConfig(max_failures=0))
         tuner = tune.Tuner(trainable, param_space=space, tune_config=tune_config,
                            run_config=run_config)
@@ -246,7 +248,9 @@ class Launcher:
             max_concurrent_trials=self.concurrency,
             trial_dirname_creator=lambda trial: trial.trial_id)
         space = {"trial_index": tune.grid_search(list(range(len(fixed))))}
-        self._fit(self._trainable(target, fixed, {}), space, config, progress, "fixed")
+        keys = distinguishing_keys(fixed)
+        namer = lambda params: trial_name(fixed[params["trial_index"]], keys)  # noqa: E731
+        self._fit(self._trainable(target, fixed, {}), space, config, progress, "fixed", namer)
 
     def _run_search(self, earlier: list[Run], target: TrackingTarget,
                     progress: StudyProgress) -> None:
@@ -279,8 +283,9 @@ class Launcher:
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=self.concurrency),
             scheduler=_scheduler(study, self._finetune_epochs()),
             num_samples=remaining, trial_dirname_creator=lambda trial: trial.trial_id)
+        namer = lambda params: trial_name({**base, **params}, list(dims))  # noqa: E731
         self._fit(self._trainable(replace(target, phase="search"), [], base), space, config,
-                  progress, "search")
+                  progress, "search", namer)
 
     def _evaluated_points(self, earlier: list[Run], base: dict[str, Any],
                           keys: list[str]) -> tuple[list[dict[str, Any]], list[Any]]:
