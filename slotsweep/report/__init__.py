@@ -33,7 +33,8 @@ from slotsweep.report.tables import (
 )
 
 __all__ = ["NOT_CONFIGURATION", "REPORTED", "SHOWN", "ConfigurationRow", "DEFAULT_TOLERANCE",
-           "Figure", "Finding", "PaperPoint", "compare", "comparison_table", "dataset_summary",
+           "Figure", "Finding", "PaperPoint", "compare", "comparison_table", "dataset_label",
+           "dataset_summary",
            "draw_figures", "findings", "order_rows", "paper_points", "paper_table",
            "plot_accuracy_vs_k", "varying_settings", "write_csv", "write_report"]
 
@@ -49,6 +50,18 @@ def dataset_summary(rows: list[ConfigurationRow]) -> tuple[str, list[str]]:
             notes.append(f"{arch} ran on {note}: the paper's numbers are shown for reference; "
                          "verdicts against them measure the change of data set too.")
     return datasets, list(dict.fromkeys(notes))
+
+
+def dataset_label(rows: list[ConfigurationRow]) -> str:
+    """`lenet_300_100 on fashion_mnist (paper: mnist)`: what ran, for figure titles."""
+    from slotsweep.paper_numbers import SETTINGS
+
+    pairs = sorted({(r.settings.get("arch", "?"), r.settings.get("dataset", "?")) for r in rows})
+    labels = []
+    for arch, dataset in pairs:
+        paper = SETTINGS[arch].dataset if arch in SETTINGS else dataset
+        labels.append(f"{arch} on {dataset}" + (f" (paper: {paper})" if paper != dataset else ""))
+    return ", ".join(labels)
 
 
 def _common_settings(rows: list[ConfigurationRow]) -> dict[str, str]:
@@ -80,7 +93,7 @@ def write_report(rows: list[ConfigurationRow], out: Path, *, title: str = "repor
         if points:
             console.print(paper_table(points, title="ours beside the paper"))
     write_paper_csv(points, written[2])
-    figures = draw_figures(rows, out)
+    figures = draw_figures(rows, out, title=dataset_label(rows))
     for figure in figures:
         written += [figure.png, figure.csv]
     datasets, notes = dataset_summary(rows)

@@ -349,7 +349,7 @@ def write_figure_csv(figure: Figure, path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(CSV_HEADER)
         for p in figure.points:
-            writer.writerow([figure.name, p.series, p.x, round(p.y, 6), round(p.y_std, 6),
+            writer.writerow([figure.name, p.series, p.x, p.y, p.y_std,
                              p.seeds, "" if p.paper_y is None else p.paper_y,
                              "" if p.paper_precision is None else p.paper_precision,
                              p.configuration])
