@@ -209,6 +209,7 @@ def report(
         absolute_tracking_uri,
         latest_study_run,
         log_artifacts,
+        study_document,
         trial_records,
     )
 
@@ -227,8 +228,11 @@ def report(
     rows = compare(records)
     console.print(comparison_table(rows, title=f"{name}: {len(records)} trial runs"))
     _print_paper_comparison(rows, tolerance)
+    # the settings that ran are the launch's (its preset, its --set), not this command's
+    settings = (study_document(uri, parent) if parent else None) or (
+        study.model_dump(mode="json") if study else None)
     written = write_report(rows, out, title=f"{study.name if study else name}: report",
-                           settings=study.model_dump(mode="json") if study else None,
+                           settings=settings,
                            description=study.description if study else "", tolerance=tolerance)
     if parent:
         log_artifacts(uri, parent, out)

@@ -140,7 +140,7 @@ def test_quick_preset_runs_end_to_end_and_reports(path, data_roots, tmp_path):
     out = tmp_path / "rep"
     page = (out / "report.html").read_text()
     assert f"<b>{dataset}</b>" in page and "data:image/png;base64," in page
-    assert "standing in" not in page  # the paper's own data set ran
+    assert "standing in" not in page and "the paper&#39;s data set" in page
     figures = sorted(out.glob("*.png"))
     assert figures and all((out / f"{f.stem}.csv").exists() for f in figures)
     rows = list(csv.DictReader((out / "comparison.csv").open()))

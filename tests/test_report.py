@@ -238,3 +238,12 @@ def test_html_page_is_self_contained(tmp_path):
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert images and base64.b64decode(images[0])[:8] == b"\x89PNG\r\n\x1a\n"
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing outside the page
+
+
+def test_distance_to_the_weight_trained_network_beside_the_papers():
+    records = record([0.86], k=8, dataset="fashion_mnist") + record(
+        [0.89], method="dense", lr=0.01, dataset="fashion_mnist")
+    slot, dense = paper_points(compare(records))
+    assert slot.ours_vs_baseline == pytest.approx(-3.0)
+    assert slot.paper_vs_baseline == pytest.approx(98.2 - 98.0)
+    assert dense.ours_vs_baseline is None

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from slotsweep.paper_numbers import SETTINGS
 from slotsweep.report.figures import Figure, draw_figures, plot_accuracy_vs_k
 from slotsweep.report.findings import Finding, findings
 from slotsweep.report.paper import (
@@ -49,13 +50,13 @@ def dataset_summary(rows: list[ConfigurationRow]) -> tuple[str, list[str]]:
         if note:
             notes.append(f"{arch} ran on {note}: the paper's numbers are shown for reference; "
                          "verdicts against them measure the change of data set too.")
+        elif arch in SETTINGS:
+            notes.append(f"{arch} ran on {dataset}, the paper's data set.")
     return datasets, list(dict.fromkeys(notes))
 
 
 def dataset_label(rows: list[ConfigurationRow]) -> str:
     """`lenet_300_100 on fashion_mnist (paper: mnist)`: what ran, for figure titles."""
-    from slotsweep.paper_numbers import SETTINGS
-
     pairs = sorted({(r.settings.get("arch", "?"), r.settings.get("dataset", "?")) for r in rows})
     labels = []
     for arch, dataset in pairs:

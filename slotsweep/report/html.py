@@ -15,7 +15,7 @@ import jinja2
 
 from slotsweep.report.figures import Figure
 from slotsweep.report.findings import Finding
-from slotsweep.report.paper import PaperPoint
+from slotsweep.report.paper import PaperPoint, signed
 from slotsweep.report.tables import SHOWN, ConfigurationRow, _cell, varying_settings
 
 PACKAGES = ("slotsweep", "torch", "ray", "optuna", "mlflow", "numpy", "matplotlib", "pydantic")
@@ -48,16 +48,19 @@ figure { display: inline-block; margin: 0.5em; } img { max-width: 520px; }
 </figcaption></figure>{% endfor %}
 <h2>Ours beside the paper</h2>
 {% if points %}<p>Verdict: <i>within</i> when |ours - paper| is at most the tolerance, which is
-the paper number's precision plus the larger of {{ tolerance }} points and twice our spread over
+the paper number's precision plus the larger of {{ tolerance }} point(s) and twice our spread over
 seeds; otherwise <i>above</i> or <i>below</i>. Marks name the paper settings a point departs
-from (its scale, its data set).</p>
+from (its scale, its data set). The distance of a slot machine to the weight-trained network of
+the same run, beside the paper's, compares the two across a change of data set or scale.</p>
 <table><tr><th>configuration</th><th>ours %</th><th>paper %</th><th>difference</th>
-<th>tolerance</th><th>verdict</th><th>paper's source</th><th>marks</th></tr>
+<th>tolerance</th><th>verdict</th><th>ours &minus; our baseline</th>
+<th>paper &minus; paper's baseline</th><th>paper's source</th><th>marks</th></tr>
 {% for p in points %}<tr><td class="text">{{ p.label }}</td>
 <td>{{ '%.2f'|format(p.ours) }} &plusmn; {{ '%.2f'|format(p.ours_std) }}</td>
 <td>{{ '%.1f'|format(p.paper.value) }} &plusmn; {{ p.paper.precision }}</td>
 <td>{{ '%+.2f'|format(p.difference) }}</td><td>{{ '%.2f'|format(p.tolerance) }}</td>
 <td class="{{ p.verdict }}">{{ p.verdict }}</td>
+<td>{{ signed(p.ours_vs_baseline) }}</td><td>{{ signed(p.paper_vs_baseline) }}</td>
 <td class="text">{{ p.paper.source }}{% if p.paper.note %} ({{ p.paper.note }}){% endif %}</td>
 <td class="text">{{ p.marks|join('; ') }}</td></tr>{% endfor %}</table>
 {% else %}<p>The paper reports no number for these configurations.</p>{% endif %}
@@ -109,7 +112,7 @@ def write_html(path: Path, *, title: str, rows: list[ConfigurationRow], figures:
         finished=sum(r.finished for r in rows), failed=sum(r.failed for r in rows),
         datasets=datasets, dataset_notes=dataset_notes, findings=findings,
         figures=[_embedded(f) for f in figures], points=points, tolerance=f"{tolerance:g}",
-        config_header=header, config_rows=lines, n_keys=len(varying_settings(rows)),
+        config_header=header, config_rows=lines, signed=signed, n_keys=len(varying_settings(rows)),
         settings=json.dumps(settings, indent=1, default=str), versions=software_versions(),
         generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     path.write_text(page, encoding="utf-8")

@@ -101,6 +101,10 @@ class PaperPoint:
     paper: PaperNumber
     tolerance: float  # points: the paper's precision + max(stated tolerance, 2 std of ours)
     marks: tuple[str, ...]
+    # against the weight-trained network of the same arch and data (ours and the paper's): a
+    # comparison that survives a change of data set or scale
+    ours_vs_baseline: float | None = None
+    paper_vs_baseline: float | None = None
 
     @property
     def difference(self) -> float:
@@ -144,22 +148,44 @@ def paper_points(rows: list[ConfigurationRow],
         if paper is None or ours is None:
             continue
         allowed = paper.precision + max(tolerance, 2 * ours[1])
+        relative = _against_baseline(row, rows, ours[0], paper.value)
         points.append(PaperPoint(row, row_label(row, keys), ours[0], ours[1], paper, allowed,
-                                 tuple(row_marks(row))))
+                                 tuple(row_marks(row)), *relative))
     return points
+
+
+def _against_baseline(row: ConfigurationRow, rows: list[ConfigurationRow], ours: float,
+                      paper: float) -> tuple[float | None, float | None]:
+    """(ours - our weight-trained network, paper - the paper's) for a slot row."""
+    if row.settings.get("method") != "slot":
+        return None, None
+    same = ("arch", "dataset")
+    for other in rows:
+        if other.settings.get("method") == "dense" and all(
+                other.settings.get(k) == row.settings.get(k) for k in same):
+            baseline, paper_baseline = percent(other), paper_match(other)
+            if baseline is not None and paper_baseline is not None:
+                return ours - baseline[0], paper - paper_baseline.value
+    return None, None
+
+
+def signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
 
 
 def paper_table(points: list[PaperPoint], title: str = "") -> Table:
     """Ours against the paper, point by point."""
     table = Table(title=title or None, header_style="bold")
+    numeric = ("difference", "tolerance", "vs baseline: ours", "paper")
     for column in ("configuration", "ours %", "paper %", "difference", "tolerance", "verdict",
-                   "paper's source", "marks"):
-        table.add_column(column, justify="right" if "%" in column or column in
-                         ("difference", "tolerance") else "left")
+                   "vs baseline: ours", "paper", "paper's source", "marks"):
+        table.add_column(column, justify="right" if "%" in column or column in numeric
+                         else "left")
     for p in points:
         table.add_row(p.label, f"{p.ours:.2f} ± {p.ours_std:.2f}",
                       f"{p.paper.value:.1f} ± {p.paper.precision:g}", f"{p.difference:+.2f}",
-                      f"{p.tolerance:.2f}", p.verdict, p.paper.source, "; ".join(p.marks))
+                      f"{p.tolerance:.2f}", p.verdict, signed(p.ours_vs_baseline),
+                      signed(p.paper_vs_baseline), p.paper.source, "; ".join(p.marks))
     return table
 
 
@@ -172,8 +198,9 @@ def point_columns(point: PaperPoint) -> dict[str, object]:
 
 
 PAPER_CSV_HEADER = ("configuration", "ours_percent", "ours_std", "paper_percent",
-                    "paper_precision", "difference", "tolerance", "verdict", "paper_source",
-                    "paper_note", "marks")
+                    "paper_precision", "difference", "tolerance", "verdict",
+                    "ours_vs_baseline", "paper_vs_baseline", "paper_source", "paper_note",
+                    "marks")
 
 
 def write_paper_csv(points: list[PaperPoint], path: Path) -> None:
@@ -184,4 +211,9 @@ def write_paper_csv(points: list[PaperPoint], path: Path) -> None:
         for p in points:
             writer.writerow([p.label, round(p.ours, 4), round(p.ours_std, 4), p.paper.value,
                              p.paper.precision, round(p.difference, 4), round(p.tolerance, 4),
-                             p.verdict, p.paper.source, p.paper.note, "; ".join(p.marks)])
+                             p.verdict, _blank(p.ours_vs_baseline), _blank(p.paper_vs_baseline),
+                             p.paper.source, p.paper.note, "; ".join(p.marks)])
+
+
+def _blank(value: float | None) -> object:
+    return "" if value is None else round(value, 4)
