@@ -170,6 +170,9 @@ def test_lambda_lr_heatmap_cells(tmp_path):
              for p in read_csv(tmp_path / "lambda_lr_heatmap.csv")}
     assert cells == pytest.approx({(f"lambda {lam:g}", lr): 100 * (0.9 + lam / 100 + lr / 10)
                                    for lam, lr in itertools.product([0.1, 1.0], [0.05, 0.2])})
+    (finding,) = [f for f in findings(compare(records)) if "initialisation" in f.claim]
+    assert "best lambda 1, lr 0.2: 93.00%" in finding.evidence
+    assert "lr 0.2: 92.10% (-0.90)" in finding.evidence
 
 
 def test_finetune_split_and_cost_figures(tmp_path):

@@ -14,6 +14,7 @@ CHANCE_MARGIN = 5.0  # points above chance that still count as "at chance"
 JUMP = 30.0  # points from K=1 to K=2 that make "a large jump"
 PLATEAU_GAP = 1.0  # points below the weight-trained network that still make "within a point"
 SMALL_COST = 1.0  # points that sharing may cost at large K and still be "little"
+PAPER_LAMBDA_LR = (0.1, 0.2)  # the paper's FC lambda and its GS lr at K <= 8
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,25 @@ def storage_findings(rows: list[ConfigurationRow]) -> list[Finding]:
                     f"{best[1] - slot2:+.2f} points")]
 
 
+def lambda_lr_findings(rows: list[ConfigurationRow]) -> list[Finding]:
+    """Where the best cell of a lambda x lr grid lies, and the paper's choice (0.1, 0.2) in it."""
+    cells = {(float(r.settings["score_lambda"]), float(r.settings["lr"])): accuracy(r)
+             for r in rows if r.settings.get("method") == "slot" and accuracy(r) is not None
+             and r.settings.get("score_lambda") not in (None, "auto")}
+    if len({lam for lam, _ in cells}) < 2 or len({lr for _, lr in cells}) < 2:
+        return []
+    (lam, lr), best = max(cells.items(), key=lambda item: item[1])
+    paper = cells.get(PAPER_LAMBDA_LR)
+    note = ("" if paper is None else f"; the paper's lambda {PAPER_LAMBDA_LR[0]:g}, lr "
+            f"{PAPER_LAMBDA_LR[1]:g}: {paper:.2f}% ({paper - best:+.2f})")
+    worst = min(cells.values())
+    return [Finding("score initialisation against learning rate (the paper's choice: lambda 0.1 "
+                    "for FC layers, lr 0.2)", None,
+                    f"best lambda {lam:g}, lr {lr:g}: {best:.2f}%; worst cell {worst:.2f}%{note}")]
+
+
 def findings(rows: list[ConfigurationRow]) -> list[Finding]:
     """Every finding the study's rows can decide."""
     return (k_findings(rows) + selection_findings(rows) + conv6_findings(rows)
-            + sharing_findings(rows) + finetune_findings(rows) + storage_findings(rows))
+            + sharing_findings(rows) + finetune_findings(rows) + storage_findings(rows)
+            + lambda_lr_findings(rows))
