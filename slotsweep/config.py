@@ -19,6 +19,13 @@ Impl = Literal["auto", "reference", "fused"]
 SLOT_ONLY_KEYS = ("k", "selection", "sharing", "score_lambda")
 
 
+def unused_keys(method: str) -> set[str]:
+    """Settings a trial of `method` carries but does not use (a dense baseline's K, a slot
+    machine's keep_fraction): not names of that trial in views and reports."""
+    unused = set() if method == "slot" else {*SLOT_ONLY_KEYS, "finetune_epochs"}
+    return unused | (set() if method == "edge_popup" else {"keep_fraction"})
+
+
 class TrialConfig(BaseModel):
     """Every setting of one trial; `None` means 'the recipe's default for this method'."""
 

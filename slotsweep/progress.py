@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from slotsweep.config import SLOT_ONLY_KEYS
+from slotsweep.config import unused_keys
 
 
 @dataclass
@@ -107,10 +107,7 @@ def distinguishing_keys(trials: Sequence[dict[str, Any]]) -> list[str]:
 def trial_name(settings: dict[str, Any], keys: Sequence[str]) -> str:
     """A trial named by its settings: `slot k=32 seed 0` (method, the keys given, seed)."""
     method = str(settings.get("method", "slot"))
-    # a setting another method's trials vary but this method ignores (a baseline's K) is not
-    # a name of this trial
-    ignored = set() if method == "slot" else {*SLOT_ONLY_KEYS, "finetune_epochs"}
-    ignored |= set() if method == "edge_popup" else {"keep_fraction"}
+    ignored = unused_keys(method)
     parts = [method] + [f"{key}={settings[key]}" for key in keys
                         if settings.get(key) is not None and key not in ignored]
     return " ".join(parts + [f"seed {settings.get('seed', 0)}"])

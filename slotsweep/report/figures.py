@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slotsweep.report.findings import accuracy
-from slotsweep.report.paper import paper_match, percent, row_label
+from slotsweep.report.paper import label_keys, paper_match, percent, row_label
 from slotsweep.report.tables import ConfigurationRow, varying_settings
 
 CSV_HEADER = ("figure", "series", "x", "y", "y_std", "seeds", "paper_y", "paper_precision",
@@ -33,7 +33,8 @@ class Point:
     seeds: int
     paper_y: float | None = None
     paper_precision: float | None = None
-    configuration: str = ""
+    configuration: str = ""  # the row as `row_label` names it among the study's rows
+    row: ConfigurationRow | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -64,7 +65,7 @@ def _point(row: ConfigurationRow, series: str, x: float | str, metric: str = "te
     paper = paper_match(row) if with_paper else None
     return Point(series, x, value[0], value[1], row.finished,
                  None if paper is None else paper.value,
-                 None if paper is None else paper.precision, row_label(row))
+                 None if paper is None else paper.precision, row=row)
 
 
 def _slots(rows: list[ConfigurationRow]) -> list[ConfigurationRow]:
@@ -81,7 +82,7 @@ def _series_name(row: ConfigurationRow, keys: list[str]) -> str:
     return " ".join(p for p in parts if p) or s.get("method", "")
 
 
-def _k_points(rows: list[ConfigurationRow], series_keys: list[str], name: str) -> list[Point]:
+def _k_points(rows: list[ConfigurationRow], series_keys: list[str]) -> list[Point]:
     points = [_point(r, _series_name(r, series_keys), int(r.settings["k"])) for r in _slots(rows)]
     points += [_point(r, f"{_series_name(r, ['arch'])} weight-trained".strip(), "baseline")
                for r in _baselines(rows)]
@@ -133,7 +134,7 @@ def accuracy_vs_k(rows: list[ConfigurationRow], title: str = "") -> Figure | Non
         return None
     keys = [k for k in varying_settings(_slots(rows)) if k in ("arch", "selection", "dataset")]
     figure = Figure("accuracy_vs_k", title or "test accuracy against K")
-    figure.points = _k_points(rows, keys or ["selection"], "accuracy_vs_k")
+    figure.points = _k_points(rows, keys or ["selection"])
     return figure
 
 
@@ -142,7 +143,7 @@ def sharing_vs_k(rows: list[ConfigurationRow], title: str = "") -> Figure | None
     if not _slots(rows):
         return None
     figure = Figure("sharing_vs_k", title or "sharing of the random values against K")
-    figure.points = _k_points(rows, ["sharing"], "sharing_vs_k")
+    figure.points = _k_points(rows, ["sharing"])
     for p in figure.points:
         p.series = f"sharing {p.series}" if p.x != "baseline" else p.series
     return figure
@@ -304,8 +305,8 @@ def _draw_storage(figure: Figure, path: Path) -> None:
                       yerr=[p.y_std for p in members], marker="o", linestyle="none",
                       capsize=3, color=f"C{index}", label=method)
         for p in members:
-            axes.annotate(p.configuration.removeprefix(method).strip(), (p.x, p.y), fontsize=6,
-                          xytext=(3, 3), textcoords="offset points")
+            axes.annotate(p.configuration.removeprefix(method).strip(), (p.x, p.y), fontsize=7,
+                          xytext=(4, 3), textcoords="offset points")
     axes.set_xscale("log")
     axes.set_xlabel("inference storage (KB, log scale)")
     axes.set_ylabel("test accuracy (%)")
@@ -357,11 +358,13 @@ def write_figure_csv(figure: Figure, path: Path) -> None:
 
 def draw_figures(rows: list[ConfigurationRow], out: Path, title: str = "") -> list[Figure]:
     """Draws every figure that fits the rows into `out` (PNG and CSV each); returns them."""
-    drawn = []
+    drawn, keys = [], label_keys(rows)
     for builder in figure_builders(rows):
         figure = builder(rows, "")
         if figure is None or not figure.points:
             continue
+        for p in figure.points:
+            p.configuration = row_label(p.row, keys) if p.row else p.configuration
         if title:
             figure.title = f"{title}: {figure.title}"
         figure.png, figure.csv = out / f"{figure.name}.png", out / f"{figure.name}.csv"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from slotsweep.config import default_lr
+from slotsweep.config import default_lr, unused_keys
 from slotsweep.paper_numbers import EDGE_POPUP_EPOCHS, SETTINGS, PaperNumber, paper_number
 from slotsweep.report.tables import ConfigurationRow, varying_settings
 
@@ -125,7 +125,7 @@ def row_label(row: ConfigurationRow, keys: list[str] | None = None) -> str:
     keys = keys if keys is not None else [k for k in varying_settings([row]) if k != "method"]
     parts = [s.get("method", "?")]
     for key in keys:
-        if key == "method" or key not in s:
+        if key == "method" or key not in s or key in unused_keys(parts[0]):
             continue
         value = s[key]
         parts.append(value if key in ("selection", "sharing", "arch") else f"{key}={value}")
