@@ -276,8 +276,11 @@ def study_document(uri: str, run_id: str) -> dict | None:
     """The study a launch logged to its parent run (`study.json`: the settings that ran, after
     presets and `--set`); None where the run has none."""
     import json
+    import os
     import tempfile
 
+    # a one-file download needs no progress bar in the middle of a report's output
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with tempfile.TemporaryDirectory() as folder:
         try:
             path = MlflowClient(uri).download_artifacts(run_id, "study.json", folder)
