@@ -134,8 +134,20 @@ def row_label(row: ConfigurationRow, keys: list[str] | None = None) -> str:
 
 def label_keys(rows: list[ConfigurationRow]) -> list[str]:
     """The settings that tell rows apart, in reading order (K first, then the rest)."""
-    varied = [key for key in varying_settings(rows) if key not in ("method", "lr")]
+    # lr names a row only where a study set it: the recipe's defaults follow K and selection
+    chosen_lr = any(_lr_chosen(row) for row in rows)
+    varied = [key for key in varying_settings(rows)
+              if key != "method" and (key != "lr" or chosen_lr)]
     return sorted(varied, key=lambda key: (key != "arch", key != "k", key))
+
+
+def _lr_chosen(row: ConfigurationRow) -> bool:
+    """Whether a row's learning rate differs from the paper recipe's default for it."""
+    s = row.settings
+    if "lr" not in s or "method" not in s:
+        return False
+    default = default_lr(s["method"], s.get("selection", "greedy"), int(s.get("k", 8)), "paper")
+    return float(s["lr"]) != default
 
 
 def paper_points(rows: list[ConfigurationRow],
