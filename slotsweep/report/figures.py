@@ -266,11 +266,13 @@ def _draw_heatmap(figure: Figure, path: Path) -> None:
         grid[lambdas.index(p.series)][lrs.index(p.x)] = p.y
     fig, axes = plt.subplots(figsize=(6.4, 4.6))
     image = axes.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
+    ys = [p.y for p in figure.points]
+    middle = (min(ys) + max(ys)) / 2
     for i, line in enumerate(grid):
         for j, value in enumerate(line):
             if value == value:  # not NaN: a cell that ran
                 axes.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7,
-                          color="white")
+                          color="black" if value > middle else "white")  # legible on yellow
     axes.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
     axes.set_yticks(range(len(lambdas)), [s.split()[1] for s in lambdas])
     axes.set_xlabel("score learning rate")
