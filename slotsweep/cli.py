@@ -28,14 +28,16 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.
 
 SetOption = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a study key by dotted path, VALUE as YAML: --set trial.epochs=1")]
+PresetOption = Annotated[Optional[str], typer.Option(
+    "--preset", help="Apply the study file's named preset (e.g. quick) before --set")]
 UriOption = Annotated[Optional[str], typer.Option(
     "--tracking-uri", help=f"MLflow store (default: the study's, else {DEFAULT_TRACKING_URI})")]
 
 
-def _load(path: Path, overrides: list[str] | None) -> Study:
+def _load(path: Path, overrides: list[str] | None, preset: str | None = None) -> Study:
     """The validated study, or every problem printed and exit code 2."""
     try:
-        return load_study(path, overrides or ())
+        return load_study(path, overrides or (), preset)
     except StudyError as error:
         err.print(f"[bold red]invalid study[/] {error.source}:")
         for problem in error.problems:
@@ -43,11 +45,12 @@ def _load(path: Path, overrides: list[str] | None) -> Study:
         raise typer.Exit(2) from None
 
 
-def _checked(path: Path, overrides: list[str] | None, tracking_uri: str | None) -> Study:
+def _checked(path: Path, overrides: list[str] | None, tracking_uri: str | None,
+             preset: str | None = None) -> Study:
     """The validated study that also passes the static pre-flight checks, else exit code 2."""
     from slotsweep.preflight import study_problems
 
-    study = _load(path, overrides)
+    study = _load(path, overrides, preset)
     # several groups may share a fault
     problems = list(dict.fromkeys(study_problems(study, tracking_uri)))
     if problems:
@@ -76,6 +79,7 @@ NumCpusOption = Annotated[Optional[int], typer.Option(
 def validate(
     study_file: Path,
     set_: SetOption = None,
+    preset: PresetOption = None,
     check_env: Annotated[bool, typer.Option(
         help="Also check the store, the cluster, the devices and the data, as launch does",
     )] = False,
@@ -83,11 +87,11 @@ def validate(
     tracking_uri: UriOption = None,
     num_cpus: NumCpusOption = None,
 ) -> None:
-    """Check a study file and print its trial plan."""
+    """Check a study file (and every preset in it) and print its trial plan."""
     from slotsweep.plan import plan_summary, plan_table
     from slotsweep.preflight import environment_problems
 
-    study = _checked(study_file, set_, tracking_uri)
+    study = _checked(study_file, set_, tracking_uri, preset)
     console.print(plan_table(study))
     console.print(plan_summary(study), markup=False)
     if check_env:
@@ -111,12 +115,13 @@ def launch(
              "s3://bucket/path (default: the study's storage, else ray_results)")] = None,
     dry_run: Annotated[bool, typer.Option(help="Validate and print the plan only")] = False,
     set_: SetOption = None,
+    preset: PresetOption = None,
 ) -> None:
     """Run a study: Ray Tune trials, MLflow runs, a live view and a closing comparison."""
     from slotsweep.plan import plan_summary, plan_table
     from slotsweep.preflight import environment_problems, launch_problems
 
-    study = _checked(study_file, set_, tracking_uri)
+    study = _checked(study_file, set_, tracking_uri, preset)
     console.print(plan_table(study))
     console.print(plan_summary(study, tracking_uri), markup=False)
     if dry_run:
@@ -134,7 +139,9 @@ def launch(
                             num_gpus=num_gpus, storage_path=storage)
     summary = Launcher(study, options, console).run()
     records = trial_records(summary.tracking_uri, summary.experiment, summary.parent_run_id)
-    console.print(comparison_table(compare(records), title=f"study {study.name}"))
+    rows = compare(records)
+    console.print(comparison_table(rows, title=f"study {study.name}"))
+    _print_paper_comparison(rows)
     failed = failures_table([(r.run_id[:8], _trial_label(r.params), r.error or "")
                              for r in records if r.status == "FAILED"])
     if failed is not None:
@@ -209,21 +216,26 @@ def report(
     all_runs: Annotated[bool, typer.Option(
         "--all", help="Every launch of the experiment, not only the latest")] = False,
     set_: SetOption = None,
+    preset: PresetOption = None,
+    tolerance: Annotated[float, typer.Option(
+        min=0, help="Points by which ours may differ from the paper's and count as within")] = 1.0,
 ) -> None:
-    """Comparison tables (mean and std over seeds) and plots, logged to the study's parent run."""
+    """Comparison tables (mean and std over seeds), the figures that fit the study, ours beside
+    the paper's numbers and one HTML page, in --out and logged to the study's parent run."""
     from slotsweep.preflight import output_problems, tracking_problems
     from slotsweep.report import compare, comparison_table, write_report
     from slotsweep.tracking import (
         absolute_tracking_uri,
         latest_study_run,
         log_artifacts,
+        study_document,
         trial_records,
     )
 
     if study_file is None and experiment is None:
         err.print("give a STUDY_FILE or --experiment NAME")
         raise typer.Exit(2)
-    study = _load(study_file, set_) if study_file else None
+    study = _load(study_file, set_, preset) if study_file else None
     name = experiment or study.experiment_name
     uri = absolute_tracking_uri(study.tracking_uri(tracking_uri) if study else tracking_uri)
     _preflight(output_problems(out, "--out", folder=True)
@@ -236,13 +248,35 @@ def report(
         raise typer.Exit(2) from None
     rows = compare(records)
     console.print(comparison_table(rows, title=f"{name}: {len(records)} trial runs"))
-    written = write_report(rows, out)
+    _print_paper_comparison(rows, tolerance)
+    # the settings that ran are the launch's (its preset, its --set), not this command's
+    settings = (study_document(uri, parent) if parent else None) or (
+        study.model_dump(mode="json") if study else None)
+    written = write_report(rows, out, title=f"{study.name if study else name}: report",
+                           settings=settings,
+                           description=study.description if study else "", tolerance=tolerance)
     if parent:
         from slotsweep.study_summary import summarize_study
 
         log_artifacts(uri, parent, out)
         summarize_study(uri, name, parent, study, files=[])  # the parent's summary, refreshed
     console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _print_paper_comparison(rows: list, tolerance: float | None = None) -> None:
+    """The data set that ran, ours beside the paper where it has numbers, and its findings."""
+    from slotsweep.report import DEFAULT_TOLERANCE, dataset_summary, findings, paper_points
+    from slotsweep.report import paper_table as table
+
+    datasets, notes = dataset_summary(rows)
+    console.print(f"data set: {datasets}" + "".join(f"\n  {note}" for note in notes),
+                  markup=False)
+    points = paper_points(rows, DEFAULT_TOLERANCE if tolerance is None else tolerance)
+    if points:
+        console.print(table(points, title="ours beside the paper"))
+    for finding in findings(rows):
+        held = {True: "held", False: "did not hold", None: "observed"}[finding.held]
+        console.print(f"  {held}: {finding.claim}. {finding.evidence}", markup=False)
 
 
 @app.command()

@@ -29,6 +29,13 @@ UNSET_PARAM = "auto"  # how MLflow params show a setting left to its default (No
 NOT_APPLICABLE = "n/a"  # how MLflow params show a slot-only setting of another method
 
 
+def unused_keys(method: str) -> set[str]:
+    """Settings a trial of `method` carries but does not use (a dense baseline's K, a slot
+    machine's keep_fraction): not names of that trial in views and reports."""
+    unused = set() if method == "slot" else {*SLOT_ONLY_KEYS, "finetune_epochs"}
+    return unused | (set() if method == "edge_popup" else {"keep_fraction"})
+
+
 class TrialConfig(BaseModel):
     """Every setting of one trial; `None` means 'the default for this trial' (`resolved()`)."""
 

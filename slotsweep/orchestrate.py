@@ -18,7 +18,7 @@ from rich.live import Live
 
 from slotsweep import local_ray
 from slotsweep.config import TrialConfig
-from slotsweep.progress import StudyProgress, error_reason
+from slotsweep.progress import StudyProgress, distinguishing_keys, error_reason, trial_name
 from slotsweep.result import TUNE_EPOCH_KEYS, EpochMetrics
 from slotsweep.study import Dimension, Study, trial_key
 from slotsweep.tracking import (
@@ -147,8 +147,9 @@ class _ProgressCallback(tune.Callback):
     """Feeds Tune's trial events to the live view."""
 
     def __init__(self, progress: StudyProgress, on_start: Any = None,
-                 console: Console | None = None) -> None:
+                 console: Console | None = None, namer: Any = None) -> None:
         self.progress, self.on_start, self.console = progress, on_start, console
+        self.namer = namer  # Tune's trial config -> the trial's name in the live view
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # Tune pickles its run config to allow restores; the live view stays here
@@ -157,7 +158,8 @@ class _ProgressCallback(tune.Callback):
         self.progress, self.on_start, self.console = StudyProgress(total=0), None, None
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        self.progress.trial_started(trial.trial_id)
+        self.progress.trial_started(trial.trial_id,
+                                    self.namer(trial.config) if self.namer else None)
         if self.on_start is not None:
             self.on_start()
 
@@ -305,11 +307,11 @@ class Launcher:
         return tune.with_resources(trainable, resources)
 
     def _fit(self, trainable: Any, space: dict[str, Any], tune_config: tune.TuneConfig,
-             progress: StudyProgress, name: str) -> None:
+             progress: StudyProgress, name: str, namer: Any = None) -> None:
         run_config = tune.RunConfig(
             name=f"{self.study.name}-{name}-{int(time.time())}",
             storage_path=self.storage, verbose=0,
-            callbacks=[_ProgressCallback(progress, self._record_ray, self.console)],
+            callbacks=[_ProgressCallback(progress, self._record_ray, self.console, namer)],
             # a lost worker or node: the trial restarts from its last checkpoint
             failure_config=tune.FailureConfig(max_failures=self.study.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
@@ -332,7 +334,9 @@ class Launcher:
             max_concurrent_trials=self.concurrency,
             trial_dirname_creator=lambda trial: trial.trial_id)
         space = {"trial": tune.grid_search(fixed)}
-        self._fit(self._trainable(target, {}), space, config, progress, "fixed")
+        keys = distinguishing_keys([c.model_dump() for c in fixed])
+        namer = lambda params: trial_name(params["trial"].model_dump(), keys)  # noqa: E731
+        self._fit(self._trainable(target, {}), space, config, progress, "fixed", namer)
 
     def _run_search(self, earlier: list[Run], target: TrackingTarget,
                     progress: StudyProgress) -> None:
@@ -365,8 +369,9 @@ class Launcher:
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=self.concurrency),
             scheduler=_scheduler(study, self._finetune_epochs()),
             num_samples=remaining, trial_dirname_creator=lambda trial: trial.trial_id)
+        namer = lambda params: trial_name({**base, **params}, list(dims))  # noqa: E731
         self._fit(self._trainable(replace(target, phase="search"), base), space, config,
-                  progress, "search")
+                  progress, "search", namer)
 
     def _evaluated_points(self, earlier: list[Run], base: dict[str, Any],
                           keys: list[str]) -> tuple[list[dict[str, Any]], list[Any]]:

@@ -4,12 +4,16 @@ reason), the best, the time left; and the closing list of failed trials."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
+
+from slotsweep.config import unused_keys
 
 REASON_WIDTH = 160  # a failure's reason on one line; the whole traceback is in its error.txt
 SHOWN_FAILURES = 10  # the live view lists the latest failures, the closing table all of them
@@ -45,6 +49,7 @@ class StudyProgress:
     best: float | None = None
     best_trial: str | None = None
     last: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # trial id -> `slot k=32 seed 0`
 
     def __post_init__(self) -> None:
         self._bar = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
@@ -55,8 +60,14 @@ class StudyProgress:
     def done(self) -> int:
         return len(self.durations) + len(self.failed)
 
-    def trial_started(self, trial_id: str) -> None:
+    def trial_started(self, trial_id: str, name: str | None = None) -> None:
         self.running[trial_id] = time.monotonic()
+        if name:
+            self.names[trial_id] = name
+
+    def name(self, trial_id: str | None) -> str:
+        """A trial as its settings name it, else Tune's id."""
+        return self.names.get(trial_id or "", trial_id or "")
 
     def trial_result(self, trial_id: str, metrics: dict[str, object]) -> None:
         """Records a reported result; tracks the best value of the study's metric."""
@@ -89,7 +100,7 @@ class StudyProgress:
     def summary(self) -> str:
         """One line: counts, best so far, elapsed and time left."""
         left = self.seconds_left()
-        best = "-" if self.best is None else f"{self.best:.4f} ({self.best_trial})"
+        best = "-" if self.best is None else f"{self.best:.4f} ({self.name(self.best_trial)})"
         return (f"done {len(self.durations)}  running {len(self.running)}  "
                 f"failed {len(self.failed)}  best {self.metric} {best}  "
                 f"elapsed {time.monotonic() - self.started:.0f}s  "
@@ -104,12 +115,13 @@ class StudyProgress:
         table.add_column("time", justify="right")
         now = time.monotonic()
         for trial_id, start in sorted(self.running.items()):
-            table.add_row(trial_id, self.last.get(trial_id, ""), f"{now - start:.0f}s")
+            table.add_row(self.name(trial_id), self.last.get(trial_id, ""), f"{now - start:.0f}s")
         return Group(self._bar, table, *self._failure_lines())
 
     def _failure_lines(self) -> list[Text]:
         shown = self.failed[-SHOWN_FAILURES:]
-        lines = [Text.assemble(("failed ", "red"), f"{trial_id}: {self.reasons.get(trial_id)}")
+        lines = [Text.assemble(("failed ", "red"),
+                               f"{self.name(trial_id)}: {self.reasons.get(trial_id)}")
                  for trial_id in shown]
         more = len(self.failed) - len(shown)
         return ([Text(f"failed ... and {more} earlier", "red")] if more else []) + lines
@@ -126,3 +138,18 @@ def failures_table(failed: list[tuple[str, str, str]]) -> Table | None:
     for run, settings, reason in failed:
         table.add_row(run, settings, one_line(reason))
     return table
+
+
+def distinguishing_keys(trials: Sequence[dict[str, Any]]) -> list[str]:
+    """The settings whose values (or presence) differ between trials, seed and method aside."""
+    keys = sorted({key for settings in trials for key in settings} - {"seed", "method"})
+    return [key for key in keys if len({repr(s.get(key)) for s in trials}) > 1]
+
+
+def trial_name(settings: dict[str, Any], keys: Sequence[str]) -> str:
+    """A trial named by its settings: `slot k=32 seed 0` (method, the keys given, seed)."""
+    method = str(settings.get("method", "slot"))
+    ignored = unused_keys(method)
+    parts = [method] + [f"{key}={settings[key]}" for key in keys
+                        if settings.get(key) is not None and key not in ignored]
+    return " ".join(parts + [f"seed {settings.get('seed', 0)}"])

@@ -173,6 +173,8 @@ class Study(_Strict):
     checkpoint_every: int = Field(5, ge=0)
     retries: int = Field(2, ge=0)
     storage: str | None = None
+    # Named sets of dotted overrides (`launch --preset quick`), applied before `--set`
+    presets: dict[str, dict[str, Any]] = {}
 
     @property
     def experiment_name(self) -> str:

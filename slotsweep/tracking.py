@@ -379,6 +379,23 @@ def latest_study_run(uri: str, experiment: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
+def study_document(uri: str, run_id: str) -> dict | None:
+    """The study a launch logged to its parent run (`study.json`: the settings that ran, after
+    presets and `--set`); None where the run has none."""
+    import json
+    import os
+    import tempfile
+
+    # a one-file download needs no progress bar in the middle of a report's output
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = MlflowClient(uri).download_artifacts(run_id, "study.json", folder)
+        except Exception:  # noqa: BLE001 - MLflow raises several types for a missing artifact
+            return None
+        return json.loads(Path(path).read_text())
+
+
 def log_artifacts(uri: str, run_id: str, folder: Path) -> None:
     """Uploads the files of `folder` to a run's artifacts."""
     MlflowClient(uri).log_artifacts(run_id, str(folder))

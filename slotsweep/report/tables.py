@@ -1,4 +1,4 @@
-"""Comparison of a study's trials: mean and std over seeds per configuration, tables and plots."""
+"""Comparison of a study's trials: mean and std over seeds per configuration, and its tables."""
 
 from __future__ import annotations
 
@@ -12,14 +12,17 @@ from rich.table import Table
 from slotsweep import registry
 from slotsweep.result import TrialRecord
 
-REPORTED = registry.metric_names(compared=True)
+# the comparison's columns, then the metrics only some trials log (finetuning's)
+REPORTED = (*registry.metric_names(compared=True), *registry.metric_names("final", optional=True))
 NOT_CONFIGURATION = ("seed", *registry.runtime_keys(), "log2_k")  # log2_k: derived from k
 SHOWN = {"test_accuracy": ("test acc %", 100, ".2f"),
          "training_cost_flops": ("cost TFLOP", 1e-12, ".3f"),
          "memory_state_bytes": ("state MB", 1e-6, ".2f"),
          "peak_memory_bytes": ("peak MB", 1e-6, ".0f"),
          "model_size_bytes": ("model KB", 1e-3, ".1f"),
-         "train_time_s": ("time s", 1, ".1f")}
+         "train_time_s": ("time s", 1, ".1f"),
+         "finetune_test_accuracy": ("finetuned acc %", 100, ".2f")}
+OPTIONAL_SHOWN = ("finetune_test_accuracy",)  # a column only where some row has it
 
 
 @dataclass
@@ -41,7 +44,7 @@ class ConfigurationRow:
 
 
 def compare(records: list[TrialRecord]) -> list[ConfigurationRow]:
-    """Groups trial runs by configuration, in order of first appearance."""
+    """Groups trial runs by configuration, ordered by `order_rows` (not by finishing order)."""
     rows: dict[tuple, ConfigurationRow] = {}
     for record in records:
         settings = {k: v for k, v in sorted(record.params.items()) if k not in NOT_CONFIGURATION}
@@ -53,7 +56,38 @@ def compare(records: list[TrialRecord]) -> list[ConfigurationRow]:
         for metric in REPORTED:
             if metric in record.metrics:
                 row.values.setdefault(metric, []).append(record.metrics[metric])
-    return list(rows.values())
+    return order_rows(list(rows.values()))
+
+
+# Slot machines first, then the peer method, then the weight-trained baselines.
+METHOD_ORDER = {"slot": 0, "edge_popup": 1, "dense": 2}
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def order_rows(rows: list[ConfigurationRow]) -> list[ConfigurationRow]:
+    """Rows by method (baselines last), then by the varied keys: categorical ones (selection,
+    sharing, ...) group the rows, numeric ones (K, epochs, lr) ascend within a group."""
+    varied = [key for key in varying_settings(rows) if key != "method"]
+    numeric = [key for key in varied
+               if all(_number(r.settings[key]) is not None for r in rows if key in r.settings)]
+    keys = [key for key in varied if key not in numeric] + numeric
+
+    def sort_key(row: ConfigurationRow) -> tuple:
+        values = []
+        for key in keys:
+            value = row.settings.get(key)
+            # a key a row lacks (K of a dense row) sorts after every value of it
+            values.append((1, 0.0, "") if value is None else
+                          (0, _number(value) or 0.0, "") if key in numeric else (0, 0.0, value))
+        return (METHOD_ORDER.get(row.settings.get("method", ""), 3), *values)
+
+    return sorted(rows, key=sort_key)
 
 
 def varying_settings(rows: list[ConfigurationRow]) -> list[str]:
@@ -78,76 +112,34 @@ def _cell(row: ConfigurationRow, metric: str) -> str:
 def comparison_table(rows: list[ConfigurationRow], title: str = "") -> Table:
     """The closing table: one row per configuration, mean ± std over seeds."""
     keys = varying_settings(rows)
+    shown = [m for m in SHOWN
+             if m not in OPTIONAL_SHOWN or any(row.mean(m) is not None for row in rows)]
     table = Table(title=title or None, header_style="bold")
     for key in keys:
         table.add_column(key)
     table.add_column("seeds", justify="right")
-    for metric in SHOWN:
+    for metric in shown:
         table.add_column(SHOWN[metric][0], justify="right")
     for row in rows:
         seeds = f"{row.finished}" + (f" (+{row.failed} failed)" if row.failed else "")
         table.add_row(*(row.settings.get(k, "-") for k in keys), seeds,
-                      *(_cell(row, m) for m in SHOWN))
+                      *(_cell(row, m) for m in shown))
     return table
 
 
-def write_csv(rows: list[ConfigurationRow], path: Path) -> None:
-    """Every setting, counts, and mean/std of every reported metric, one line per configuration."""
+def write_csv(rows: list[ConfigurationRow], path: Path,
+              extra: dict[int, dict[str, object]] | None = None) -> None:
+    """Every setting, counts, and mean/std of every reported metric, one line per configuration;
+    `extra` adds columns per row (by index in `rows`): the paper's value beside ours."""
     keys = sorted({key for row in rows for key in row.settings})
+    extra = extra or {}
+    added = list(dict.fromkeys(column for values in extra.values() for column in values))
     header = keys + ["finished", "failed"] + [f"{m}_{s}" for m in REPORTED for s in ("mean", "std")]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(header)
-        for row in rows:
+        writer.writerow(header + added)
+        for index, row in enumerate(rows):
             stats = [value for m in REPORTED for value in (row.mean(m), row.std(m))]
+            more = [extra.get(index, {}).get(column, "") for column in added]
             writer.writerow([row.settings.get(k, "") for k in keys] + [row.finished, row.failed]
-                            + ["" if v is None else v for v in stats])
-
-
-def plot_accuracy_vs_k(rows: list[ConfigurationRow], path: Path) -> bool:
-    """Test accuracy against K per slot series, baselines as horizontal lines; False if no K."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    slots = [r for r in rows if r.settings.get("method") == "slot" and r.mean("test_accuracy")]
-    if not slots:
-        return False
-    figure, axes = plt.subplots(figsize=(6, 4))
-    series: dict[str, list[ConfigurationRow]] = {}
-    for row in slots:
-        name = " ".join(row.settings.get(k, "") for k in ("arch", "selection", "sharing"))
-        series.setdefault(name, []).append(row)
-    for name, members in series.items():
-        members.sort(key=lambda r: int(r.settings["k"]))
-        ks = [int(r.settings["k"]) for r in members]
-        axes.errorbar(ks, [100 * r.mean("test_accuracy") for r in members],
-                      yerr=[100 * r.std("test_accuracy") for r in members], marker="o",
-                      capsize=3, label=name)
-    for row in rows:
-        if row.settings.get("method") != "slot" and row.mean("test_accuracy") is not None:
-            axes.axhline(100 * row.mean("test_accuracy"), linestyle="--", color="gray",
-                         label=f"{row.settings['method']} {row.settings.get('arch', '')}")
-    axes.set_xscale("log", base=2)
-    axes.set_xlabel("K (values per connection)")
-    axes.set_ylabel("test accuracy (%)")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return True
-
-
-def write_report(rows: list[ConfigurationRow], out: Path) -> list[Path]:
-    """Writes comparison.csv, comparison.txt and accuracy_vs_k.png into `out`."""
-    from rich.console import Console
-
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "comparison.csv", out / "comparison.txt"]
-    write_csv(rows, written[0])
-    with written[1].open("w") as handle:
-        Console(file=handle, width=200).print(comparison_table(rows))
-    if plot_accuracy_vs_k(rows, out / "accuracy_vs_k.png"):
-        written.append(out / "accuracy_vs_k.png")
-    return written
+                            + ["" if v is None else v for v in stats + more])

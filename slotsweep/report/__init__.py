@@ -1,0 +1,106 @@
+"""Reports of a study: the comparison over seeds (`tables`), the figure that fits the study
+(`figures`), our numbers beside the paper's (`paper`), its findings checked (`findings`), and one
+self-contained HTML page (`html`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from slotsweep.paper_numbers import SETTINGS
+from slotsweep.report.figures import Figure, draw_figures, plot_accuracy_vs_k
+from slotsweep.report.findings import Finding, findings
+from slotsweep.report.paper import (
+    DEFAULT_TOLERANCE,
+    PaperPoint,
+    dataset_note,
+    paper_points,
+    paper_table,
+    point_columns,
+    write_paper_csv,
+)
+from slotsweep.report.tables import (
+    NOT_CONFIGURATION,
+    REPORTED,
+    SHOWN,
+    ConfigurationRow,
+    compare,
+    comparison_table,
+    order_rows,
+    varying_settings,
+    write_csv,
+)
+
+__all__ = ["NOT_CONFIGURATION", "REPORTED", "SHOWN", "ConfigurationRow", "DEFAULT_TOLERANCE",
+           "Figure", "Finding", "PaperPoint", "compare", "comparison_table", "dataset_label",
+           "dataset_summary",
+           "draw_figures", "findings", "order_rows", "paper_points", "paper_table",
+           "plot_accuracy_vs_k", "varying_settings", "write_csv", "write_report"]
+
+
+def dataset_summary(rows: list[ConfigurationRow]) -> tuple[str, list[str]]:
+    """(the data sets that ran, a note per data set that is not the paper's for its arch)."""
+    pairs = sorted({(r.settings.get("dataset", "?"), r.settings.get("arch", "?")) for r in rows})
+    datasets = ", ".join(dict.fromkeys(dataset for dataset, _ in pairs)) or "none"
+    notes = []
+    for dataset, arch in pairs:
+        note = dataset_note(dataset, arch)
+        if note:
+            notes.append(f"{arch} ran on {note}: the paper's numbers are shown for reference; "
+                         "verdicts against them measure the change of data set too.")
+        elif arch in SETTINGS:
+            notes.append(f"{arch} ran on {dataset}, the paper's data set.")
+    return datasets, list(dict.fromkeys(notes))
+
+
+def dataset_label(rows: list[ConfigurationRow]) -> str:
+    """`lenet_300_100 on fashion_mnist (paper: mnist)`: what ran, for figure titles."""
+    pairs = sorted({(r.settings.get("arch", "?"), r.settings.get("dataset", "?")) for r in rows})
+    labels = []
+    for arch, dataset in pairs:
+        paper = SETTINGS[arch].dataset if arch in SETTINGS else dataset
+        labels.append(f"{arch} on {dataset}" + (f" (paper: {paper})" if paper != dataset else ""))
+    return ", ".join(labels)
+
+
+def _common_settings(rows: list[ConfigurationRow]) -> dict[str, str]:
+    """The settings every configuration shares (the study's, when no study file is given)."""
+    if not rows:
+        return {}
+    shared = dict(rows[0].settings)
+    for row in rows[1:]:
+        shared = {k: v for k, v in shared.items() if row.settings.get(k) == v}
+    return shared
+
+
+def write_report(rows: list[ConfigurationRow], out: Path, *, title: str = "report",
+                 settings: dict[str, Any] | None = None, description: str = "",
+                 tolerance: float = DEFAULT_TOLERANCE) -> list[Path]:
+    """Writes into `out`: comparison.csv (with the paper's value beside ours), comparison.txt,
+    paper_comparison.csv, a PNG and a CSV per fitting figure, and report.html."""
+    from slotsweep.report.html import write_html
+
+    out.mkdir(parents=True, exist_ok=True)
+    points = paper_points(rows, tolerance)
+    by_row = {id(p.row): point_columns(p) for p in points}
+    extra = {i: by_row[id(row)] for i, row in enumerate(rows) if id(row) in by_row}
+    written = [out / "comparison.csv", out / "comparison.txt", out / "paper_comparison.csv"]
+    write_csv(rows, written[0], extra)
+    with written[1].open("w") as handle:
+        console = Console(file=handle, width=200)
+        console.print(comparison_table(rows))
+        if points:
+            console.print(paper_table(points, title="ours beside the paper"))
+    write_paper_csv(points, written[2])
+    figures = draw_figures(rows, out, title=dataset_label(rows))
+    for figure in figures:
+        written += [figure.png, figure.csv]
+    datasets, notes = dataset_summary(rows)
+    page = out / "report.html"
+    write_html(page, title=title, rows=rows, figures=figures, points=points,
+               findings=findings(rows), settings=settings or _common_settings(rows),
+               dataset_notes=notes, datasets=datasets, description=description,
+               tolerance=tolerance)
+    return written + [page]

@@ -1,0 +1,385 @@
+"""The figure that fits a study, chosen by what the study varies, drawn beside the paper's numbers.
+
+Every figure is written twice: as a PNG and as a CSV of exactly the values it plots (one line
+per point: series, x, y, the spread, seeds, the paper's value), so that what a figure shows can
+be checked without reading pixels.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slotsweep.report.findings import accuracy
+from slotsweep.report.paper import label_keys, paper_match, percent, row_label
+from slotsweep.report.tables import ConfigurationRow, varying_settings
+
+CSV_HEADER = ("figure", "series", "x", "y", "y_std", "seeds", "paper_y", "paper_precision",
+              "configuration")
+SELECTION_NAMES = {"greedy": "GS", "probabilistic": "PS"}
+
+
+@dataclass
+class Point:
+    """One plotted value (y in %), the paper's beside it where there is one."""
+
+    series: str
+    x: float | str
+    y: float
+    y_std: float
+    seeds: int
+    paper_y: float | None = None
+    paper_precision: float | None = None
+    configuration: str = ""  # the row as `row_label` names it among the study's rows
+    row: ConfigurationRow | None = field(default=None, repr=False)
+
+
+@dataclass
+class Figure:
+    """A drawn figure: its name (file stem), title and the points it plots."""
+
+    name: str
+    title: str
+    points: list[Point] = field(default_factory=list)
+    png: Path | None = None
+    csv: Path | None = None
+
+
+def _pyplot():  # noqa: ANN202 - matplotlib's module
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: reports run on machines without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _point(row: ConfigurationRow, series: str, x: float | str, metric: str = "test_accuracy",
+           with_paper: bool = True) -> Point | None:
+    value = percent(row, metric)
+    if value is None:
+        return None
+    paper = paper_match(row) if with_paper else None
+    return Point(series, x, value[0], value[1], row.finished,
+                 None if paper is None else paper.value,
+                 None if paper is None else paper.precision, row=row)
+
+
+def _slots(rows: list[ConfigurationRow]) -> list[ConfigurationRow]:
+    return [r for r in rows if r.settings.get("method") == "slot" and percent(r) is not None]
+
+
+def _baselines(rows: list[ConfigurationRow]) -> list[ConfigurationRow]:
+    return [r for r in rows if r.settings.get("method") == "dense" and percent(r) is not None]
+
+
+def _series_name(row: ConfigurationRow, keys: list[str]) -> str:
+    s = row.settings
+    parts = [SELECTION_NAMES.get(s.get(k, ""), s.get(k, "")) for k in keys if k in s]
+    return " ".join(p for p in parts if p) or s.get("method", "")
+
+
+def _k_points(rows: list[ConfigurationRow], series_keys: list[str]) -> list[Point]:
+    points = [_point(r, _series_name(r, series_keys), int(r.settings["k"])) for r in _slots(rows)]
+    points += [_point(r, f"{_series_name(r, ['arch'])} weight-trained".strip(), "baseline")
+               for r in _baselines(rows)]
+    return sorted((p for p in points if p is not None),
+                  key=lambda p: (p.x == "baseline", p.series, 0 if p.x == "baseline" else p.x))
+
+
+def _draw_k(figure: Figure, path: Path, ylabel: str = "test accuracy (%)") -> None:
+    """Accuracy against K per series; weight-trained networks as a band (mean +- std)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(figsize=(6.4, 4.2))
+    by_series: dict[str, list[Point]] = defaultdict(list)
+    for p in figure.points:
+        by_series[p.series].append(p)
+    for index, (series, members) in enumerate(by_series.items()):
+        color = f"C{index}"
+        if members[0].x == "baseline":
+            p = members[0]
+            axes.axhspan(p.y - p.y_std, p.y + p.y_std, color=color, alpha=0.2)
+            axes.axhline(p.y, color=color, linestyle="--", label=f"{series} (ours)")
+            if p.paper_y is not None:
+                axes.axhline(p.paper_y, color=color, linestyle=":", label=f"{series} (paper)")
+            continue
+        xs = [p.x for p in members]
+        axes.errorbar(xs, [p.y for p in members], yerr=[p.y_std for p in members], marker="o",
+                      capsize=3, color=color, label=f"{series} (ours)")
+        paper = [(p.x, p.paper_y) for p in members if p.paper_y is not None]
+        if paper:
+            axes.plot(*zip(*paper, strict=True), marker="x", linestyle=":", color=color,
+                      label=f"{series} (paper)")
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("K (values per connection)")
+    axes.set_ylabel(ylabel)
+    axes.legend(fontsize=7)
+    _save(fig, axes, figure, path)
+
+
+def _save(fig, axes, figure: Figure, path: Path) -> None:  # noqa: ANN001 - matplotlib objects
+    axes.set_title(figure.title, fontsize=9)
+    axes.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+
+
+def accuracy_vs_k(rows: list[ConfigurationRow], title: str = "") -> Figure | None:
+    """Test accuracy against K per series (arch, selection), the weight-trained band, the paper."""
+    if not _slots(rows):
+        return None
+    keys = [k for k in varying_settings(_slots(rows)) if k in ("arch", "selection", "dataset")]
+    figure = Figure("accuracy_vs_k", title or "test accuracy against K")
+    figure.points = _k_points(rows, keys or ["selection"])
+    return figure
+
+
+def sharing_vs_k(rows: list[ConfigurationRow], title: str = "") -> Figure | None:
+    """Test accuracy against K per sharing mode of the random values."""
+    if not _slots(rows):
+        return None
+    figure = Figure("sharing_vs_k", title or "sharing of the random values against K")
+    figure.points = _k_points(rows, ["sharing"])
+    for p in figure.points:
+        p.series = f"sharing {p.series}" if p.x != "baseline" else p.series
+    return figure
+
+
+def gs_vs_ps(rows: list[ConfigurationRow], title: str = "") -> Figure | None:
+    """GS and PS side by side per K (bars: ours; crosses: the paper)."""
+    slots = [r for r in _slots(rows) if r.settings.get("sharing", "none") == "none"]
+    if len({r.settings.get("selection") for r in slots}) < 2:
+        return None
+    figure = Figure("gs_vs_ps", title or "greedy (GS) against probabilistic (PS) selection")
+    points = [_point(r, SELECTION_NAMES.get(r.settings["selection"], r.settings["selection"]),
+                     int(r.settings["k"])) for r in slots]
+    figure.points = sorted((p for p in points if p), key=lambda p: (p.series, p.x))
+    return figure
+
+
+def _draw_bars(figure: Figure, path: Path) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(figsize=(6.4, 4.2))
+    ks = sorted({p.x for p in figure.points})
+    series = sorted({p.series for p in figure.points})
+    width = 0.8 / len(series)
+    for index, name in enumerate(series):
+        members = {p.x: p for p in figure.points if p.series == name}
+        xs = [ks.index(k) + (index - (len(series) - 1) / 2) * width for k in ks if k in members]
+        bars = [members[k] for k in ks if k in members]
+        axes.bar(xs, [p.y for p in bars], width, yerr=[p.y_std for p in bars], capsize=2,
+                 color=f"C{index}", label=f"{name} (ours)")
+        paper = [(x, p.paper_y) for x, p in zip(xs, bars, strict=True) if p.paper_y is not None]
+        if paper:
+            axes.scatter(*zip(*paper, strict=True), marker="x", color="black", zorder=3,
+                         label=f"{name} (paper)" if index == 0 else None)
+    axes.set_xticks(range(len(ks)), [str(k) for k in ks])
+    lows = [p.y for p in figure.points] + [p.paper_y for p in figure.points if p.paper_y]
+    axes.set_ylim(max(0.0, min(lows) - 5), min(100.0, max(lows) + 2))
+    axes.set_xlabel("K (values per connection)")
+    axes.set_ylabel("test accuracy (%)")
+    axes.legend(fontsize=7)
+    _save(fig, axes, figure, path)
+
+
+def accuracy_vs_cost(rows: list[ConfigurationRow], title: str = "") -> Figure | None:
+    """Test accuracy against training FLOPs, one line per method (and arch); a finetuned slot
+    machine at its accuracy after finetuning and the cost of both phases."""
+    usable = [r for r in rows if accuracy(r) is not None and r.mean("training_cost_flops")]
+    if not usable:
+        return None
+    keys = [k for k in varying_settings(usable) if k == "arch"]
+    figure = Figure("accuracy_vs_cost", title or "test accuracy against training cost")
+    for row in usable:
+        tuned = row.mean("finetune_test_accuracy") is not None
+        name = ("slot + finetuning" if tuned else row.settings["method"])
+        metric = "finetune_test_accuracy" if tuned else "test_accuracy"
+        point = _point(row, " ".join([name] + [row.settings[k] for k in keys]),
+                       row.mean("training_cost_flops") * 1e-12, metric, with_paper=False)
+        figure.points.append(point)
+    figure.points.sort(key=lambda p: (p.series, p.x))
+    return figure
+
+
+def _draw_lines(figure: Figure, path: Path, xlabel: str, log_x: bool = False) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(figsize=(6.4, 4.2))
+    by_series: dict[str, list[Point]] = defaultdict(list)
+    for p in figure.points:
+        by_series[p.series].append(p)
+    for index, (series, members) in enumerate(by_series.items()):
+        axes.errorbar([p.x for p in members], [p.y for p in members],
+                      yerr=[p.y_std for p in members], marker="o", capsize=3, color=f"C{index}",
+                      label=series)
+    if log_x:
+        axes.set_xscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("test accuracy (%)")
+    axes.legend(fontsize=7)
+    _save(fig, axes, figure, path)
+
+
+def finetune_split(rows: list[ConfigurationRow], title: str = "") -> Figure | None:
+    """For each total of epochs, accuracy after finetuning against the slot machine's share of
+    the epochs; weight training alone for that total at share 0."""
+    tuned = [r for r in rows if r.mean("finetune_test_accuracy") is not None]
+    if not tuned:
+        return None
+    figure = Figure("finetune_split", title or "finetuning: the split of a fixed total of epochs")
+    totals = set()
+    for row in tuned:
+        slot, extra = int(row.settings["epochs"]), int(row.settings["finetune_epochs"])
+        totals.add(slot + extra)
+        figure.points.append(_point(row, f"total {slot + extra} epochs", slot / (slot + extra),
+                                    "finetune_test_accuracy", with_paper=False))
+    for row in _baselines(rows):
+        total = int(row.settings["epochs"])
+        if total in totals:
+            figure.points.append(_point(row, f"total {total} epochs", 0.0, with_paper=False))
+    figure.points.sort(key=lambda p: (int(p.series.split()[1]), p.x))
+    return figure
+
+
+def lambda_lr_heatmap(rows: list[ConfigurationRow], title: str = "") -> Figure | None:
+    """Test accuracy over score_lambda (rows) x lr (columns)."""
+    slots = [r for r in _slots(rows) if r.settings.get("score_lambda") not in (None, "auto")]
+    if len({r.settings["score_lambda"] for r in slots}) < 2 or len(
+            {r.settings["lr"] for r in slots}) < 2:
+        return None
+    figure = Figure("lambda_lr_heatmap", title or "score initialisation lambda x learning rate")
+    points = [_point(r, f"lambda {float(r.settings['score_lambda']):g}",
+                     float(r.settings["lr"]), with_paper=False) for r in slots]
+    figure.points = sorted(points, key=lambda p: (float(p.series.split()[1]), p.x))
+    return figure
+
+
+def _draw_heatmap(figure: Figure, path: Path) -> None:
+    plt = _pyplot()
+    lambdas = sorted({p.series for p in figure.points}, key=lambda s: float(s.split()[1]))
+    lrs = sorted({p.x for p in figure.points})
+    grid = [[float("nan")] * len(lrs) for _ in lambdas]
+    for p in figure.points:
+        grid[lambdas.index(p.series)][lrs.index(p.x)] = p.y
+    fig, axes = plt.subplots(figsize=(6.4, 4.6))
+    image = axes.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
+    ys = [p.y for p in figure.points]
+    middle = (min(ys) + max(ys)) / 2
+    for i, line in enumerate(grid):
+        for j, value in enumerate(line):
+            if value == value:  # not NaN: a cell that ran
+                axes.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7,
+                          color="black" if value > middle else "white")  # legible on yellow
+    axes.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+    axes.set_yticks(range(len(lambdas)), [s.split()[1] for s in lambdas])
+    axes.set_xlabel("score learning rate")
+    axes.set_ylabel("score_lambda (scores start U(0, lambda sigma))")
+    fig.colorbar(image, ax=axes, label="test accuracy (%)")
+    axes.set_title(figure.title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def storage(rows: list[ConfigurationRow], title: str = "") -> Figure | None:
+    """Test accuracy against inference storage, per method: slot machines by K, edge-popup by
+    its kept fraction, the weight-trained network."""
+    usable = [r for r in rows if percent(r) is not None and r.mean("model_size_bytes")]
+    if not any(r.settings.get("method") == "edge_popup" for r in usable):
+        return None
+    figure = Figure("accuracy_vs_storage", title or "test accuracy against inference storage")
+    for row in usable:
+        figure.points.append(_point(row, row.settings["method"],
+                                    row.mean("model_size_bytes") / 1e3, with_paper=False))
+    figure.points.sort(key=lambda p: (p.series, p.x))
+    return figure
+
+
+def _draw_storage(figure: Figure, path: Path) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(figsize=(6.4, 4.2))
+    for index, method in enumerate(sorted({p.series for p in figure.points})):
+        members = [p for p in figure.points if p.series == method]
+        axes.errorbar([p.x for p in members], [p.y for p in members],
+                      yerr=[p.y_std for p in members], marker="o", linestyle="none",
+                      capsize=3, color=f"C{index}", label=method)
+        for p in members:
+            axes.annotate(p.configuration.removeprefix(method).strip(), (p.x, p.y), fontsize=7,
+                          xytext=(4, 3), textcoords="offset points")
+    axes.set_xscale("log")
+    axes.set_xlabel("inference storage (KB, log scale)")
+    axes.set_ylabel("test accuracy (%)")
+    axes.legend(fontsize=7)
+    _save(fig, axes, figure, path)
+
+
+Builder = Callable[[list[ConfigurationRow], str], "Figure | None"]
+DRAWERS: dict[str, Callable[[Figure, Path], None]] = {
+    "accuracy_vs_k": _draw_k,
+    "sharing_vs_k": _draw_k,
+    "gs_vs_ps": _draw_bars,
+    "accuracy_vs_cost": lambda f, p: _draw_lines(f, p, "training cost (TFLOP)", log_x=True),
+    "finetune_split": lambda f, p: _draw_lines(f, p, "share of the epochs as a slot machine"),
+    "lambda_lr_heatmap": _draw_heatmap,
+    "accuracy_vs_storage": _draw_storage,
+}
+
+
+def figure_builders(rows: list[ConfigurationRow]) -> list[Builder]:
+    """The figures that fit what the rows vary (the most specific experiment decides)."""
+    varied = set(varying_settings(rows))
+    slot_varied = set(varying_settings(_slots(rows))) if _slots(rows) else set()
+    methods = {r.settings.get("method") for r in rows}
+    if {"score_lambda", "lr"} <= slot_varied:
+        return [lambda_lr_heatmap]
+    if any(r.mean("finetune_test_accuracy") is not None for r in rows):
+        return [finetune_split, accuracy_vs_cost]
+    if "edge_popup" in methods:
+        return [storage]
+    if "epochs" in varied and "k" not in slot_varied:
+        return [accuracy_vs_cost]
+    if "sharing" in slot_varied:
+        return [sharing_vs_k]
+    return [accuracy_vs_k, gs_vs_ps]
+
+
+def write_figure_csv(figure: Figure, path: Path) -> None:
+    """The values a figure plots, one line per point."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_HEADER)
+        for p in figure.points:
+            writer.writerow([figure.name, p.series, p.x, p.y, p.y_std,
+                             p.seeds, "" if p.paper_y is None else p.paper_y,
+                             "" if p.paper_precision is None else p.paper_precision,
+                             p.configuration])
+
+
+def draw_figures(rows: list[ConfigurationRow], out: Path, title: str = "") -> list[Figure]:
+    """Draws every figure that fits the rows into `out` (PNG and CSV each); returns them."""
+    drawn, keys = [], label_keys(rows)
+    for builder in figure_builders(rows):
+        figure = builder(rows, "")
+        if figure is None or not figure.points:
+            continue
+        for p in figure.points:
+            p.configuration = row_label(p.row, keys) if p.row else p.configuration
+        if title:
+            figure.title = f"{title}: {figure.title}"
+        figure.png, figure.csv = out / f"{figure.name}.png", out / f"{figure.name}.csv"
+        DRAWERS[figure.name](figure, figure.png)
+        write_figure_csv(figure, figure.csv)
+        drawn.append(figure)
+    return drawn
+
+
+def plot_accuracy_vs_k(rows: list[ConfigurationRow], path: Path) -> bool:
+    """Test accuracy against K per slot series, baselines as a band; False if no slot rows."""
+    figure = accuracy_vs_k(rows)
+    if figure is None or not figure.points:
+        return False
+    _draw_k(figure, path)
+    return True

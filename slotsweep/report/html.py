@@ -1,0 +1,118 @@
+"""One self-contained HTML page of a report: figures embedded, the tables, the findings, the
+study's settings and the software that produced it, to attach to a paper or a review."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from slotsweep.report.figures import Figure
+from slotsweep.report.findings import Finding
+from slotsweep.report.paper import PaperPoint, signed
+from slotsweep.report.tables import SHOWN, ConfigurationRow, _cell, varying_settings
+
+PACKAGES = ("slotsweep", "torch", "ray", "optuna", "mlflow", "numpy", "matplotlib", "pydantic")
+
+TEMPLATE = jinja2.Template("""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f0f0f0; } td.text { text-align: left; }
+.within { color: #1a7f37; } .above, .below { color: #b35900; }
+.held { color: #1a7f37; } .not-held { color: #b3261e; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 1em; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.8em; }
+figure { display: inline-block; margin: 0.5em; } img { max-width: 520px; }
+</style></head><body>
+<h1>{{ title }}</h1>
+{% if description %}<p>{{ description }}</p>{% endif %}
+<p>{{ trials }} trial runs ({{ finished }} finished, {{ failed }} failed). Data set:
+<b>{{ datasets }}</b>. Generated {{ generated }}.</p>
+{% for note in dataset_notes %}<p class="note">{{ note }}</p>{% endfor %}
+{% if findings %}<h2>The paper's findings, here</h2><ul>
+{% for f in findings %}<li><span class="{{ 'held' if f.held else ('not-held' if f.held is
+ not none else '') }}">{{ 'held' if f.held else ('did not hold' if f.held is not none else
+ 'observed') }}</span>: {{ f.claim }}. {{ f.evidence }}</li>{% endfor %}</ul>{% endif %}
+<h2>Figures</h2>
+{% for fig in figures %}<figure><img alt="{{ fig.title }}" src="data:image/png;base64,{{
+ fig.data }}"><figcaption>{{ fig.title }} ({{ fig.name }}.png; values in {{ fig.name }}.csv)
+</figcaption></figure>{% endfor %}
+<h2>Ours beside the paper</h2>
+{% if points %}<p>Verdict: <i>within</i> when |ours - paper| is at most the tolerance, which is
+the paper number's precision plus the larger of {{ tolerance }} point(s) and twice our spread over
+seeds; otherwise <i>above</i> or <i>below</i>. Marks name the paper settings a point departs
+from (its scale, its data set). The distance of a slot machine to the weight-trained network of
+the same run, beside the paper's, compares the two across a change of data set or scale.</p>
+<table><tr><th>configuration</th><th>ours %</th><th>paper %</th><th>difference</th>
+<th>tolerance</th><th>verdict</th><th>ours &minus; our baseline</th>
+<th>paper &minus; paper's baseline</th><th>paper's source</th><th>marks</th></tr>
+{% for p in points %}<tr><td class="text">{{ p.label }}</td>
+<td>{{ '%.2f'|format(p.ours) }} &plusmn; {{ '%.2f'|format(p.ours_std) }}</td>
+<td>{{ '%.1f'|format(p.paper.value) }} &plusmn; {{ p.paper.precision }}</td>
+<td>{{ '%+.2f'|format(p.difference) }}</td><td>{{ '%.2f'|format(p.tolerance) }}</td>
+<td class="{{ p.verdict }}">{{ p.verdict }}</td>
+<td>{{ signed(p.ours_vs_baseline) }}</td><td>{{ signed(p.paper_vs_baseline) }}</td>
+<td class="text">{{ p.paper.source }}{% if p.paper.note %} ({{ p.paper.note }}){% endif %}</td>
+<td class="text">{{ p.marks|join('; ') }}</td></tr>{% endfor %}</table>
+{% else %}<p>The paper reports no number for these configurations.</p>{% endif %}
+<h2>Every configuration (mean &plusmn; std over seeds)</h2>
+<table><tr>{% for h in config_header %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for line in config_rows %}<tr>{% for cell in line %}<td{% if loop.index <= n_keys %}
+ class="text"{% endif %}>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>
+<h2>Study settings</h2><pre>{{ settings }}</pre>
+<h2>Software</h2><table>{% for name, version in versions %}<tr><td class="text">{{ name }}
+</td><td class="text">{{ version }}</td></tr>{% endfor %}</table>
+</body></html>
+""", autoescape=True)
+
+
+def software_versions() -> list[tuple[str, str]]:
+    """Python, the platform and the versions of the packages behind a result."""
+    versions = [("python", platform.python_version()), ("platform", platform.platform())]
+    for name in PACKAGES:
+        try:
+            versions.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            versions.append((name, "not installed"))
+    return versions
+
+
+def _embedded(figure: Figure) -> dict[str, str]:
+    data = base64.b64encode(Path(figure.png).read_bytes()).decode("ascii")
+    return {"name": figure.name, "title": figure.title, "data": data}
+
+
+def _configuration_table(rows: list[ConfigurationRow]) -> tuple[list[str], list[list[str]]]:
+    keys = varying_settings(rows)
+    shown = [m for m in SHOWN if any(row.mean(m) is not None for row in rows)]
+    header = keys + ["seeds"] + [SHOWN[m][0] for m in shown]
+    lines = [[row.settings.get(k, "-") for k in keys]
+             + [f"{row.finished}" + (f" (+{row.failed} failed)" if row.failed else "")]
+             + [_cell(row, m) for m in shown] for row in rows]
+    return header, lines
+
+
+def write_html(path: Path, *, title: str, rows: list[ConfigurationRow], figures: list[Figure],
+               points: list[PaperPoint], findings: list[Finding], settings: dict[str, Any],
+               dataset_notes: list[str], datasets: str, description: str = "",
+               tolerance: float = 1.0) -> None:
+    """Writes the report page to `path`."""
+    header, lines = _configuration_table(rows)
+    page = TEMPLATE.render(
+        title=title, description=description, trials=sum(r.finished + r.failed for r in rows),
+        finished=sum(r.finished for r in rows), failed=sum(r.failed for r in rows),
+        datasets=datasets, dataset_notes=dataset_notes, findings=findings,
+        figures=[_embedded(f) for f in figures], points=points, tolerance=f"{tolerance:g}",
+        config_header=header, config_rows=lines, signed=signed, n_keys=len(varying_settings(rows)),
+        settings=json.dumps(settings, indent=1, default=str), versions=software_versions(),
+        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    path.write_text(page, encoding="utf-8")

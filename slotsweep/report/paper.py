@@ -1,0 +1,231 @@
+"""Our results beside the paper's: the matching number, the difference, a verdict, and what of
+the paper's settings a run changed (scale, data set) so that a reader can weigh the verdict."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.table import Table
+
+from slotsweep.config import default_lr, unused_keys
+from slotsweep.paper_numbers import EDGE_POPUP_EPOCHS, SETTINGS, PaperNumber, paper_number
+from slotsweep.report.tables import ConfigurationRow, varying_settings
+
+DEFAULT_TOLERANCE = 1.0  # points: what seeds and read-offs aside may separate two runs
+STAND_INS = {"fashion_mnist": "mnist"}  # same shapes and files, a harder task
+
+
+def percent(row: ConfigurationRow, metric: str = "test_accuracy") -> tuple[float, float] | None:
+    """(mean, std) of an accuracy metric in percent; None when the row has none."""
+    mean = row.mean(metric)
+    return None if mean is None else (100 * mean, 100 * (row.std(metric) or 0.0))
+
+
+def _is_auto(value: str | None) -> bool:
+    return value in (None, "", "auto", "None")
+
+
+def paper_match(row: ConfigurationRow) -> PaperNumber | None:
+    """The paper's number for a row run at the paper's method settings (its learning rate, score
+    initialisation, no sharing, no finetuning); None for anything the paper did not measure."""
+    s = row.settings
+    method, arch = s.get("method"), s.get("arch", "")
+    if arch not in SETTINGS or s.get("recipe", "paper") != "paper":
+        return None
+    if method == "dense":
+        return paper_number(arch, "dense") if float(s.get("lr", 0)) == 0.01 else None
+    if method != "slot" or s.get("sharing", "none") != "none" or not _is_auto(
+            s.get("score_lambda")) or int(s.get("finetune_epochs", 0) or 0):
+        return None
+    k, selection = int(s.get("k", 0)), s.get("selection", "greedy")
+    if float(s.get("lr", 0)) != default_lr("slot", selection, k, "paper"):
+        return None
+    return paper_number(arch, "slot", selection, k)
+
+
+def dataset_note(dataset: str, arch: str) -> str | None:
+    """How a run's data set relates to the paper's for this architecture (None: the same)."""
+    settings = SETTINGS.get(arch)
+    if settings is None or dataset == settings.dataset:
+        return None
+    if STAND_INS.get(dataset) == settings.dataset:
+        return f"{dataset} standing in for {settings.dataset}"
+    return f"{dataset}, not the paper's {settings.dataset}"
+
+
+def scale_notes(row: ConfigurationRow) -> list[str]:
+    """The paper settings a row departs from: epochs, training examples, schedule, validation."""
+    s = row.settings
+    paper = SETTINGS.get(s.get("arch", ""))
+    if paper is None:
+        return []
+    method = s.get("method")
+    full = {"slot": paper.slot_epochs, "dense": paper.baseline_epochs,
+            "edge_popup": EDGE_POPUP_EPOCHS}.get(method, paper.slot_epochs)
+    notes = []
+    epochs = int(s.get("epochs", full)) + int(s.get("finetune_epochs", 0) or 0)
+    if epochs < full:
+        notes.append(f"{epochs} of {full} epochs")
+    if not _is_auto(s.get("train_subset")):
+        notes.append(f"{s['train_subset']} training examples")
+    schedule = "cosine" if method == "edge_popup" else paper.schedule
+    if s.get("schedule", schedule) != schedule:
+        notes.append(f"{s['schedule']} schedule (paper: {schedule})")
+    if not _is_auto(s.get("val_fraction")) and float(s["val_fraction"]) != paper.val_fraction:
+        notes.append(f"validation {s['val_fraction']} (paper: {paper.val_fraction})")
+    return notes
+
+
+def row_marks(row: ConfigurationRow) -> list[str]:
+    """What a reader must know before comparing this row with the paper."""
+    marks = []
+    scale = scale_notes(row)
+    if scale:
+        marks.append("reduced scale: " + ", ".join(scale))
+    other = dataset_note(row.settings.get("dataset", ""), row.settings.get("arch", ""))
+    if other:
+        marks.append(other)
+    return marks
+
+
+@dataclass(frozen=True)
+class PaperPoint:
+    """One row of ours beside the paper's number, with the verdict."""
+
+    row: ConfigurationRow
+    label: str
+    ours: float  # %
+    ours_std: float
+    paper: PaperNumber
+    tolerance: float  # points: the paper's precision + max(stated tolerance, 2 std of ours)
+    marks: tuple[str, ...]
+    # against the weight-trained network of the same arch and data (ours and the paper's): a
+    # comparison that survives a change of data set or scale
+    ours_vs_baseline: float | None = None
+    paper_vs_baseline: float | None = None
+
+    @property
+    def difference(self) -> float:
+        return self.ours - self.paper.value
+
+    @property
+    def within(self) -> bool:
+        return abs(self.difference) <= self.tolerance
+
+    @property
+    def verdict(self) -> str:
+        return "within" if self.within else ("above" if self.difference > 0 else "below")
+
+
+def row_label(row: ConfigurationRow, keys: list[str] | None = None) -> str:
+    """A row as a reader names it: `slot k=8 greedy`, `dense`, `edge_popup keep_fraction=0.5`."""
+    s = row.settings
+    keys = keys if keys is not None else [k for k in varying_settings([row]) if k != "method"]
+    parts = [s.get("method", "?")]
+    for key in keys:
+        if key == "method" or key not in s or key in unused_keys(parts[0]):
+            continue
+        value = s[key]
+        parts.append(value if key in ("selection", "sharing", "arch") else f"{key}={value}")
+    return " ".join(parts)
+
+
+def label_keys(rows: list[ConfigurationRow]) -> list[str]:
+    """The settings that tell rows apart, in reading order (K first, then the rest)."""
+    # lr names a row only where a study set it: the recipe's defaults follow K and selection
+    chosen_lr = any(_lr_chosen(row) for row in rows)
+    varied = [key for key in varying_settings(rows)
+              if key != "method" and (key != "lr" or chosen_lr)]
+    return sorted(varied, key=lambda key: (key != "arch", key != "k", key))
+
+
+def _lr_chosen(row: ConfigurationRow) -> bool:
+    """Whether a row's learning rate differs from the paper recipe's default for it."""
+    s = row.settings
+    if "lr" not in s or "method" not in s:
+        return False
+    default = default_lr(s["method"], s.get("selection", "greedy"), int(s.get("k", 8)), "paper")
+    return float(s["lr"]) != default
+
+
+def paper_points(rows: list[ConfigurationRow],
+                 tolerance: float = DEFAULT_TOLERANCE) -> list[PaperPoint]:
+    """Every row the paper has a number for, in the rows' order (varied keys, baselines last)."""
+    keys = label_keys(rows)
+    points = []
+    for row in rows:
+        paper, ours = paper_match(row), percent(row)
+        if paper is None or ours is None:
+            continue
+        allowed = paper.precision + max(tolerance, 2 * ours[1])
+        relative = _against_baseline(row, rows, ours[0], paper.value)
+        points.append(PaperPoint(row, row_label(row, keys), ours[0], ours[1], paper, allowed,
+                                 tuple(row_marks(row)), *relative))
+    return points
+
+
+def _against_baseline(row: ConfigurationRow, rows: list[ConfigurationRow], ours: float,
+                      paper: float) -> tuple[float | None, float | None]:
+    """(ours - our weight-trained network, paper - the paper's) for a slot row."""
+    if row.settings.get("method") != "slot":
+        return None, None
+    same = ("arch", "dataset")
+    for other in rows:
+        if other.settings.get("method") == "dense" and all(
+                other.settings.get(k) == row.settings.get(k) for k in same):
+            baseline, paper_baseline = percent(other), paper_match(other)
+            if baseline is not None and paper_baseline is not None:
+                return ours - baseline[0], paper - paper_baseline.value
+    return None, None
+
+
+def signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def paper_table(points: list[PaperPoint], title: str = "") -> Table:
+    """Ours against the paper, point by point."""
+    table = Table(title=title or None, header_style="bold")
+    numeric = ("difference", "tolerance", "vs baseline: ours", "paper")
+    for column in ("configuration", "ours %", "paper %", "difference", "tolerance", "verdict",
+                   "vs baseline: ours", "paper", "paper's source", "marks"):
+        table.add_column(column, justify="right" if "%" in column or column in numeric
+                         else "left")
+    for p in points:
+        table.add_row(p.label, f"{p.ours:.2f} ± {p.ours_std:.2f}",
+                      f"{p.paper.value:.1f} ± {p.paper.precision:g}", f"{p.difference:+.2f}",
+                      f"{p.tolerance:.2f}", p.verdict, signed(p.ours_vs_baseline),
+                      signed(p.paper_vs_baseline), p.paper.source, "; ".join(p.marks))
+    return table
+
+
+def point_columns(point: PaperPoint) -> dict[str, object]:
+    """The paper's value beside ours, as extra columns of comparison.csv (fractions, like ours)."""
+    return {"paper_test_accuracy": point.paper.value / 100,
+            "paper_precision": point.paper.precision / 100, "paper_source": point.paper.source,
+            "difference": point.difference / 100, "tolerance": point.tolerance / 100,
+            "verdict": point.verdict, "marks": "; ".join(point.marks)}
+
+
+PAPER_CSV_HEADER = ("configuration", "ours_percent", "ours_std", "paper_percent",
+                    "paper_precision", "difference", "tolerance", "verdict",
+                    "ours_vs_baseline", "paper_vs_baseline", "paper_source", "paper_note",
+                    "marks")
+
+
+def write_paper_csv(points: list[PaperPoint], path: Path) -> None:
+    """paper_comparison.csv: the paper table in percent, one line per point."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(PAPER_CSV_HEADER)
+        for p in points:
+            writer.writerow([p.label, round(p.ours, 4), round(p.ours_std, 4), p.paper.value,
+                             p.paper.precision, round(p.difference, 4), round(p.tolerance, 4),
+                             p.verdict, _blank(p.ours_vs_baseline), _blank(p.paper_vs_baseline),
+                             p.paper.source, p.paper.note, "; ".join(p.marks)])
+
+
+def _blank(value: float | None) -> object:
+    return "" if value is None else round(value, 4)
