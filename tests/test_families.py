@@ -157,7 +157,7 @@ def _dense_gradient(layer: nn.Module, weight: torch.Tensor, x: torch.Tensor) -> 
 @parametrized
 def test_gradient_contract(case, network):
     """Slot: scores.grad[..., k] = dL/dW * candidates[..., k] (GS; PS with the weight it
-    sampled); edge-popup: scores.grad = dL/dw_eff * w. (Fused layers leave dL/dW on their cached
+    sampled); edge-popup: scores.grad = sign(s) * dL/dw_eff * w. (Fused layers leave dL/dW on their cached
     weight instead: tests/test_fused.py.)"""
     model = _build(case, network)
     model.train()
@@ -174,5 +174,5 @@ def test_gradient_contract(case, network):
         if CASES[case].method == "slot":
             expected = grad_w.unsqueeze(-1) * layer.candidates()
         else:
-            expected = grad_w * layer.weight
+            expected = layer.scores.detach().sign() * grad_w * layer.weight
         torch.testing.assert_close(layer.scores.grad, expected, rtol=1e-5, atol=1e-7)

@@ -155,4 +155,6 @@ def test_edge_popup_mask_and_gradient(layer, x):
     (layer(x) * upstream).sum().backward()
     effective = (layer.weight * mask).detach().requires_grad_(True)
     (_dense_forward(layer, effective, x) * upstream).sum().backward()
-    torch.testing.assert_close(layer.scores.grad, effective.grad * layer.weight)
+    # straight through |score|: the sign of the score, then dL/dw_eff * w
+    torch.testing.assert_close(layer.scores.grad,
+                               layer.scores.detach().sign() * effective.grad * layer.weight)

@@ -15,15 +15,15 @@ from slotsweep.seeding import generator
 
 
 class TopMask(torch.autograd.Function):
-    """Forward: 1 for the top `keep` fraction of |scores|, else 0. Backward: straight through."""
+    """Forward: 1 for the top `keep` fraction of `ranks`, else 0. Backward: straight through."""
 
     @staticmethod
-    def forward(ctx, scores: torch.Tensor, keep: float):
-        flat = scores.detach().abs().flatten()
+    def forward(ctx, ranks: torch.Tensor, keep: float):
+        flat = ranks.detach().flatten()
         kept = max(1, round(keep * flat.numel()))
         mask = torch.zeros_like(flat)
         mask[flat.topk(kept, sorted=False).indices] = 1.0
-        return mask.view_as(scores)
+        return mask.view_as(ranks)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -48,11 +48,16 @@ class EdgePopupMixin(SelectingLayer):
         self.scores = nn.Parameter(scores)
 
     def mask(self) -> torch.Tensor:
-        """The current 0/1 mask of kept connections."""
-        return TopMask.apply(self.scores, self.keep_fraction)
+        """The current 0/1 mask of kept connections: the largest |scores|.
+
+        The straight-through gradient passes through |score| (as in the authors' code), so it
+        reaches a score as sign(score) * dL/dw_eff * w. Sent to the signed score instead, it
+        pushes every negative score the wrong way (a connection that helps gets a more negative
+        score, whose magnitude then keeps it), and the network does not learn."""
+        return TopMask.apply(self.scores.abs(), self.keep_fraction)
 
     def effective_weight(self) -> torch.Tensor:
-        """Frozen weights times the mask; the score gradient is dL/dw_eff * w."""
+        """Frozen weights times the mask; the score gradient is sign(s) * dL/dw_eff * w."""
         return self.weight * self.mask()
 
     def selection_state(self) -> torch.Tensor:
