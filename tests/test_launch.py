@@ -100,8 +100,9 @@ def test_grid_study_nests_one_child_per_trial_and_resumes_without_duplicates(tmp
     report = run_cli("report", str(study), "--out", "rep", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     rows = list(csv.DictReader((tmp_path / "rep" / "comparison.csv").open()))
+    # a dense run's params show k = 0 (aligned params: see README, "What lands in MLflow")
     assert sorted((r["method"], r.get("k", "")) for r in rows) == [
-        ("dense", ""), ("slot", "2"), ("slot", "4")]
+        ("dense", "0"), ("slot", "2"), ("slot", "4")]
     assert all(r["finished"] == "2" and float(r["test_accuracy_mean"]) > 0 for r in rows)
     assert (tmp_path / "rep" / "accuracy_vs_k.png").stat().st_size > 0
     logged = {a.path for a in client.list_artifacts(parent_id)}

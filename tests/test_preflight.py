@@ -416,12 +416,13 @@ def test_every_slotsweep_exception_survives_pickling() -> None:
     from slotsweep.data.download import DownloadError
     from slotsweep.preflight import PreflightError
     from slotsweep.study import StudyError
+    from slotsweep.ticket import TicketError
     from slotsweep.trainer import TrialFailed
 
     samples = [DataNotFoundError("mnist", [Path("/a"), Path("/b")], "no network", "apt-get"),
                DataFormatError(Path("/x/train-images"), "truncated"), DownloadError("offline"),
                StudyError(["trial.k: bad"], "s.yaml"), TrialFailed("loss became nan"),
-               PreflightError(["resources: no node"])]
+               PreflightError(["resources: no node"]), TicketError("seed 3 != 4")]
     assert {type(sample) for sample in samples} == _exception_classes()
     for sample in samples:
         copy = pickle.loads(pickle.dumps(sample))

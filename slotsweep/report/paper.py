@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from slotsweep import registry
 from slotsweep.config import default_lr, unused_keys
 from slotsweep.paper_numbers import EDGE_POPUP_EPOCHS, SETTINGS, PaperNumber, paper_number
 from slotsweep.report.tables import ConfigurationRow, varying_settings
@@ -27,6 +28,15 @@ def _is_auto(value: str | None) -> bool:
     return value in (None, "", "auto", "None")
 
 
+def _paper_lambda(settings: dict[str, str]) -> bool:
+    """Whether the score initialisation is the paper recipe's: left to its default, or logged
+    as the resolved default (runs log resolved settings: FC 0.1, conv 1)."""
+    recipe = registry.RECIPES.get("paper")
+    fc, conv = settings.get("score_lambda"), settings.get("score_lambda_conv")
+    return ((_is_auto(fc) or float(fc) == recipe.score_lambda_fc)
+            and (_is_auto(conv) or float(conv) == recipe.score_lambda_conv))
+
+
 def paper_match(row: ConfigurationRow) -> PaperNumber | None:
     """The paper's number for a row run at the paper's method settings (its learning rate, score
     initialisation, no sharing, no finetuning); None for anything the paper did not measure."""
@@ -36,8 +46,8 @@ def paper_match(row: ConfigurationRow) -> PaperNumber | None:
         return None
     if method == "dense":
         return paper_number(arch, "dense") if float(s.get("lr", 0)) == 0.01 else None
-    if method != "slot" or s.get("sharing", "none") != "none" or not _is_auto(
-            s.get("score_lambda")) or int(s.get("finetune_epochs", 0) or 0):
+    if method != "slot" or s.get("sharing", "none") != "none" or not _paper_lambda(s) \
+            or int(s.get("finetune_epochs", 0) or 0):
         return None
     k, selection = int(s.get("k", 0)), s.get("selection", "greedy")
     if float(s.get("lr", 0)) != default_lr("slot", selection, k, "paper"):
