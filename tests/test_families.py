@@ -157,8 +157,8 @@ def _dense_gradient(layer: nn.Module, weight: torch.Tensor, x: torch.Tensor) -> 
 @parametrized
 def test_gradient_contract(case, network):
     """Slot: scores.grad[..., k] = dL/dW * candidates[..., k] (GS; PS with the weight it
-    sampled); edge-popup: scores.grad = sign(s) * dL/dw_eff * w. (Fused layers leave dL/dW on their cached
-    weight instead: tests/test_fused.py.)"""
+    sampled); edge-popup: scores.grad = sign(s) * dL/dw_eff * w. (Fused layers leave dL/dW on
+    their cached weight instead: tests/test_fused.py.)"""
     model = _build(case, network)
     model.train()
     for layer in selecting_layers(model):
