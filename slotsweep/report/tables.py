@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.table import Table
 
 from slotsweep import registry
+from slotsweep.config import unused_keys
 from slotsweep.result import TrialRecord
 
 # the comparison's columns, then the metrics only some trials log (finetuning's)
@@ -93,7 +94,10 @@ def order_rows(rows: list[ConfigurationRow]) -> list[ConfigurationRow]:
 def varying_settings(rows: list[ConfigurationRow]) -> list[str]:
     """Settings that differ between configurations (method always shown first)."""
     keys = sorted({key for row in rows for key in row.settings})
-    present = {key: {row.settings[key] for row in rows if key in row.settings} for key in keys}
+    # a baseline's placeholders for slot-only keys (k = 0, `n/a`) do not make a key vary
+    present = {key: {row.settings[key] for row in rows if key in row.settings
+                     and key not in unused_keys(row.settings.get("method", "slot"))}
+               for key in keys}
     varying = [key for key in keys if len(present[key]) > 1]
     return ["method"] + [key for key in varying if key != "method"]
 
