@@ -90,13 +90,19 @@ def _k_points(rows: list[ConfigurationRow], series_keys: list[str]) -> list[Poin
                   key=lambda p: (p.x == "baseline", p.series, 0 if p.x == "baseline" else p.x))
 
 
+def _by_series(points: list[Point]) -> dict[str, list[Point]]:
+    """The points of each series, series in the order they first appear."""
+    by_series: dict[str, list[Point]] = defaultdict(list)
+    for p in points:
+        by_series[p.series].append(p)
+    return by_series
+
+
 def _draw_k(figure: Figure, path: Path, ylabel: str = "test accuracy (%)") -> None:
     """Accuracy against K per series; weight-trained networks as a band (mean +- std)."""
     plt = _pyplot()
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
-    by_series: dict[str, list[Point]] = defaultdict(list)
-    for p in figure.points:
-        by_series[p.series].append(p)
+    by_series = _by_series(figure.points)
     for index, (series, members) in enumerate(by_series.items()):
         color = f"C{index}"
         if members[0].x == "baseline":
@@ -208,9 +214,7 @@ def accuracy_vs_cost(rows: list[ConfigurationRow], title: str = "") -> Figure | 
 def _draw_lines(figure: Figure, path: Path, xlabel: str, log_x: bool = False) -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
-    by_series: dict[str, list[Point]] = defaultdict(list)
-    for p in figure.points:
-        by_series[p.series].append(p)
+    by_series = _by_series(figure.points)
     for index, (series, members) in enumerate(by_series.items()):
         axes.errorbar([p.x for p in members], [p.y for p in members],
                       yerr=[p.y_std for p in members], marker="o", capsize=3, color=f"C{index}",
