@@ -130,7 +130,7 @@ def launch(
                or environment_problems(study, address=address, num_cpus=num_cpus,
                                        tracking_uri=tracking_uri, num_gpus=num_gpus))
     from slotsweep.orchestrate import Launcher, LaunchOptions
-    from slotsweep.progress import failures_table
+    from slotsweep.progress import distinguishing_keys, failures_table, trial_name
     from slotsweep.report import compare, comparison_table
     from slotsweep.tracking import trial_records
 
@@ -142,20 +142,16 @@ def launch(
     rows = compare(records)
     console.print(comparison_table(rows, title=f"study {study.name}"))
     _print_paper_comparison(rows)
-    failed = failures_table([(r.run_id[:8], _trial_label(r.params), r.error or "")
-                             for r in records if r.status == "FAILED"])
+    failures = [r for r in records if r.status == "FAILED"]
+    keys = distinguishing_keys([r.params for r in records])
+    failed = failures_table([(r.run_id[:8], trial_name(r.params, keys), r.error or "")
+                             for r in failures])
     if failed is not None:
         console.print(failed)
     console.print(launch_timing(summary, records, options.max_concurrent or study.max_concurrent))
     if summary.trials and summary.failed == summary.trials:
         err.print("[bold red]every trial failed[/]")
         raise typer.Exit(1)
-
-
-def _trial_label(params: dict[str, str]) -> str:
-    """The settings that tell a trial apart in a list of failures."""
-    keys = ("method", "dataset", "k", "selection", "lr", "seed")
-    return " ".join(f"{key}={params[key]}" for key in keys if key in params)
 
 
 @app.command()
