@@ -40,7 +40,10 @@ class BuildKernel(build_ext):
 
 
 setup(
-    ext_modules=[Extension(f"slotsweep.nn.{BUILD['PREBUILT_NAME']}",
-                           ["slotsweep/nn/fused_kernel.c"], optional=True)],
+    ext_modules=[
+        Extension(
+            f"slotsweep.nn.{BUILD['PREBUILT_NAME']}", ["slotsweep/nn/fused_kernel.c"], optional=True
+        )
+    ],
     cmdclass={"build_ext": BuildKernel},
 )

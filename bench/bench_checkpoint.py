@@ -19,19 +19,27 @@ import tempfile
 import time
 from pathlib import Path
 
-from slotsweep.checkpoint import STATE_FILE, TrainingState
 from slotsweep.config import TrialConfig
-from slotsweep.trainer import train_trial
+from slotsweep.train.checkpoint import STATE_FILE, TrainingState
+from slotsweep.train.trainer import train_trial
 
 BUDGET = 0.02
 
 
 def measure(k: int, epochs: int, dataset: str) -> dict[str, float]:
-    config = TrialConfig(arch="lenet_300_100", dataset=dataset, method="slot", k=k,
-                         epochs=epochs, schedule="cosine", num_threads=1)
+    config = TrialConfig(
+        arch="lenet_300_100",
+        dataset=dataset,
+        method="slot",
+        k=k,
+        epochs=epochs,
+        schedule="cosine",
+        num_threads=1,
+    )
     costs, sizes = [], []
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
+
         def save(state: TrainingState) -> None:
             start = time.perf_counter()
             folder = Path(tempfile.mkdtemp(dir=root))
@@ -44,8 +52,14 @@ def measure(k: int, epochs: int, dataset: str) -> dict[str, float]:
         result = train_trial(config, on_checkpoint=save, checkpoint_every=1)
     epoch = statistics.median(e.epoch_time_s for e in result.epochs)
     cost = statistics.median(costs)
-    return {"k": k, "mb": sizes[0] / 2**20, "cost_s": cost, "epoch_s": epoch,
-            "share": cost / epoch, "every": max(1, math.ceil(cost / (BUDGET * epoch)))}
+    return {
+        "k": k,
+        "mb": sizes[0] / 2**20,
+        "cost_s": cost,
+        "epoch_s": epoch,
+        "share": cost / epoch,
+        "every": max(1, math.ceil(cost / (BUDGET * epoch))),
+    }
 
 
 def main() -> None:
@@ -58,8 +72,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for k in args.k:
         row = measure(k, args.epochs, args.dataset)
-        print(f"| {k} | {row['mb']:.1f} | {row['cost_s']:.3f} | {row['epoch_s']:.2f} | "
-              f"{100 * row['share']:.2f}% | {row['every']} |")
+        print(
+            f"| {k} | {row['mb']:.1f} | {row['cost_s']:.3f} | {row['epoch_s']:.2f} | "
+            f"{100 * row['share']:.2f}% | {row['every']} |"
+        )
 
 
 if __name__ == "__main__":

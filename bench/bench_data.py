@@ -27,19 +27,21 @@ import torch.nn.functional as F
 from slotsweep.data import BatchLoader, load_data
 from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec
-from slotsweep.optim import build_optimizer
+from slotsweep.train.optim import build_optimizer
 
 BATCH = 128
 
 
-def plain_batches(images: torch.Tensor, labels: torch.Tensor,
-                  order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def plain_batches(
+    images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for index in order.split(BATCH):
         yield images.index_select(0, index), labels.index_select(0, index)
 
 
-def timed_epoch(batches: Iterable, model: torch.nn.Module,
-                optimizer: torch.optim.Optimizer) -> tuple[float, float, int]:
+def timed_epoch(
+    batches: Iterable, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[float, float, int]:
     """(fetch seconds, epoch seconds, batches) of one training epoch."""
     fetch, count, start, iterator = 0.0, 0, time.perf_counter(), iter(batches)
     while True:

@@ -49,19 +49,24 @@ def make_layer(kind: str, fan_in: int, fan_out: int, k: int, sharing: str):
 def row(name: str, k: int, sharing: str, repeats: int, evict: torch.Tensor | None) -> str:
     layer = make_layer(*LAYERS[name], k, sharing)
     buffer, reference_buffer = torch.zeros_like(layer.scores), torch.zeros_like(layer.scores)
-    native_ms = median_ms(lambda: native.update(layer, buffer, 0.1, 0.9, 1e-4, False),
-                          repeats, evict)
+    native_ms = median_ms(
+        lambda: native.update(layer, buffer, 0.1, 0.9, 1e-4, False), repeats, evict
+    )
     reference_ms = median_ms(
         lambda: fused_update_reference(layer, reference_buffer, 0.1, 0.9, 1e-4),
-        max(3, repeats // 5), evict)
+        max(3, repeats // 5),
+        evict,
+    )
     a, b = torch.rand_like(layer.scores), torch.rand_like(layer.scores)
     c = layer.values if sharing == "none" else torch.rand(()).expand_as(a)
     # Additions: repeated multiplications drift into denormals, which run many times slower.
     stream_ms = median_ms(lambda: (a.add_(c), b.add_(1.0)), repeats, evict)
     streams = 5 if sharing == "none" else 4
     gigabytes = streams * layer.scores.numel() * 4 / 1e9
-    return (f"{name:18} {k:3} {sharing:7} {native_ms:8.3f} {reference_ms:9.3f} {stream_ms:8.3f} "
-            f"{native_ms / stream_ms:10.2f} {gigabytes / native_ms * 1e3:7.1f}")
+    return (
+        f"{name:18} {k:3} {sharing:7} {native_ms:8.3f} {reference_ms:9.3f} {stream_ms:8.3f} "
+        f"{native_ms / stream_ms:10.2f} {gigabytes / native_ms * 1e3:7.1f}"
+    )
 
 
 def main() -> None:
@@ -75,8 +80,10 @@ def main() -> None:
         raise SystemExit(f"native kernel unavailable: {native.unavailable_reason()}")
     evict = torch.zeros(64 * 2**20) if args.cold else None  # 256 MB
     print(f"{args.threads} threads, {'cold' if args.cold else 'warm'} caches; ms per update")
-    print(f"{'layer':18} {'K':>3} {'sharing':7} {'native':>8} {'reference':>9} {'stream':>8} "
-          f"{'nat/stream':>10} {'GB/s':>7}")
+    print(
+        f"{'layer':18} {'K':>3} {'sharing':7} {'native':>8} {'reference':>9} {'stream':>8} "
+        f"{'nat/stream':>10} {'GB/s':>7}"
+    )
     for name in LAYERS:
         for k in (2, 4, 8, 16, 32, 64):
             for sharing in ("none", "layer"):

@@ -26,17 +26,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slotsweep.metrics import memory_state_bytes
 from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec, SlotMixin, native
-from slotsweep.optim import build_optimizer
+from slotsweep.train.metrics import memory_state_bytes
+from slotsweep.train.optim import build_optimizer
 
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 1e-4
 NETWORKS = {"lenet": ("lenet_300_100", 1, 28, 128), "conv4": ("conv4", 3, 32, 32)}
 VARIANTS = ("dense", "fused", "reference", "one-hot")
 # (network, K) -> the ratios the fused update is meant to reach, printed beside the measured ones
-HEADLINE = {("lenet", 8): "/dense<=2.0 /1-hot<=0.5", ("lenet", 32): "/1-hot<=0.5",
-            ("conv4", 8): "/dense<=1.3 /1-hot<=0.5"}
+HEADLINE = {
+    ("lenet", 8): "/dense<=2.0 /1-hot<=0.5",
+    ("lenet", 32): "/1-hot<=0.5",
+    ("conv4", 8): "/dense<=1.3 /1-hot<=0.5",
+}
 SWEEP_K = (2, 4, 8, 16, 32, 64)
 
 
@@ -116,27 +119,40 @@ def time_round_robin(runs: dict[str, Run], rounds: int, steps: int, warmup: int)
 
 
 def headline(args: argparse.Namespace) -> None:
-    print(f"{'network':8} {'K':>3} " + " ".join(f"{v:>10}" for v in VARIANTS)
-          + f" {'fused/dense':>11} {'fused/1-hot':>11} {'goal':>22}")
+    print(
+        f"{'network':8} {'K':>3} "
+        + " ".join(f"{v:>10}" for v in VARIANTS)
+        + f" {'fused/dense':>11} {'fused/1-hot':>11} {'goal':>22}"
+    )
     for (network, k), goal in HEADLINE.items():
         check_one_hot_forward(network, k)
         runs = {variant: build_run(network, variant, k) for variant in VARIANTS}
         ms = time_round_robin(runs, args.rounds, args.steps, args.warmup)
-        print(f"{network:8} {k:3} " + " ".join(f"{ms[v]:10.2f}" for v in VARIANTS)
-              + f" {ms['fused'] / ms['dense']:11.2f} {ms['fused'] / ms['one-hot']:11.2f}"
-              + f" {goal:>22}", flush=True)
+        print(
+            f"{network:8} {k:3} "
+            + " ".join(f"{ms[v]:10.2f}" for v in VARIANTS)
+            + f" {ms['fused'] / ms['dense']:11.2f} {ms['fused'] / ms['one-hot']:11.2f}"
+            + f" {goal:>22}",
+            flush=True,
+        )
 
 
 def k_sweep(args: argparse.Namespace) -> None:
     variants = ("dense", "fused", "reference")
-    print(f"\nLenet-300-100, batch 128: ms per step\n{'K':>3} "
-          + " ".join(f"{v:>10}" for v in variants) + f" {'fused/dense':>11} {'ref/fused':>10}")
+    print(
+        f"\nLenet-300-100, batch 128: ms per step\n{'K':>3} "
+        + " ".join(f"{v:>10}" for v in variants)
+        + f" {'fused/dense':>11} {'ref/fused':>10}"
+    )
     for k in SWEEP_K:
         runs = {variant: build_run("lenet", variant, k) for variant in variants}
         ms = time_round_robin(runs, args.rounds, args.steps, args.warmup)
-        print(f"{k:3} " + " ".join(f"{ms[v]:10.2f}" for v in variants)
-              + f" {ms['fused'] / ms['dense']:11.2f} {ms['reference'] / ms['fused']:10.2f}",
-              flush=True)
+        print(
+            f"{k:3} "
+            + " ".join(f"{ms[v]:10.2f}" for v in variants)
+            + f" {ms['fused'] / ms['dense']:11.2f} {ms['reference'] / ms['fused']:10.2f}",
+            flush=True,
+        )
 
 
 def connections(model: nn.Module) -> int:
@@ -166,9 +182,11 @@ def main() -> None:
     if args.quick:
         args.rounds, args.steps, args.warmup = 3, 3, 1
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, native kernel "
-          f"{native.origin() or 'OFF (fused uses the PyTorch update)'}, "
-          f"{args.rounds} rounds x {args.steps} steps\n")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, native kernel "
+        f"{native.origin() or 'OFF (fused uses the PyTorch update)'}, "
+        f"{args.rounds} rounds x {args.steps} steps\n"
+    )
     headline(args)
     k_sweep(args)
     memory_table(8)

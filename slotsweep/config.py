@@ -1,17 +1,26 @@
 """The typed settings of one trial, filled by `slotsweep train` flags and a study's trial keys.
 
 `TrialConfig`'s fields are the registry of trial keys: their type, default and description feed
-the `train` flags, the MLflow params and the README's table; `json_schema_extra` gives a key's
-role (`runtime`: left out of a trial's identity) and whether it applies to slot machines only.
+the `train` flags, the MLflow params and the docs' table. Each field's `json_schema_extra` says
+its role (`runtime`: left out of a trial's identity) and where it applies (`applies`: the
+values of other keys under which it takes effect), declared once here and read by pre-flight,
+the MLflow params, the live view and the report. `resolved()` makes every default explicit
+once; a `ResolvedConfig` is what trials train with, log and hash (`trial_key`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from slotsweep import registry
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
 Method = registry.FAMILIES.field_type()
 Arch = registry.ARCHS.field_type()
@@ -24,16 +33,18 @@ Padding = registry.PADDINGS.field_type()
 Impl = registry.IMPLS.field_type()
 
 RUNTIME: Any = {"role": "runtime"}  # where or how fast a trial runs: not part of its identity
-SLOT_ONLY: Any = {"slot_only": True}
 UNSET_PARAM = "auto"  # how MLflow params show a setting left to its default (None)
 NOT_APPLICABLE = "n/a"  # how MLflow params show a slot-only setting of another method
+CONV_X_ARCHS = ("conv2", "conv4", "conv6")  # CONV-x's dropout and the authors' padding
 
 
-def unused_keys(method: str) -> set[str]:
-    """Settings a trial of `method` carries but does not use (a dense baseline's K, a slot
-    machine's keep_fraction): not names of that trial in views and reports."""
-    unused = set() if method == "slot" else {*SLOT_ONLY_KEYS, "finetune_epochs"}
-    return unused | (set() if method == "edge_popup" else {"keep_fraction"})
+def applies(**conditions: tuple[str, ...]) -> Any:
+    """Field metadata: the key takes effect only where each named key holds one of its values
+    (`applies(method=("slot",))`)."""
+    return {"applies": conditions}
+
+
+SLOT_ONLY: Any = applies(method=("slot",))
 
 
 class TrialConfig(BaseModel):
@@ -42,145 +53,281 @@ class TrialConfig(BaseModel):
     # inf and nan are refused: a learning rate or lambda of .inf would train on garbage
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
-    arch: Arch = Field("lenet_300_100", description="architecture: `lenet_300_100`, `conv2`, "
-                       "`conv4`, `conv6`, `vgg19` (the paper's weight counts, tested)")
-    dataset: Dataset = Field("fashion_mnist", description="`mnist`, `fashion_mnist`, `cifar10`, "
-                             "`synthetic` (made from the seed, for tests)")
+    arch: Arch = Field(
+        "lenet_300_100",
+        description="architecture: `lenet_300_100`, `conv2`, "
+        "`conv4`, `conv6`, `vgg19` (the paper's weight counts, tested)",
+    )
+    dataset: Dataset = Field(
+        "fashion_mnist",
+        description="`mnist`, `fashion_mnist`, `cifar10`, "
+        "`synthetic` (made from the seed, for tests)",
+    )
     data_root: str | None = Field(
-        None, json_schema_extra=RUNTIME,
+        None,
+        json_schema_extra=RUNTIME,
         description="searched first, then `$SLOTSWEEP_DATA`, then `/usr/share/datasets/NAME`, "
-                    "then a download where a network exists")
-    method: Method = Field("slot", description="`slot`, `dense` (weight-trained baseline), "
-                           "`edge_popup`")
-    k: int = Field(8, ge=1, le=1024, json_schema_extra=SLOT_ONLY,
-                   description="candidate values per connection")
+        "then a download where a network exists",
+    )
+    method: Method = Field(
+        "slot", description="`slot`, `dense` (weight-trained baseline), `edge_popup`"
+    )
+    k: int = Field(
+        8, ge=1, le=1024, json_schema_extra=SLOT_ONLY, description="candidate values per connection"
+    )
     selection: Selection = Field(
-        "greedy", json_schema_extra=SLOT_ONLY,
+        "greedy",
+        json_schema_extra=SLOT_ONLY,
         description="`greedy` (GS) or `probabilistic` (PS: sampled from softmax each training "
-                    "pass; argmax at evaluation)")
+        "pass; argmax at evaluation)",
+    )
     sharing: Sharing = Field(
-        "none", json_schema_extra=SLOT_ONLY,
+        "none",
+        json_schema_extra=SLOT_ONLY,
         description="`none` (K values per connection), `layer` (K per layer), `global` (one set "
-                    "of K unit values for the network, scaled by each layer's sigma)")
+        "of K unit values for the network, scaled by each layer's sigma)",
+    )
     score_lambda: float | None = Field(
-        None, gt=0, json_schema_extra=SLOT_ONLY,
+        None,
+        gt=0,
+        json_schema_extra=SLOT_ONLY,
         description="scores start U(0, lambda*sigma); lambda of FC layers (and of convs unless "
-                    "`score_lambda_conv` is given); default: the recipe's (paper 0.1, authors 1)")
+        "`score_lambda_conv` is given); default: the recipe's (paper 0.1, authors 1)",
+    )
     score_lambda_conv: float | None = Field(
-        None, gt=0, json_schema_extra=SLOT_ONLY,
+        None,
+        gt=0,
+        json_schema_extra=SLOT_ONLY,
         description="lambda of conv layers; default: `score_lambda` when given, else the "
-                    "recipe's (1)")
+        "recipe's (1)",
+    )
     recipe: Recipe = Field(
-        "paper", description="`paper` or `authors`: sigma = sqrt(2/(fan_in+fan_out)) or "
-                             "sqrt(6/...), lambda and lr defaults")
+        "paper",
+        json_schema_extra=applies(method=("slot",)),
+        description="`paper` or `authors`: sigma = sqrt(2/(fan_in+fan_out)) or "
+        "sqrt(6/...), lambda and lr defaults",
+    )
     lr: float | None = Field(
-        None, gt=0, description="learning rate; default: paper GS 0.2 (K <= 8) else 0.1, PS 25; "
-                                "authors GS 0.1 / 0.01, PS 50; dense 0.01; edge-popup 0.1")
+        None,
+        gt=0,
+        description="learning rate; default: paper GS 0.2 (K <= 8) else 0.1, PS 25; "
+        "authors GS 0.1 / 0.01, PS 50; dense 0.01; edge-popup 0.1",
+    )
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     weight_decay: float = Field(
-        1e-4, ge=0, description="SGD L2 on scores (slot, edge-popup) or weights (dense)")
+        1e-4, ge=0, description="SGD L2 on scores (slot, edge-popup) or weights (dense)"
+    )
     schedule: Schedule = Field(
-        "warm_restarts", description="`warm_restarts` (SGDR, periods doubling from "
-                                     "`restart_period`: restarts at 25, 75, ...), `cosine`, "
-                                     "`constant`")
-    restart_period: int = Field(25, ge=1, description="first SGDR period in epochs")
+        "warm_restarts",
+        description="`warm_restarts` (SGDR, periods doubling from "
+        "`restart_period`: restarts at 25, 75, ...), `cosine`, "
+        "`constant`",
+    )
+    restart_period: int = Field(
+        25,
+        ge=1,
+        json_schema_extra=applies(schedule=("warm_restarts",)),
+        description="first SGDR period in epochs",
+    )
     epochs: int = Field(3, ge=1, description="training epochs")
     batch_size: int = Field(128, ge=1, description="examples per step")
     seed: int = Field(0, ge=0, description="seed of every random draw of the trial")
-    device: str = Field("auto", json_schema_extra=RUNTIME,
-                        description="`auto` (CUDA when present, else CPU), `cpu`, `cuda`, `cuda:N`")
+    device: str = Field(
+        "auto",
+        json_schema_extra=RUNTIME,
+        description="`auto` (CUDA when present, else CPU), `cpu`, `cuda`, `cuda:N`",
+    )
     train_subset: int | None = Field(
-        None, ge=1, description="first N training examples only (quick runs)")
+        None, ge=1, description="first N training examples only (quick runs)"
+    )
     val_fraction: float | None = Field(
-        None, gt=0, lt=1, description="validation share of the training set; default: the data "
+        None,
+        gt=0,
+        lt=1,
+        description="validation share of the training set; default: the data "
         "set's, 0.15 (28x28 sets), 0.1 (CIFAR-10); model selection on validation accuracy, test "
-        "accuracy of the selected epoch")
+        "accuracy of the selected epoch",
+    )
     padding: Padding = Field(
-        "authors", description="`authors` (unpadded CONV-2/4 and first four convs of CONV-6) or "
-                               "`same`; one setting for every method")
+        "authors",
+        json_schema_extra=applies(arch=CONV_X_ARCHS),
+        description="`authors` (unpadded CONV-2/4 and first four convs of CONV-6) or "
+        "`same`; one setting for every method",
+    )
     dropout: float | None = Field(
-        None, ge=0, lt=1, description="dropout before the first two FC layers; default: the "
-                                      "arch's, 0.5 CONV-x, else 0")
+        None,
+        ge=0,
+        lt=1,
+        json_schema_extra=applies(arch=CONV_X_ARCHS),
+        description="dropout before the first two FC layers; default: the "
+        "arch's, 0.5 CONV-x, else 0",
+    )
     keep_fraction: float = Field(
-        0.5, gt=0, le=1, description="edge-popup: share of each layer's connections kept")
+        0.5,
+        gt=0,
+        le=1,
+        json_schema_extra=applies(method=("edge_popup",)),
+        description="edge-popup: share of each layer's connections kept",
+    )
     finetune_epochs: int = Field(
-        0, ge=0, description="slot: then weight-train the selected network (dense, its lr) this "
-                             "many epochs")
+        0,
+        ge=0,
+        json_schema_extra=applies(method=("slot",)),
+        description="slot: then weight-train the selected network (dense, its lr) this many epochs",
+    )
     impl: Impl = Field(
-        "auto", description="slot update: `auto` (fused where the native kernel serves), `fused` "
+        "auto",
+        json_schema_extra=applies(method=("slot",)),
+        description="slot update: `auto` (fused where the native kernel serves), `fused` "
         "(one-pass update), `reference` (autograd + torch SGD); the run's tag `slotsweep.impl` "
         "says which ran: `fused-native-prebuilt`, `fused-runtime-build`, `fused-pytorch`, "
-        "`reference`")
+        "`reference`",
+    )
     num_threads: int | None = Field(
-        None, ge=1, json_schema_extra=RUNTIME,
-        description="torch CPU threads (launch: the trial's CPU share)")
+        None,
+        ge=1,
+        json_schema_extra=RUNTIME,
+        description="torch CPU threads (launch: the trial's CPU share)",
+    )
     fail_on_nan: bool = Field(True, description="a NaN training loss fails the trial")
 
     @model_validator(mode="after")
     def _check_combinations(self) -> TrialConfig:
-        if self.method != "slot" and self.finetune_epochs:
+        # a second phase asked of a method that has none is an error, not a setting ignored
+        if self.finetune_epochs and inapplicable(self, "finetune_epochs"):
             raise ValueError("finetune_epochs applies to method 'slot' only")
         return self
 
-    def resolved(self) -> TrialConfig:
+    def resolved(self) -> ResolvedConfig:
         """This config with every default made explicit: the values the trial trains with.
 
         Resolving twice changes nothing, and trials that differ only in a default spelled out
-        are the same trial (one `trial_key`)."""
-        from slotsweep.data.catalog import get_spec
-        from slotsweep.models import arch_spec
-
+        are the same trial (one `trial_key`). The defaults are read from the registries (the
+        recipe, the arch, the data set, the family), so a late registration is seen."""
         recipe = registry.RECIPES.get(self.recipe)
         fc = self.score_lambda if self.score_lambda is not None else recipe.score_lambda_fc
-        conv = self.score_lambda_conv if self.score_lambda_conv is not None else (
-            self.score_lambda if self.score_lambda is not None else recipe.score_lambda_conv)
-        dropout = arch_spec(self.arch).default_dropout if self.dropout is None else self.dropout
-        val_fraction = (get_spec(self.dataset).val_fraction if self.val_fraction is None
-                        else self.val_fraction)
-        return self.model_copy(update={
-            "score_lambda": fc, "score_lambda_conv": conv, "lr": self.resolved_lr(),
-            "dropout": dropout, "val_fraction": val_fraction})
+        conv = (
+            self.score_lambda_conv
+            if self.score_lambda_conv is not None
+            else (self.score_lambda if self.score_lambda is not None else recipe.score_lambda_conv)
+        )
+        dropout = (
+            registry.ARCHS.get(self.arch).default_dropout if self.dropout is None else self.dropout
+        )
+        val_fraction = (
+            registry.DATASETS.get(self.dataset).val_fraction
+            if self.val_fraction is None
+            else self.val_fraction
+        )
+        lr = self.lr if self.lr is not None else self.default_lr_for(self.method)
+        return ResolvedConfig.model_validate(
+            {
+                **self.model_dump(),
+                "score_lambda": fc,
+                "score_lambda_conv": conv,
+                "lr": lr,
+                "dropout": dropout,
+                "val_fraction": val_fraction,
+            }
+        )
 
-    def resolved_lr(self) -> float:
-        """The learning rate this trial trains with (explicit, else the recipe's default)."""
-        if self.lr is not None:
-            return self.lr
-        return default_lr(self.method, self.selection, self.k, self.recipe)
-
-    def resolved_lr_for(self, method: str) -> float:
-        """The recipe's default learning rate of another method (finetuning's dense phase)."""
-        return default_lr(method, self.selection, self.k, self.recipe)
-
-    def applicable_params(self) -> dict[str, object]:
-        """The resolved settings that apply to this trial's method (slot-only keys dropped for
-        the others): its MLflow params."""
-        values = self.resolved().model_dump()
-        slot_only = registry.slot_only_keys()
-        return {key: value for key, value in values.items()
-                if self.method == "slot" or key not in slot_only}
+    def default_lr_for(self, method: str) -> float:
+        """The default learning rate of `method` with this config's selection, K and recipe:
+        the family's (weight-trained, edge-popup), else the recipe's score learning rate."""
+        family_lr = registry.FAMILIES.get(method).default_lr
+        if family_lr is not None:
+            return family_lr
+        return registry.RECIPES.get(self.recipe).slot_lr(self.selection, self.k)
 
     @classmethod
-    def from_params(cls, params: dict[str, str]) -> TrialConfig:
-        """The config behind a run's MLflow params (strings; `auto` for an unset setting)."""
-        fields, slot_only = cls.model_fields, registry.slot_only_keys()
-        # another method's params carry placeholders for the slot-only keys (k = 0, `n/a`)
-        other = params.get("method", "slot") != "slot"
-        values = {key: None if value == UNSET_PARAM and fields[key].default is None else value
-                  for key, value in params.items()
-                  if key in fields and not (other and key in slot_only)}
-        return cls.model_validate(values)
+    def from_params(cls, params: dict[str, str]) -> ResolvedConfig:
+        """The resolved config behind a run's MLflow params (strings; `auto` for an unset
+        setting; `n/a` and K = 0 where a key does not apply to the run's method)."""
+        fields = cls.model_fields
+        method = params.get("method", "slot")
+        values = {
+            key: None if value == UNSET_PARAM and fields[key].default is None else value
+            for key, value in params.items()
+            if key in fields and key not in inapplicable_to_method(method)
+        }
+        return cls.model_validate(values).resolved()
 
 
-SLOT_ONLY_KEYS = registry.slot_only_keys()
+class ResolvedConfig(TrialConfig):
+    """A trial config whose defaults are explicit (`TrialConfig.resolved()`): what a trial trains
+    with, logs as params and hashes into its `trial_key`. Downstream code takes this type and
+    trusts it rather than resolving again."""
+
+    score_lambda: float = Field(gt=0, json_schema_extra=SLOT_ONLY)
+    score_lambda_conv: float = Field(gt=0, json_schema_extra=SLOT_ONLY)
+    lr: float = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1, json_schema_extra=applies(arch=CONV_X_ARCHS))
+    val_fraction: float = Field(gt=0, lt=1)
+
+    def resolved(self) -> ResolvedConfig:
+        return self
 
 
-def default_lr(method: str, selection: str, k: int, recipe: str) -> float:
-    """The default learning rate: the family's (weight-trained, edge-popup), else the recipe's
-    score learning rate for this selection and K."""
-    from slotsweep.nn.family import family_class
+# --- trial keys: the fields of TrialConfig, with their role and where they apply ---
 
-    family_lr = family_class(method).default_lr
-    if family_lr is not None:
-        return family_lr
-    return registry.RECIPES.get(recipe).slot_lr(selection, k)
+Role = Literal["identity", "runtime"]  # runtime: where or how fast a trial runs, not its result
 
+
+@dataclass(frozen=True)
+class TrialKey:
+    """One trial key: `identity` keys make a trial's `trial_key`; `applies` names the values of
+    other keys under which it takes effect (empty: always)."""
+
+    name: str
+    role: Role
+    applies: dict[str, tuple[str, ...]]
+    default: Any
+    description: str
+
+
+def _trial_key(name: str, field: FieldInfo) -> TrialKey:
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    conditions = {key: tuple(values) for key, values in extra.get("applies", {}).items()}
+    return TrialKey(
+        name, extra.get("role", "identity"), conditions, field.default, field.description or ""
+    )
+
+
+def trial_keys() -> list[TrialKey]:
+    """Every trial key in `TrialConfig`'s order."""
+    return [_trial_key(name, field) for name, field in TrialConfig.model_fields.items()]
+
+
+def runtime_keys() -> frozenset[str]:
+    """Trial keys left out of a trial's identity: where or how fast it runs, not its result."""
+    return frozenset(key.name for key in trial_keys() if key.role == "runtime")
+
+
+def inapplicable(config: TrialConfig, key: str) -> str | None:
+    """Why `key` takes no effect in this trial (`applies to method slot only, not dense`), or
+    None when it does."""
+    for other, allowed in _trial_key(key, TrialConfig.model_fields[key]).applies.items():
+        value = getattr(config, other)
+        if value not in allowed:
+            plural = "s" if len(allowed) > 1 else ""
+            return f"applies to {other}{plural} {', '.join(allowed)} only, not {value}"
+    return None
+
+
+def inapplicable_to_method(method: str) -> frozenset[str]:
+    """Keys that take no effect under `method` whatever else is set (a dense baseline's K, a
+    slot machine's keep_fraction): shown as `n/a` in its params and left out of its name."""
+    return frozenset(
+        key.name
+        for key in trial_keys()
+        if "method" in key.applies and method not in key.applies["method"]
+    )
+
+
+def trial_key(config: ResolvedConfig) -> str:
+    """A trial's identity across resumes: a hash of the resolved settings that can change its
+    results (a default spelled out is the same trial)."""
+    if not isinstance(config, ResolvedConfig):
+        raise TypeError("trial_key takes a resolved config: call TrialConfig.resolved() first")
+    settings = config.model_dump(mode="json", exclude=set(runtime_keys()))
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]

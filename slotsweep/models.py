@@ -44,24 +44,49 @@ def arch_spec(arch: str) -> ArchSpec:
     return ARCHS.get(arch)
 
 
-def create_model(arch: str, spec: LayerSpec, *, in_channels: int = 1, image_size: int = 28,
-                 num_classes: int = 10, padding: str = "authors",
-                 dropout: float | None = None) -> nn.Module:
+def create_model(
+    arch: str,
+    spec: LayerSpec,
+    *,
+    in_channels: int = 1,
+    image_size: int = 28,
+    num_classes: int = 10,
+    padding: str = "authors",
+    dropout: float | None = None,
+) -> nn.Module:
     """Builds `arch` with layers of the family `spec` describes (`dropout` None: the arch's)."""
     entry = arch_spec(arch)
     PADDINGS.get(padding)
-    return entry.builder(LayerFactory(spec), in_channels=in_channels, image_size=image_size,
-                         num_classes=num_classes, padding=padding,
-                         dropout=entry.default_dropout if dropout is None else dropout)
+    return entry.builder(
+        LayerFactory(spec),
+        in_channels=in_channels,
+        image_size=image_size,
+        num_classes=num_classes,
+        padding=padding,
+        dropout=entry.default_dropout if dropout is None else dropout,
+    )
 
 
 @register_model
-def lenet_300_100(layers: LayerFactory, *, in_channels: int, image_size: int, num_classes: int,
-                  padding: str, dropout: float) -> nn.Module:
+def lenet_300_100(
+    layers: LayerFactory,
+    *,
+    in_channels: int,
+    image_size: int,
+    num_classes: int,
+    padding: str,
+    dropout: float,
+) -> nn.Module:
     """784-300-100-10 MLP (inputs flattened, so any image size works)."""
     inputs = in_channels * image_size * image_size
-    return nn.Sequential(nn.Flatten(), layers.linear(inputs, 300), nn.ReLU(),
-                         layers.linear(300, 100), nn.ReLU(), layers.linear(100, num_classes))
+    return nn.Sequential(
+        nn.Flatten(),
+        layers.linear(inputs, 300),
+        nn.ReLU(),
+        layers.linear(300, 100),
+        nn.ReLU(),
+        layers.linear(100, num_classes),
+    )
 
 
 class ChannelsLast(nn.Module):
@@ -81,9 +106,13 @@ class ChannelsLast(nn.Module):
         return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
 
 
-def _conv_stack(layers: LayerFactory, in_channels: int, image_size: int,
-                plan: list[tuple[int, int] | str], batch_norm: bool) -> tuple[list[nn.Module], int,
-                                                                               int]:
+def _conv_stack(
+    layers: LayerFactory,
+    in_channels: int,
+    image_size: int,
+    plan: list[tuple[int, int] | str],
+    batch_norm: bool,
+) -> tuple[list[nn.Module], int, int]:
     """Convs ((channels, padding) entries) and 2x2 max-pools ('M'); returns modules, C, size."""
     modules: list[nn.Module] = [ChannelsLast()]
     channels, size = in_channels, image_size
@@ -101,8 +130,16 @@ def _conv_stack(layers: LayerFactory, in_channels: int, image_size: int,
     return modules, channels, size
 
 
-def _conv_x(layers: LayerFactory, widths: list[int], unpadded: int, in_channels: int,
-            image_size: int, num_classes: int, padding: str, dropout: float) -> nn.Module:
+def _conv_x(
+    layers: LayerFactory,
+    widths: list[int],
+    unpadded: int,
+    in_channels: int,
+    image_size: int,
+    num_classes: int,
+    padding: str,
+    dropout: float,
+) -> nn.Module:
     """CONV-2/4/6: pairs of 3x3 convs with a pool after each pair, then 256-256-10 with dropout."""
     plan: list[tuple[int, int] | str] = []
     for index, width in enumerate(widths):
@@ -111,9 +148,16 @@ def _conv_x(layers: LayerFactory, widths: list[int], unpadded: int, in_channels:
         if index % 2 == 1:
             plan.append("M")
     features, channels, size = _conv_stack(layers, in_channels, image_size, plan, False)
-    head = [nn.Flatten(), nn.Dropout(dropout), layers.linear(channels * size * size, 256),
-            nn.ReLU(), nn.Dropout(dropout), layers.linear(256, 256), nn.ReLU(),
-            layers.linear(256, num_classes)]
+    head = [
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        layers.linear(channels * size * size, 256),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        layers.linear(256, 256),
+        nn.ReLU(),
+        layers.linear(256, num_classes),
+    ]
     return nn.Sequential(*features, *head)
 
 
@@ -136,12 +180,40 @@ def conv6(layers: LayerFactory, **kw) -> nn.Module:
 
 
 @register_model
-def vgg19(layers: LayerFactory, *, in_channels: int, image_size: int, num_classes: int,
-          padding: str, dropout: float) -> nn.Module:
+def vgg19(
+    layers: LayerFactory,
+    *,
+    in_channels: int,
+    image_size: int,
+    num_classes: int,
+    padding: str,
+    dropout: float,
+) -> nn.Module:
     """VGG-19 with non-affine BatchNorm, padded convs, global average pool and a 512-10 head."""
-    widths = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-              512, 512, 512, 512]
+    widths = [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+    ]
     plan = [w if w == "M" else (w, 1) for w in widths]
     features, channels, _ = _conv_stack(layers, in_channels, image_size, plan, True)
-    return nn.Sequential(*features, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         layers.linear(channels, num_classes))
+    return nn.Sequential(
+        *features, nn.AdaptiveAvgPool2d(1), nn.Flatten(), layers.linear(channels, num_classes)
+    )

@@ -1,5 +1,5 @@
 """Every vocabulary of slotsweep, declared once: what the config types, the `train` flags, the
-MLflow params, the report's columns, Tune's reported keys and the README's tables are read from.
+MLflow params, the report's columns, Tune's reported keys and the docs' tables are read from.
 
 Adding a name is one entry here or one decorated definition beside its code:
 - an architecture: `@register_model(default_dropout=...)` on its builder in `slotsweep/models.py`;
@@ -7,7 +7,8 @@ Adding a name is one entry here or one decorated definition beside its code:
 - a data set: one `DatasetSpec` in `DATASETS` (`slotsweep/data/catalog.py`);
 - a learning-rate schedule: `@register_schedule` in `slotsweep/optim.py`;
 - a metric: one `Metric` in `METRICS` below (the trainer must then measure it);
-- a trial key: one field of `TrialConfig` (`slotsweep/config.py`), its role in `json_schema_extra`.
+- a trial key: one field of `TrialConfig` (`slotsweep/config.py`), its role and where it applies
+  in `json_schema_extra`.
 Registries that their code fills (archs, families, data sets, schedules) import that code the
 first time they are read, so importing this module stays cheap.
 """
@@ -17,13 +18,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
-
-if TYPE_CHECKING:
-    from pydantic.fields import FieldInfo
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default, relative to the folder
 
@@ -82,8 +80,9 @@ class Registry(Generic[T]):
 
     def _check(self, value: str) -> str:
         if value not in self:
-            raise PydanticCustomError("literal_error", "Input should be {expected}",
-                                      {"expected": _either(self.names())})
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": _either(self.names())}
+            )
         return value
 
     def field_type(self) -> Any:
@@ -96,14 +95,16 @@ class Registry(Generic[T]):
 
 SELECTIONS: Registry[str] = Registry("selection")
 SELECTIONS.register("greedy", "GS: the highest-scored value of each connection")
-SELECTIONS.register("probabilistic", "PS: sampled from softmax(scores) each training pass; "
-                                     "argmax at evaluation")
+SELECTIONS.register(
+    "probabilistic", "PS: sampled from softmax(scores) each training pass; argmax at evaluation"
+)
 
 SHARINGS: Registry[str] = Registry("sharing")
 SHARINGS.register("none", "K values per connection")
 SHARINGS.register("layer", "K values per layer")
-SHARINGS.register("global", "one set of K unit values for the network, scaled by each layer's "
-                            "sigma")
+SHARINGS.register(
+    "global", "one set of K unit values for the network, scaled by each layer's sigma"
+)
 
 PADDINGS: Registry[str] = Registry("padding")
 PADDINGS.register("authors", "unpadded CONV-2/4 and first four convs of CONV-6")
@@ -143,7 +144,7 @@ RECIPES.register("authors", Recipe("the authors' code", 6.0, 1.0, 1.0, 0.1, 0.01
 ARCHS: Registry[Any] = Registry("arch", "slotsweep.models")
 FAMILIES: Registry[Any] = Registry("method", "slotsweep.nn")
 DATASETS: Registry[Any] = Registry("dataset", "slotsweep.data.catalog")
-SCHEDULES: Registry[Any] = Registry("schedule", "slotsweep.optim")
+SCHEDULES: Registry[Any] = Registry("schedule", "slotsweep.train.optim")
 
 # --- metrics ---
 
@@ -168,115 +169,61 @@ class Metric:
 METRICS: Registry[Metric] = Registry("metric")
 for _name, _metric in {
     # Declared in the comparison's column order.
-    "test_accuracy": Metric("fraction", "max", "final", "test accuracy at the best validation "
-                            "epoch", True),
-    "best_val_accuracy": Metric("fraction", "max", "running", "best validation accuracy so far",
-                                True),
-    "training_cost_flops": Metric("FLOP", "min", "running", "FLOPs of all training steps so far",
-                                  True),
+    "test_accuracy": Metric(
+        "fraction", "max", "final", "test accuracy at the best validation epoch", True
+    ),
+    "best_val_accuracy": Metric(
+        "fraction", "max", "running", "best validation accuracy so far", True
+    ),
+    "training_cost_flops": Metric(
+        "FLOP", "min", "running", "FLOPs of all training steps so far", True
+    ),
     "memory_state_bytes": Metric("bytes", "min", "final", "tensor storage training keeps", True),
-    "peak_memory_bytes": Metric("bytes", "min", "final", "process RSS peak (CPU) or allocator "
-                                "peak (CUDA)", True),
-    "training_memory_bytes": Metric("bytes", "min", "final", "the peak that training adds above "
-                                    "the process's footprint before data and model were built "
-                                    "(CPU RSS), or the allocator peak (CUDA)", True),
+    "peak_memory_bytes": Metric(
+        "bytes", "min", "final", "process RSS peak (CPU) or allocator peak (CUDA)", True
+    ),
+    "training_memory_bytes": Metric(
+        "bytes",
+        "min",
+        "final",
+        "the peak that training adds above "
+        "the process's footprint before data and model were built "
+        "(CPU RSS), or the allocator peak (CUDA)",
+        True,
+    ),
     "model_size_bytes": Metric("bytes", "min", "final", "inference storage", True),
     "train_time_s": Metric("s", "min", "final", "the trial's wall time", True),
-    "data_time_fraction": Metric("fraction", "min", "final", "share of epoch time spent waiting "
-                                 "for batches"),
-    "finetune_test_accuracy": Metric("fraction", "max", "final", "test accuracy after "
-                                     "finetuning", optional=True),
+    "data_time_fraction": Metric(
+        "fraction", "min", "final", "share of epoch time spent waiting for batches"
+    ),
+    "finetune_test_accuracy": Metric(
+        "fraction", "max", "final", "test accuracy after finetuning", optional=True
+    ),
     "train_loss": Metric("nat", "min", "epoch", "mean training cross-entropy"),
     "train_accuracy": Metric("fraction", "max", "epoch", "training accuracy"),
     "val_accuracy": Metric("fraction", "max", "epoch", "validation accuracy"),
     "epoch_time_s": Metric("s", "min", "epoch", "wall time of the epoch"),
     "data_time_s": Metric("s", "min", "epoch", "time waiting for batches, part of epoch_time_s"),
     "lr": Metric("", None, "epoch", "learning rate of the epoch"),
-    "selection_change_fraction": Metric("fraction", None, "epoch", "share of connections whose "
-                                        "choice changed this epoch", optional=True),
+    "selection_change_fraction": Metric(
+        "fraction",
+        None,
+        "epoch",
+        "share of connections whose choice changed this epoch",
+        optional=True,
+    ),
 }.items():
     METRICS.register(_name, _metric)
 
 
-def metric_names(*phases: Phase, compared: bool | None = None,
-                 optional: bool | None = None) -> tuple[str, ...]:
+def metric_names(
+    *phases: Phase, compared: bool | None = None, optional: bool | None = None
+) -> tuple[str, ...]:
     """Names of the metrics of `phases` (all when none given), filtered by the flags given."""
-    return tuple(name for name, metric in METRICS.items()
-                 if (not phases or metric.phase in phases)
-                 and (compared is None or metric.compared == compared)
-                 and (optional is None or metric.optional == optional))
-
-
-# --- trial keys: the fields of TrialConfig, with their role ---
-
-Role = Literal["identity", "runtime"]  # runtime: where or how fast a trial runs, not its result
-
-
-@dataclass(frozen=True)
-class TrialKey:
-    """One trial key: `identity` keys make a trial's `trial_key`; `slot_only` keys are MLflow
-    params of slot runs only."""
-
-    name: str
-    role: Role
-    slot_only: bool
-    default: Any
-    description: str
-
-
-def _trial_key(name: str, field: FieldInfo) -> TrialKey:
-    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-    return TrialKey(name, extra.get("role", "identity"), bool(extra.get("slot_only", False)),
-                    field.default, field.description or "")
-
-
-def trial_keys() -> list[TrialKey]:
-    """Every trial key in `TrialConfig`'s order."""
-    from slotsweep.config import TrialConfig
-
-    return [_trial_key(name, field) for name, field in TrialConfig.model_fields.items()]
-
-
-def runtime_keys() -> tuple[str, ...]:
-    """Trial keys left out of a trial's identity."""
-    return tuple(key.name for key in trial_keys() if key.role == "runtime")
-
-
-def slot_only_keys() -> tuple[str, ...]:
-    """Trial keys that apply to slot machines only."""
-    return tuple(key.name for key in trial_keys() if key.slot_only)
-
-
-def trial_key_table() -> str:
-    """The README's trial-key table (markdown), generated from `TrialConfig`."""
-    rows = ["| key | default | meaning |", "|---|---|---|"]
-    for key in trial_keys():
-        default = "-" if key.default is None else f"`{key.default}`"
-        rows.append(f"| `{key.name}` | {default} | {key.description} |")
-    return "\n".join(rows)
-
-
-def metric_table() -> str:
-    """The README's metric table (markdown)."""
-    rows = ["| metric | unit | better | phase | meaning |", "|---|---|---|---|---|"]
-    for name, metric in METRICS.items():
-        rows.append(f"| `{name}` | {metric.unit or '-'} | {metric.direction or '-'} | "
-                    f"{metric.phase} | {metric.description} |")
-    return "\n".join(rows)
-
-
-def vocabulary_table() -> str:
-    """The README's table of names: archs, methods, data sets and the other choices."""
-    registries = (ARCHS, FAMILIES, DATASETS, SELECTIONS, SHARINGS, RECIPES, SCHEDULES, PADDINGS,
-                  IMPLS)
-    rows = ["| key | names |", "|---|---|"]
-    rows += [f"| `{reg.kind}` | " + ", ".join(f"`{n}`" for n in reg.names()) + " |"
-             for reg in registries]
-    return "\n".join(rows)
-
-
-if __name__ == "__main__":  # `python -m slotsweep.registry` prints the README's tables
-    from slotsweep import registry as imported  # the module the providers register into
-
-    print(imported.vocabulary_table(), imported.trial_key_table(), imported.metric_table(),
-          sep="\n\n")
+    return tuple(
+        name
+        for name, metric in METRICS.items()
+        if (not phases or metric.phase in phases)
+        and (compared is None or metric.compared == compared)
+        and (optional is None or metric.optional == optional)
+    )

@@ -28,15 +28,27 @@ CLI_ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
 
 def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """`slotsweep ARGS` in `cwd`, output captured."""
-    return subprocess.run([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=CLI_ENV,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "slotsweep", *args],
+        cwd=cwd,
+        env=CLI_ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def popen_cli(*args: str, cwd: Path, **popen: object) -> subprocess.Popen:
     """`slotsweep ARGS` started in the background (output discarded unless `stdout` is given)."""
     output = popen.pop("stdout", subprocess.DEVNULL)
-    return subprocess.Popen([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=CLI_ENV,
-                            stdout=output, stderr=subprocess.DEVNULL, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "slotsweep", *args],
+        cwd=cwd,
+        env=CLI_ENV,
+        stdout=output,
+        stderr=subprocess.DEVNULL,
+        **popen,
+    )
 
 
 @pytest.fixture
@@ -56,8 +68,9 @@ def ui_server(study: Path, cwd: Path) -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     output = (cwd / "ui.out").open("w")
-    process = popen_cli("ui", str(study), "--port", str(port), cwd=cwd, start_new_session=True,
-                        stdout=output)
+    process = popen_cli(
+        "ui", str(study), "--port", str(port), cwd=cwd, start_new_session=True, stdout=output
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 240  # a loaded 2-core machine starts MLflow slowly

@@ -6,12 +6,18 @@ import dataclasses
 import pytest
 import torch
 
-from slotsweep.checkpoint import TrainingState, is_due
 from slotsweep.config import TrialConfig
-from slotsweep.trainer import train_trial
+from slotsweep.train.checkpoint import TrainingState, is_due
+from slotsweep.train.trainer import train_trial
 
-QUICK = {"dataset": "synthetic", "epochs": 4, "train_subset": 384, "batch_size": 64,
-         "num_threads": 1, "schedule": "cosine"}
+QUICK = {
+    "dataset": "synthetic",
+    "epochs": 4,
+    "train_subset": 384,
+    "batch_size": 64,
+    "num_threads": 1,
+    "schedule": "cosine",
+}
 # timing and memory differ between runs; everything else must be identical
 UNTIMED = ("train_time_s", "peak_memory_bytes", "training_memory_bytes", "data_time_fraction")
 
@@ -35,8 +41,13 @@ def _interrupted_then_restored(config, folder, stop_after, every=1):
     state = TrainingState.load(folder)
     assert state.epochs_done == saved[-1]
     reported = []
-    result = train_trial(config, reported.append, resume_from=state, checkpoint_every=every,
-                         on_checkpoint=lambda s: s.save(folder))
+    result = train_trial(
+        config,
+        reported.append,
+        resume_from=state,
+        checkpoint_every=every,
+        on_checkpoint=lambda s: s.save(folder),
+    )
     return result, reported, state
 
 
@@ -44,24 +55,30 @@ def _comparable(result):
     values = dataclasses.asdict(result)
     for key in UNTIMED:
         values.pop(key, None)
-    values["epochs"] = [{k: v for k, v in e.items() if k not in ("epoch_time_s", "data_time_s")}
-                        for e in values["epochs"]]
+    values["epochs"] = [
+        {k: v for k, v in e.items() if k not in ("epoch_time_s", "data_time_s")}
+        for e in values["epochs"]
+    ]
     return values
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("settings", "stop_after"), [
-    ({"method": "slot", "k": 8}, 2),  # GS, the fused native update
-    ({"method": "slot", "k": 8, "impl": "reference"}, 1),  # GS, autograd and torch SGD
-    ({"method": "slot", "k": 4, "selection": "probabilistic", "lr": 5.0}, 2),  # PS sampling
-    ({"method": "dense"}, 3),
-    ({"method": "dense", "arch": "conv2", "epochs": 2, "train_subset": 128}, 1),  # dropout
-    ({"method": "edge_popup"}, 1),
-    ({"method": "slot", "k": 4, "finetune_epochs": 3}, 2),  # stop in the slot phase
-    ({"method": "slot", "k": 4, "finetune_epochs": 3}, 5),  # stop in finetuning
-])
-def test_a_restored_trial_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path, settings,
-                                                                     stop_after):
+@pytest.mark.parametrize(
+    ("settings", "stop_after"),
+    [
+        ({"method": "slot", "k": 8}, 2),  # GS, the fused native update
+        ({"method": "slot", "k": 8, "impl": "reference"}, 1),  # GS, autograd and torch SGD
+        ({"method": "slot", "k": 4, "selection": "probabilistic", "lr": 5.0}, 2),  # PS sampling
+        ({"method": "dense"}, 3),
+        ({"method": "dense", "arch": "conv2", "epochs": 2, "train_subset": 128}, 1),  # dropout
+        ({"method": "edge_popup"}, 1),
+        ({"method": "slot", "k": 4, "finetune_epochs": 3}, 2),  # stop in the slot phase
+        ({"method": "slot", "k": 4, "finetune_epochs": 3}, 5),  # stop in finetuning
+    ],
+)
+def test_a_restored_trial_ends_bit_for_bit_like_an_uninterrupted_one(
+    tmp_path, settings, stop_after
+):
     config = TrialConfig(**{**QUICK, **settings})
     whole = train_trial(config)
     restored, reported, state = _interrupted_then_restored(config, tmp_path, stop_after)
@@ -70,8 +87,9 @@ def test_a_restored_trial_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path, s
     total = config.epochs + config.finetune_epochs
     # the restored run reports only the epochs after the checkpoint, each once
     assert len(reported) == total - state.epochs_done
-    assert [(m.phase, m.epoch) for m in state.history + reported] == \
-        [(m.phase, m.epoch) for m in whole.epochs]
+    assert [(m.phase, m.epoch) for m in state.history + reported] == [
+        (m.phase, m.epoch) for m in whole.epochs
+    ]
     if settings.get("finetune_epochs"):
         assert state.phase == ("train" if stop_after <= config.epochs else "finetune")
         assert restored.finetune_test_accuracy == whole.finetune_test_accuracy is not None
@@ -80,8 +98,9 @@ def test_a_restored_trial_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path, s
 def test_the_state_holds_momentum_schedule_and_random_generators(tmp_path):
     config = TrialConfig(**QUICK, method="slot", k=4, selection="probabilistic", lr=5.0)
     states = []
-    train_trial(config, on_checkpoint=lambda s: states.append(s.save(tmp_path / "s")),
-                checkpoint_every=2)
+    train_trial(
+        config, on_checkpoint=lambda s: states.append(s.save(tmp_path / "s")), checkpoint_every=2
+    )
     assert len(states) == 1  # after epoch 2 of 4 (the last epoch needs none)
     state = TrainingState.load(tmp_path / "s")
     assert state.phase == "train" and state.epoch == 2 and len(state.history) == 2
@@ -105,8 +124,9 @@ def test_a_trial_restored_from_its_run_goes_on_in_that_run_logging_each_epoch_on
     checkpoint lies; the next attempt reopens that run, loads the state and finishes there."""
     from mlflow.tracking import MlflowClient
 
-    from slotsweep.tracking import StudyRun
-    from slotsweep.trial_run import Checkpointing, TrackingTarget, run_trial
+    from slotsweep.launch.trial import Checkpointing, run_trial
+    from slotsweep.tracking.runs import StudyRun
+    from slotsweep.tracking.store import TrackingTarget
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parent = StudyRun.start(uri, "resumed", "resumed", "", resume=False)
@@ -128,10 +148,14 @@ def test_a_trial_restored_from_its_run_goes_on_in_that_run_logging_each_epoch_on
     client = MlflowClient(uri)
     (stopped,) = parent.children()
     assert stopped.info.status == "KILLED"  # the second checkpoint was never recorded
-    assert stopped.data.tags["slotsweep.checkpoint"] == str(saves[0])
-    outcome = run_trial(config, target, checkpointing=Checkpointing(
-        1, lambda metrics, state: str(state.save(tmp_path / "later").parent),
-        TrainingState.load))
+    assert stopped.data.tags["slotsweep.train.checkpoint"] == str(saves[0])
+    outcome = run_trial(
+        config,
+        target,
+        checkpointing=Checkpointing(
+            1, lambda metrics, state: str(state.save(tmp_path / "later").parent), TrainingState.load
+        ),
+    )
     (run,) = parent.children()
     assert run.info.run_id == stopped.info.run_id == outcome.run_id
     assert run.info.status == "FINISHED" and "slotsweep.error" not in run.data.tags

@@ -38,13 +38,25 @@ ENV = {**CLI_ENV, **SLOW_START}
 
 def run_cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
     """`slotsweep ARGS` in `cwd` as conftest's, with Ray's start-up limits raised."""
-    return subprocess.run([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "slotsweep", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def popen_cli(*args: str, cwd: Path, **popen: object) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "slotsweep", *args], cwd=cwd, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "slotsweep", *args],
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **popen,
+    )
 
 
 def _free_port() -> int:
@@ -83,8 +95,12 @@ def _wait(predicate, timeout: float, what: str, every: float = 1.0):  # noqa: AN
 
 
 def _psql(sql: str) -> str:
-    done = subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-v", "ON_ERROR_STOP=1",
-                           "-Atc", sql], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -96,8 +112,10 @@ def postgres() -> Iterator[tuple[str, str]]:
         pytest.skip("needs Debian's PostgreSQL (pg_ctlcluster) and root")
     subprocess.run(["pg_ctlcluster", "15", "main", "start"], capture_output=True, timeout=120)
     _wait(lambda: subprocess.run(["pg_isready", "-q"]).returncode == 0, 60, "PostgreSQL")
-    _psql(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN "
-          f"CREATE ROLE {ROLE} LOGIN PASSWORD '{ROLE_PASSWORD}'; END IF; END $$;")
+    _psql(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN "
+        f"CREATE ROLE {ROLE} LOGIN PASSWORD '{ROLE_PASSWORD}'; END IF; END $$;"
+    )
     name = f"slotsweep_{uuid.uuid4().hex[:10]}"
     databases = [name, f"{name}_auth"]
     for database in databases:
@@ -111,10 +129,12 @@ def postgres() -> Iterator[tuple[str, str]]:
 
 
 def _http(url: str, user: str, password: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
-                                     method="POST" if body else "GET")
-    request.add_header("Authorization", "Basic " + b64encode(f"{user}:{password}".encode())
-                       .decode())
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode() if body else None, method="POST" if body else "GET"
+    )
+    request.add_header(
+        "Authorization", "Basic " + b64encode(f"{user}:{password}".encode()).decode()
+    )
     request.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read() or b"{}")
@@ -127,26 +147,51 @@ def mlflow_server(postgres, tmp_path) -> Iterator[tuple[str, str, str]]:
     tracking, auth = postgres
     admin_password, password = secrets.token_hex(12), secrets.token_hex(12)
     config = tmp_path / "basic_auth.ini"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         [mlflow]
         default_permission = READ
         database_uri = {auth}
         admin_username = admin
         authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-        """))
+        """)
+    )
     port = _free_port()
-    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config),
-           "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
-           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner (its 7 consumers)
+    env = {
+        **os.environ,
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }  # no job runner (its 7 consumers)
     log = (tmp_path / "mlflow-server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-         "--backend-store-uri", tracking, "--artifacts-destination", str(tmp_path / "artifacts"),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--backend-store-uri",
+            tracking,
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
+
         def up() -> bool:
             assert server.poll() is None, (tmp_path / "mlflow-server.log").read_text()[-3000:]
             try:
@@ -156,8 +201,12 @@ def mlflow_server(postgres, tmp_path) -> Iterator[tuple[str, str, str]]:
                 return False
 
         _wait(up, 180, "mlflow server")
-        _http(f"{url}/api/2.0/mlflow/users/create", "admin", admin_password,
-              {"username": "trainer", "password": password})
+        _http(
+            f"{url}/api/2.0/mlflow/users/create",
+            "admin",
+            admin_password,
+            {"username": "trainer", "password": password},
+        )
         yield url, "trainer", password
     finally:
         _kill_session(server.pid)
@@ -174,24 +223,48 @@ def ray_cluster(tmp_path) -> Iterator[dict]:
     """A Ray head and a second node (1 CPU each) with token auth, each `ray start --block` in
     its own session, so that a node's every process can be killed by session id."""
     token = secrets.token_hex(32)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
-           "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0", **SLOW_START}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": token,
+        "PYTHONPATH": str(ROOT),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        **SLOW_START,
+    }
     port = _free_port()
     address = f"127.0.0.1:{port}"
     temp = Path(os.environ.get("TMPDIR", "/tmp")) / f"ssray{uuid.uuid4().hex[:6]}"
     nodes = []
     try:
-        for args in (("--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                      "--include-dashboard=false", f"--temp-dir={temp}"),
-                     (f"--address={address}", "--node-ip-address=127.0.0.1")):
+        for args in (
+            (
+                "--head",
+                f"--port={port}",
+                "--node-ip-address=127.0.0.1",
+                "--include-dashboard=false",
+                f"--temp-dir={temp}",
+            ),
+            (f"--address={address}", "--node-ip-address=127.0.0.1"),
+        ):
             log = (tmp_path / f"ray-node-{len(nodes)}.log").open("w")
-            nodes.append(subprocess.Popen(_ray("start", "--block", "--num-cpus=1", *args),
-                                          env=env, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
+            nodes.append(
+                subprocess.Popen(
+                    _ray("start", "--block", "--num-cpus=1", *args),
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
 
             def joined(count: int = len(nodes)) -> bool:
-                status = subprocess.run(_ray("status", f"--address={address}"), env=env,
-                                        capture_output=True, text=True, timeout=120)
+                status = subprocess.run(
+                    _ray("status", f"--address={address}"),
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
                 return status.stdout.count(" node_") >= count
 
             _wait(joined, 300, f"{len(nodes)} Ray nodes", every=5)
@@ -206,24 +279,44 @@ def ray_cluster(tmp_path) -> Iterator[dict]:
 def _study(folder: Path, name: str, seeds: list[int], **extra: object) -> Path:
     settings = ", ".join(f"{k}: {v}" for k, v in extra.items())
     path = folder / "study.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         name: {name}
         trial: {{arch: lenet_300_100, dataset: synthetic, method: slot, k: 4,
-                 train_subset: 1500, epochs: {EPOCHS}{', ' + settings if settings else ''}}}
+                 train_subset: 1500, epochs: {EPOCHS}{", " + settings if settings else ""}}}
         seeds: {seeds}
         max_concurrent: 2
         checkpoint_every: 1
         retries: 2
-        """))
+        """)
+    )
     return path
 
 
 def _reference_hash(folder: Path, seed: int) -> str:
     """`slotsweep train` of the same trial, uninterrupted, in this process's environment."""
     out = folder / f"reference-{seed}.json"
-    done = run_cli("train", "--dataset", "synthetic", "--method", "slot", "--k", "4",
-                   "--train-subset", "1500", "--epochs", str(EPOCHS), "--seed", str(seed),
-                   "--num-threads", "1", "--no-mlflow", "--json", str(out), cwd=folder)
+    done = run_cli(
+        "train",
+        "--dataset",
+        "synthetic",
+        "--method",
+        "slot",
+        "--k",
+        "4",
+        "--train-subset",
+        "1500",
+        "--epochs",
+        str(EPOCHS),
+        "--seed",
+        str(seed),
+        "--num-threads",
+        "1",
+        "--no-mlflow",
+        "--json",
+        str(out),
+        cwd=folder,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(out.read_text())["selection_sha256"]
 
@@ -232,40 +325,70 @@ def _trial_runs(client: MlflowClient, experiment: str) -> list:
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return []
-    return [run for run in client.search_runs([exp.experiment_id], max_results=1000)
-            if run.data.tags.get("slotsweep.role") == "trial"]
+    return [
+        run
+        for run in client.search_runs([exp.experiment_id], max_results=1000)
+        if run.data.tags.get("slotsweep.role") == "trial"
+    ]
 
 
 def _steps(client: MlflowClient, run_id: str) -> list[int]:
     return sorted(m.step for m in client.get_metric_history(run_id, "train_loss"))
 
 
-def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(tmp_path, mlflow_server,
-                                                               ray_cluster, monkeypatch):
+def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(
+    tmp_path, mlflow_server, ray_cluster, monkeypatch
+):
     url, user, password = mlflow_server
     for key, value in (("MLFLOW_TRACKING_USERNAME", user), ("MLFLOW_TRACKING_PASSWORD", password)):
         monkeypatch.setenv(key, value)
     client = MlflowClient(url)
     study = _study(tmp_path, "cluster", [0, 1])
-    env = {**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": ray_cluster["token"],
-           "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+    env = {
+        **ENV,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": ray_cluster["token"],
+        "MLFLOW_TRACKING_USERNAME": user,
+        "MLFLOW_TRACKING_PASSWORD": password,
+    }
     log = (tmp_path / "launch.log").open("w")
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "slotsweep", "launch", str(study), "--address",
-         ray_cluster["address"], "--tracking-uri", url, "--storage", str(tmp_path / "storage")],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "slotsweep",
+            "launch",
+            str(study),
+            "--address",
+            ray_cluster["address"],
+            "--tracking-uri",
+            url,
+            "--storage",
+            str(tmp_path / "storage"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     worker_sid = ray_cluster["worker"].pid
     try:
+
         def checkpointed_on_worker():
             worker_pids = {str(p.pid) for p in _session(worker_sid)}
             for run in _trial_runs(client, "cluster"):
                 tags = run.data.tags
-                if "slotsweep.checkpoint" in tags and tags.get("slotsweep.pid") in worker_pids:
+                if (
+                    "slotsweep.train.checkpoint" in tags
+                    and tags.get("slotsweep.pid") in worker_pids
+                ):
                     return run
             return None
 
-        victim = _wait(checkpointed_on_worker, 420, "a checkpoint of the second node's trial",
-                       every=0.5)
+        victim = _wait(
+            checkpointed_on_worker, 420, "a checkpoint of the second node's trial", every=0.5
+        )
         _kill_session(worker_sid)  # the second node is lost, mid-trial
         killed_at = len(_steps(client, victim.info.run_id))
         assert killed_at < EPOCHS
@@ -296,24 +419,30 @@ def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(tmp_path, mlflow
 def test_a_killed_launcher_resumes_its_trials_from_their_checkpoints(tmp_path):
     study = _study(tmp_path, "killed", [0, 1, 2])
     db = tmp_path / "mlflow.db"
-    launcher = popen_cli("launch", str(study), "--num-cpus", "2", cwd=tmp_path,
-                         start_new_session=True)
+    launcher = popen_cli(
+        "launch", str(study), "--num-cpus", "2", cwd=tmp_path, start_new_session=True
+    )
     client = MlflowClient(f"sqlite:///{db}")
     try:
+
         def one_finished_one_checkpointed():
             if not db.exists():
                 return None
             with contextlib.suppress(Exception):
                 runs = _trial_runs(client, "killed")
                 finished = [r for r in runs if r.info.status == "FINISHED"]
-                saved = [r for r in runs if r.info.status == "RUNNING"
-                         and "slotsweep.checkpoint" in r.data.tags]
+                saved = [
+                    r
+                    for r in runs
+                    if r.info.status == "RUNNING" and "slotsweep.train.checkpoint" in r.data.tags
+                ]
                 if finished and saved:
                     return finished, saved
             return None
 
-        finished, saved = _wait(one_finished_one_checkpointed, 540,
-                                "a finished and a checkpointed trial")
+        finished, saved = _wait(
+            one_finished_one_checkpointed, 540, "a finished and a checkpointed trial"
+        )
         launcher.send_signal(signal.SIGKILL)  # the launcher only, as `kill -9 PID` does
         launcher.wait(timeout=30)
         checkpointed = {r.info.run_id: len(_steps(client, r.info.run_id)) for r in saved}
@@ -339,14 +468,16 @@ def test_two_half_gpu_trials_share_a_logical_gpu_and_fail_clearly_without_cuda(t
     """Logical GPUs on a CPU machine (`--num-gpus 2`): two `gpu: 0.5` trials are packed onto one
     GPU at once, and a trial given a GPU without CUDA fails in one line, not on the CPU."""
     study = tmp_path / "study.yaml"
-    study.write_text(textwrap.dedent("""\
+    study.write_text(
+        textwrap.dedent("""\
         name: gpus
         trial: {arch: lenet_300_100, dataset: synthetic, method: slot, k: 4, train_subset: 256,
                 epochs: 1}
         seeds: [0, 1]
         resources: {cpu: 1, gpu: 0.5}
         max_concurrent: 2
-        """))
+        """)
+    )
     done = run_cli("launch", str(study), "--num-cpus", "2", "--num-gpus", "2", cwd=tmp_path)
     assert done.returncode == 1 and "every trial failed" in done.stderr, done.stdout + done.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

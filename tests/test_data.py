@@ -332,8 +332,10 @@ def _huge_page_kb(address: int) -> int:
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
-@pytest.mark.skipif(not THP.exists() or "[madvise]" not in THP.read_text(),
-                    reason="huge pages are not given on request (madvise) here")
+@pytest.mark.skipif(
+    not THP.exists() or "[madvise]" not in THP.read_text(),
+    reason="huge pages are not given on request (madvise) here",
+)
 def test_loader_keeps_the_split_in_huge_pages():
     split = Split(torch.zeros(6000, 1, 28, 28, dtype=torch.uint8), torch.zeros(6000).long())
     loader = BatchLoader(split, 128, mean=(0.5,), std=(0.5,), shuffle=True)

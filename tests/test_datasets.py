@@ -53,8 +53,7 @@ def test_reads_its_files_into_typed_splits(name, tmp_path):
     if written is None:
         return
     train, test = written
-    assert torch.equal(data.test.images, test.images) and torch.equal(data.test.labels,
-                                                                      test.labels)
+    assert torch.equal(data.test.images, test.images) and torch.equal(data.test.labels, test.labels)
     assert len(data.val) == round(N_TRAIN * spec.val_fraction)
     # train and validation partition the training file: every image exactly once
     parts = torch.cat([data.train.images, data.val.images]).flatten(1)
@@ -67,11 +66,11 @@ def test_the_split_is_the_seeds(name, tmp_path):
     _write(registry.DATASETS.get(name), tmp_path)
     a, b = (load_data(name, str(tmp_path), seed=3, download=False) for _ in range(2))
     other = load_data(name, str(tmp_path), seed=4, download=False)
-    assert torch.equal(a.val.images, b.val.images) and torch.equal(a.train.labels,
-                                                                   b.train.labels)
+    assert torch.equal(a.val.images, b.val.images) and torch.equal(a.train.labels, b.train.labels)
     assert not torch.equal(a.val.images, other.val.images)
-    subset = load_data(name, str(tmp_path), seed=3, train_subset=40, val_fraction=0.25,
-                       download=False)
+    subset = load_data(
+        name, str(tmp_path), seed=3, train_subset=40, val_fraction=0.25, download=False
+    )
     assert (len(subset.train), len(subset.val)) == (30, 10)
 
 

@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from slotsweep import registry
-from slotsweep.metrics import memory_state_bytes, model_size_bytes, selecting_layers
 from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec, SelectingLayer, to_dense
-from slotsweep.optim import build_optimizer
+from slotsweep.train.metrics import memory_state_bytes, model_size_bytes, selecting_layers
+from slotsweep.train.optim import build_optimizer
 
 VARIANTS = {
     "slot-greedy": LayerSpec(method="slot", k=4),
@@ -39,8 +39,10 @@ def _build(case: str, network: str, seed: int = 0) -> nn.Module:
 def _batch(network: str, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     _, channels, size = NETWORKS[network]
     generator = torch.Generator().manual_seed(1)
-    return (torch.randn(n, channels, size, size, generator=generator),
-            torch.randint(0, 10, (n,), generator=generator))
+    return (
+        torch.randn(n, channels, size, size, generator=generator),
+        torch.randint(0, 10, (n,), generator=generator),
+    )
 
 
 def _step(model: nn.Module, network: str) -> torch.optim.Optimizer:
@@ -93,11 +95,15 @@ def test_state_and_model_size_match_a_count_by_hand(case, network):
         pytest.skip("no count by hand for a family registered elsewhere")
     model = _build(case, network)
     optimizer = _step(model, network)
-    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))
-              or isinstance(m, SelectingLayer)]
+    layers = [
+        m
+        for m in model.modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d)) or isinstance(m, SelectingLayer)
+    ]
     connections = [math.prod(getattr(m, "weight_shape", None) or m.weight.shape) for m in layers]
-    expected = sum(_per_connection_bytes(case, m) * n for m, n in zip(layers, connections,
-                                                                      strict=True))
+    expected = sum(
+        _per_connection_bytes(case, m) * n for m, n in zip(layers, connections, strict=True)
+    )
     if CASES[case].method == "slot" and CASES[case].sharing != "none":
         expected += 4 * CASES[case].k * len(layers)  # K values per layer (global: scaled copies)
     assert memory_state_bytes(model, optimizer) == expected
@@ -117,8 +123,11 @@ def test_export_to_a_dense_network_computes_the_same(case, network):
     model.eval()
     dense = to_dense(model).eval()
     assert not selecting_layers(dense)
-    assert all(isinstance(m, (nn.Linear, nn.Conv2d)) for m in dense.modules()
-               if any(True for _ in m.parameters(recurse=False)))
+    assert all(
+        isinstance(m, (nn.Linear, nn.Conv2d))
+        for m in dense.modules()
+        if any(True for _ in m.parameters(recurse=False))
+    )
     x, _ = _batch(network, 8)
     with torch.no_grad():
         torch.testing.assert_close(dense(x), model(x), rtol=1e-5, atol=1e-6)
@@ -152,8 +161,9 @@ def _dense_gradient(layer: nn.Module, weight: torch.Tensor, x: torch.Tensor) -> 
     return weight.grad
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if CASES[c].method in ("slot", "edge_popup")
-                                  and not CASES[c].fused])
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if CASES[c].method in ("slot", "edge_popup") and not CASES[c].fused]
+)
 @parametrized
 def test_gradient_contract(case, network):
     """Slot: scores.grad[..., k] = dL/dW * candidates[..., k] (GS; PS with the weight it
@@ -166,8 +176,11 @@ def test_gradient_contract(case, network):
         x = torch.randn(3, shape[1]) if len(shape) == 2 else torch.randn(2, shape[1], 6, 6)
         torch.manual_seed(0)
         weight = layer.effective_weight()
-        out = F.linear(x, weight) if len(shape) == 2 else F.conv2d(
-            x, weight, stride=layer.stride, padding=layer.padding)
+        out = (
+            F.linear(x, weight)
+            if len(shape) == 2
+            else F.conv2d(x, weight, stride=layer.stride, padding=layer.padding)
+        )
         layer.scores.grad = None
         (out.square().sum() / 2).backward()
         grad_w = _dense_gradient(layer, weight, x)

@@ -7,24 +7,34 @@ import torch.nn.functional as F
 from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec, SlotMixin, native
 from slotsweep.nn.fused import fused_layers
-from slotsweep.optim import build_optimizer
+from slotsweep.train.optim import build_optimizer
 
 
 def _pair(arch, sharing, k):
     channels, size = (1, 28) if arch == "lenet_300_100" else (3, 32)
 
     def build(fused):
-        return create_model(arch, LayerSpec(k=k, sharing=sharing, seed=4, fused=fused),
-                            in_channels=channels, image_size=size, dropout=0.0)
+        return create_model(
+            arch,
+            LayerSpec(k=k, sharing=sharing, seed=4, fused=fused),
+            in_channels=channels,
+            image_size=size,
+            dropout=0.0,
+        )
 
     return build(False), build(True), (channels, size)
 
 
 @pytest.mark.parametrize("native_kernel", [True, False], ids=["native", "torch"])
-@pytest.mark.parametrize("arch,sharing,k", [("lenet_300_100", "none", 8),
-                                            ("lenet_300_100", "layer", 3),
-                                            ("lenet_300_100", "global", 16),
-                                            ("conv2", "none", 4)])
+@pytest.mark.parametrize(
+    "arch,sharing,k",
+    [
+        ("lenet_300_100", "none", 8),
+        ("lenet_300_100", "layer", 3),
+        ("lenet_300_100", "global", 16),
+        ("conv2", "none", 4),
+    ],
+)
 def test_fused_steps_match_reference(monkeypatch, arch, sharing, k, native_kernel):
     """With the native kernel, and with the PyTorch update it falls back to."""
     if native_kernel and not native.available():
@@ -34,8 +44,9 @@ def test_fused_steps_match_reference(monkeypatch, arch, sharing, k, native_kerne
     reference, fused, (channels, size) = _pair(arch, sharing, k)
     for ref_layer, fused_layer in zip(_slots(reference), fused_layers(fused), strict=True):
         assert torch.equal(fused_layer.candidates(), ref_layer.candidates())
-    optimizers = [build_optimizer(m, lr=0.5, momentum=0.9, weight_decay=1e-3)
-                  for m in (reference, fused)]
+    optimizers = [
+        build_optimizer(m, lr=0.5, momentum=0.9, weight_decay=1e-3) for m in (reference, fused)
+    ]
     generator = torch.Generator().manual_seed(0)
     for _ in range(3):
         x = torch.randn(8, channels, size, size, generator=generator)

@@ -12,13 +12,22 @@ import pytest
 from conftest import popen_cli, run_cli, ui_server
 from mlflow.tracking import MlflowClient
 
-from slotsweep.orchestrate import _objective
-from slotsweep.result import EPOCH_METRICS, FINAL_METRICS
-from slotsweep.study_file import load_study
+from slotsweep.launch.launcher import _objective
+from slotsweep.registry import metric_names
+from slotsweep.study.file import load_study
 
 pytestmark = pytest.mark.slow
-CONTRACT_PARAMS = {"method", "arch", "dataset", "lr", "momentum", "weight_decay", "batch_size",
-                   "epochs", "seed"}
+CONTRACT_PARAMS = {
+    "method",
+    "arch",
+    "dataset",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "batch_size",
+    "epochs",
+    "seed",
+}
 SLOT_PARAMS = {"k", "selection", "sharing", "score_lambda"}
 
 
@@ -38,8 +47,10 @@ def _launch(study, *args, cpus=2):
 def _quick_study(folder, name, body, **trial):
     """A study of quick slot trials on synthetic data (epochs 1, 256 examples, 2 at a time)."""
     settings = ", ".join(f"{key}: {value}" for key, value in {"epochs": 1, **trial}.items())
-    header = (f"name: {name}\ntrial: {{arch: lenet_300_100, dataset: synthetic, method: slot, "
-              f"train_subset: 256, {settings}}}\nmax_concurrent: 2\n")
+    header = (
+        f"name: {name}\ntrial: {{arch: lenet_300_100, dataset: synthetic, method: slot, "
+        f"train_subset: 256, {settings}}}\nmax_concurrent: 2\n"
+    )
     return _write_study(folder, header + textwrap.dedent(body))
 
 
@@ -59,7 +70,8 @@ def _finished_trial_rows(db):
             return connection.execute(
                 "select count(*) from runs join tags on runs.run_uuid = tags.run_uuid "
                 "where runs.status = 'FINISHED' and tags.key = 'slotsweep.role' "
-                "and tags.value = 'trial'").fetchone()[0]
+                "and tags.value = 'trial'"
+            ).fetchone()[0]
     except sqlite3.Error:
         return 0
 
@@ -91,8 +103,8 @@ def test_grid_study_nests_one_child_per_trial_and_resumes_without_duplicates(tmp
         assert CONTRACT_PARAMS | SLOT_PARAMS <= set(params)  # every method, the same keys
         if params["method"] != "slot":
             assert params["k"] == "0" and params["selection"] == "n/a"
-        assert set(FINAL_METRICS) <= set(metrics)
-        for name in EPOCH_METRICS:
+        assert set(metric_names(compared=True)) <= set(metrics)
+        for name in metric_names("epoch", optional=False):
             assert [m.step for m in client.get_metric_history(child.info.run_id, name)] == [1, 2]
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert "trial_config.json" in artifacts
@@ -102,19 +114,25 @@ def test_grid_study_nests_one_child_per_trial_and_resumes_without_duplicates(tmp
     rows = list(csv.DictReader((tmp_path / "rep" / "comparison.csv").open()))
     # a dense run's params show k = 0 (aligned params: see README, "What lands in MLflow")
     assert sorted((r["method"], r.get("k", "")) for r in rows) == [
-        ("dense", "0"), ("slot", "2"), ("slot", "4")]
+        ("dense", "0"),
+        ("slot", "2"),
+        ("slot", "4"),
+    ]
     assert all(r["finished"] == "2" and float(r["test_accuracy_mean"]) > 0 for r in rows)
     assert (tmp_path / "rep" / "accuracy_vs_k.png").stat().st_size > 0
     logged = {a.path for a in client.list_artifacts(parent_id)}
     assert {"comparison.csv", "accuracy_vs_k.png"} <= logged
     with ui_server(study, tmp_path) as url:
         request = urllib.request.Request(
-            f"{url}/api/2.0/mlflow/runs/search", method="POST",
+            f"{url}/api/2.0/mlflow/runs/search",
+            method="POST",
             data=json.dumps({"experiment_ids": [parents[0].info.experiment_id]}).encode(),
-            headers={"Content-Type": "application/json"})
+            headers={"Content-Type": "application/json"},
+        )
         served = json.load(urllib.request.urlopen(request, timeout=30))["runs"]
-    nested = [r for r in served if {"key": "mlflow.parentRunId", "value": parent_id}
-              in r["data"]["tags"]]
+    nested = [
+        r for r in served if {"key": "mlflow.parentRunId", "value": parent_id} in r["data"]["tags"]
+    ]
     assert len(served) == 7 and len(nested) == 6
     _launch(study, "--resume")
     _, parents_after, children_after = _runs(tmp_path, "e2e")
@@ -126,15 +144,24 @@ def test_failing_trials_are_recorded_and_the_others_finish(tmp_path):
     # data that pre-flight finds (the four files are there) but a trial cannot read
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (corrupt / name).write_bytes(b"not idx")
-    study = _quick_study(tmp_path, "failing", f"""
+    study = _quick_study(
+        tmp_path,
+        "failing",
+        f"""
         seeds: [0]
         baselines:
           - {{method: dense, lr: 1.0e+30}}
           - {{dataset: mnist, data_root: {corrupt}}}
-    """, k=4)
+    """,
+        k=4,
+    )
     done = _launch(study)
     client, parents, children = _runs(tmp_path, "failing")
     status = {(c.data.params["method"], c.data.params["dataset"]): c for c in children}
@@ -149,7 +176,10 @@ def test_failing_trials_are_recorded_and_the_others_finish(tmp_path):
 
 
 def test_optuna_search_with_asha(tmp_path):
-    study = _quick_study(tmp_path, "searched", """
+    study = _quick_study(
+        tmp_path,
+        "searched",
+        """
         space:
           k: {choice: [2, 4, 8]}
           lr: {loguniform: [0.01, 1.0]}
@@ -157,7 +187,9 @@ def test_optuna_search_with_asha(tmp_path):
         search: {algorithm: optuna, sampler: tpe, num_samples: 4, metric: best_val_accuracy,
                  mode: max, seed: 3}
         scheduler: {name: asha, grace_period: 1, reduction_factor: 2}
-    """, epochs=2)
+    """,
+        epochs=2,
+    )
     _launch(study)
     client, parents, children = _runs(tmp_path, "searched")
     assert len(children) == 4
@@ -169,29 +201,37 @@ def test_optuna_search_with_asha(tmp_path):
 
 
 def test_optuna_nsga2_follows_two_objectives(tmp_path):
-    study = _quick_study(tmp_path, "pareto", """
+    study = _quick_study(
+        tmp_path,
+        "pareto",
+        """
         space:
           k: {choice: [1, 2, 8, 32]}
         search: {algorithm: optuna, sampler: nsga2, num_samples: 3,
                  metric: [best_val_accuracy, training_cost_flops], mode: [max, min]}
-    """)
+    """,
+    )
     objectives = (["best_val_accuracy", "training_cost_flops"], ["max", "min"])
     assert _objective(load_study(study)) == objectives  # what OptunaSearch is given
     _launch(study)
     _, _, children = _runs(tmp_path, "pareto")
     assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
-    assert all({"best_val_accuracy", "training_cost_flops"} <= set(c.data.metrics)
-               for c in children)
+    assert all(
+        {"best_val_accuracy", "training_cost_flops"} <= set(c.data.metrics) for c in children
+    )
 
 
 def test_interrupted_study_resumes_without_logging_a_trial_twice(tmp_path):
-    study = _write_study(tmp_path, """
+    study = _write_study(
+        tmp_path,
+        """
         name: interrupted
         trial: {arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 3}
         space: {k: {grid: [2, 4, 8, 16]}}
         seeds: [0]
         max_concurrent: 1
-    """)
+    """,
+    )
     launch = popen_cli("launch", str(study), "--num-cpus", "1", cwd=tmp_path)
     try:
         deadline = time.monotonic() + 300
@@ -217,12 +257,17 @@ def test_interrupted_study_resumes_without_logging_a_trial_twice(tmp_path):
 
 
 def test_random_search_runs_every_sample_once_per_seed(tmp_path):
-    study = _quick_study(tmp_path, "sampled", """
+    study = _quick_study(
+        tmp_path,
+        "sampled",
+        """
         space:
           lr: {uniform: [0.05, 0.5]}
         seeds: [0, 1]
         search: {algorithm: random, num_samples: 2}
-    """, k=4)
+    """,
+        k=4,
+    )
     _launch(study)
     _, _, children = _runs(tmp_path, "sampled")
     pairs = sorted((float(c.data.params["lr"]), c.data.params["seed"]) for c in children)
@@ -234,17 +279,22 @@ def test_random_search_runs_every_sample_once_per_seed(tmp_path):
 
 
 def test_resumed_optuna_search_continues_from_its_finished_trials(tmp_path):
-    study = _quick_study(tmp_path, "continued", """
+    study = _quick_study(
+        tmp_path,
+        "continued",
+        """
         space:
           lr: {loguniform: [0.01, 1.0]}
         search: {algorithm: optuna, sampler: tpe, num_samples: 2, seed: 1}
-    """)
+    """,
+    )
     _launch(study)
     _, _, before = _runs(tmp_path, "continued")
     _launch(study, "--resume", "--set", "search.num_samples=4")
     _, parents, after = _runs(tmp_path, "continued")
     assert len(parents) == 1 and len(before) == 2 and len(after) == 4
     assert {r.info.run_id for r in before} < {r.info.run_id for r in after}
-    assert all(r.info.status == "FINISHED" and r.data.tags["slotsweep.phase"] == "search"
-               for r in after)
+    assert all(
+        r.info.status == "FINISHED" and r.data.tags["slotsweep.phase"] == "search" for r in after
+    )
     assert len({r.data.params["lr"] for r in after}) == 4

@@ -26,8 +26,9 @@ def _make(kind, **kw):
 @pytest.mark.parametrize("sharing", ["none", "layer", "global"])
 def test_fused_layers_keep_the_contract_of_reference_layers(kind, sharing):
     """Same seeds, same scores, candidates and selections, fused or not."""
-    (reference, _), (fused, _) = (_make(kind, k=5, sharing=sharing, seed=3, fused=f)
-                                  for f in (False, True))
+    (reference, _), (fused, _) = (
+        _make(kind, k=5, sharing=sharing, seed=3, fused=f) for f in (False, True)
+    )
     assert fused.scores.shape == reference.scores.shape == (*fused.weight_shape, 5)
     assert torch.equal(fused.scores, reference.scores)
     assert torch.equal(fused.candidates(), reference.candidates())
@@ -140,9 +141,13 @@ def test_bad_settings_are_refused():
         SlotLinear(2, 2, k=0)
 
 
-@pytest.mark.parametrize("layer,x", [
-    (EdgePopupLinear(30, 20, keep_fraction=0.3), torch.randn(4, 30)),
-    (EdgePopupConv2d(3, 5, 3, keep_fraction=0.5), torch.randn(2, 3, 5, 5))])
+@pytest.mark.parametrize(
+    "layer,x",
+    [
+        (EdgePopupLinear(30, 20, keep_fraction=0.3), torch.randn(4, 30)),
+        (EdgePopupConv2d(3, 5, 3, keep_fraction=0.5), torch.randn(2, 3, 5, 5)),
+    ],
+)
 def test_edge_popup_mask_and_gradient(layer, x):
     mask = layer.mask()
     assert mask.sum().item() == round(layer.keep_fraction * mask.numel())
@@ -156,5 +161,6 @@ def test_edge_popup_mask_and_gradient(layer, x):
     effective = (layer.weight * mask).detach().requires_grad_(True)
     (_dense_forward(layer, effective, x) * upstream).sum().backward()
     # straight through |score|: the sign of the score, then dL/dw_eff * w
-    torch.testing.assert_close(layer.scores.grad,
-                               layer.scores.detach().sign() * effective.grad * layer.weight)
+    torch.testing.assert_close(
+        layer.scores.grad, layer.scores.detach().sign() * effective.grad * layer.weight
+    )

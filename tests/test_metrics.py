@@ -6,7 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from slotsweep.metrics import (
+from slotsweep.models import create_model
+from slotsweep.nn import LayerSpec
+from slotsweep.train.metrics import (
     change_fraction,
     dense_flops_per_example,
     extra_flops_per_step,
@@ -18,9 +20,7 @@ from slotsweep.metrics import (
     selection_states,
     unpack_indices,
 )
-from slotsweep.models import create_model
-from slotsweep.nn import LayerSpec
-from slotsweep.optim import build_optimizer
+from slotsweep.train.optim import build_optimizer
 
 LENET_WEIGHTS = 784 * 300 + 300 * 100 + 100 * 10
 
@@ -47,14 +47,18 @@ def test_lenet_flops_match_hand_count(method):
 
 def test_extra_flops_per_step_hand_count():
     assert extra_flops_per_step(_lenet(method="slot", k=8)) == LENET_WEIGHTS * 15
-    assert extra_flops_per_step(_lenet(method="slot", k=8, selection="probabilistic")) == \
-        LENET_WEIGHTS * 23
+    assert (
+        extra_flops_per_step(_lenet(method="slot", k=8, selection="probabilistic"))
+        == LENET_WEIGHTS * 23
+    )
     assert extra_flops_per_step(_lenet(method="edge_popup")) == LENET_WEIGHTS * 4
     assert extra_flops_per_step(_lenet(method="dense")) == 0
 
 
-@pytest.mark.parametrize("sharing,values_bytes", [
-    ("none", LENET_WEIGHTS * 8 * 4), ("layer", 3 * 8 * 4), ("global", 3 * 8 * 4)])
+@pytest.mark.parametrize(
+    "sharing,values_bytes",
+    [("none", LENET_WEIGHTS * 8 * 4), ("layer", 3 * 8 * 4), ("global", 3 * 8 * 4)],
+)
 def test_memory_state_bytes_slot(sharing, values_bytes):
     model = _lenet(method="slot", k=8, sharing=sharing)
     optimizer = _one_step(model)
@@ -62,8 +66,9 @@ def test_memory_state_bytes_slot(sharing, values_bytes):
     assert memory_state_bytes(model, optimizer) == values_bytes + per_connection_k
 
 
-@pytest.mark.parametrize("sharing,per_connection,per_layer", [("none", 3 * 8 + 2, 0),
-                                                              ("layer", 2 * 8 + 2, 8)])
+@pytest.mark.parametrize(
+    "sharing,per_connection,per_layer", [("none", 3 * 8 + 2, 0), ("layer", 2 * 8 + 2, 8)]
+)
 def test_memory_state_bytes_fused_and_dense(sharing, per_connection, per_layer):
     fused = _lenet(method="slot", k=8, sharing=sharing, fused=True)
     optimizer = _one_step(fused)
@@ -94,12 +99,14 @@ def test_pack_round_trip_and_bits(k):
 
 
 def test_model_size_bytes():
-    assert model_size_bytes(_lenet(method="slot", k=8)) == \
-        sum(math.ceil(n * 3 / 8) + 8 for n in (784 * 300, 300 * 100, 100 * 10))
+    assert model_size_bytes(_lenet(method="slot", k=8)) == sum(
+        math.ceil(n * 3 / 8) + 8 for n in (784 * 300, 300 * 100, 100 * 10)
+    )
     assert model_size_bytes(_lenet(method="slot", k=1)) == 3 * 8
     assert model_size_bytes(_lenet(method="dense")) == LENET_WEIGHTS * 4
-    assert model_size_bytes(_lenet(method="edge_popup")) == \
-        sum(math.ceil(n / 8) + 8 for n in (784 * 300, 300 * 100, 100 * 10))
+    assert model_size_bytes(_lenet(method="edge_popup")) == sum(
+        math.ceil(n / 8) + 8 for n in (784 * 300, 300 * 100, 100 * 10)
+    )
 
 
 def test_selection_hash_is_deterministic_and_sensitive():

@@ -6,8 +6,13 @@ import torch
 from slotsweep.models import create_model, model_names
 from slotsweep.nn import LayerSpec, SlotMixin
 
-PAPER_WEIGHTS = {"lenet_300_100": 266_200, "conv2": 3_317_952, "conv4": 1_147_072,
-                 "conv6": 1_474_752, "vgg19": 20_024_000}
+PAPER_WEIGHTS = {
+    "lenet_300_100": 266_200,
+    "conv2": 3_317_952,
+    "conv4": 1_147_072,
+    "conv6": 1_474_752,
+    "vgg19": 20_024_000,
+}
 
 
 def _inputs(arch):
@@ -15,9 +20,11 @@ def _inputs(arch):
 
 
 def _connections(model):
-    return sum(p.numel() for p in model.parameters() if p.dim() > 1) if not any(
-        isinstance(m, SlotMixin) for m in model.modules()) else sum(
-        m.scores.numel() // m.k for m in model.modules() if isinstance(m, SlotMixin))
+    return (
+        sum(p.numel() for p in model.parameters() if p.dim() > 1)
+        if not any(isinstance(m, SlotMixin) for m in model.modules())
+        else sum(m.scores.numel() // m.k for m in model.modules() if isinstance(m, SlotMixin))
+    )
 
 
 def test_registry_has_every_paper_arch():
@@ -35,8 +42,7 @@ def test_weight_counts_match_paper(arch):
 @pytest.mark.parametrize("method", ["slot", "dense", "edge_popup"])
 def test_every_family_builds_and_runs(arch, method):
     channels, size = _inputs(arch)
-    model = create_model(arch, LayerSpec(method=method, k=2), in_channels=channels,
-                         image_size=size)
+    model = create_model(arch, LayerSpec(method=method, k=2), in_channels=channels, image_size=size)
     out = model(torch.randn(2, channels, size, size))
     assert out.shape == (2, 10)
     out.sum().backward()
@@ -45,8 +51,9 @@ def test_every_family_builds_and_runs(arch, method):
 
 def test_same_padding_changes_conv4_size():
     authors = create_model("conv4", LayerSpec(method="dense"), in_channels=3, image_size=32)
-    same = create_model("conv4", LayerSpec(method="dense"), in_channels=3, image_size=32,
-                        padding="same")
+    same = create_model(
+        "conv4", LayerSpec(method="dense"), in_channels=3, image_size=32, padding="same"
+    )
     # 'same' keeps 32 -> 16 -> 8, so the first FC layer sees 128*8*8 inputs instead of 128*5*5
     assert _connections(same) - _connections(authors) == 128 * (64 - 25) * 256
 
@@ -59,10 +66,14 @@ def test_unknown_arch_is_refused():
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("method", ["dense", "slot"])
 def test_conv_nets_compute_in_channels_last_with_the_same_result(method, channels):
-    model = create_model("conv2", LayerSpec(method=method, k=4), in_channels=channels,
-                         image_size=32, dropout=0.0)
-    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) or (
-        isinstance(m, SlotMixin) and len(m.weight_shape) == 4)]
+    model = create_model(
+        "conv2", LayerSpec(method=method, k=4), in_channels=channels, image_size=32, dropout=0.0
+    )
+    convs = [
+        m
+        for m in model.modules()
+        if isinstance(m, torch.nn.Conv2d) or (isinstance(m, SlotMixin) and len(m.weight_shape) == 4)
+    ]
     channel_strides = []
     for conv in convs:
         conv.register_forward_pre_hook(lambda _, args: channel_strides.append(args[0].stride(1)))

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec, SlotConv2d, SlotLinear, native
 from slotsweep.nn.fused import fused_update, fused_update_reference
-from slotsweep.optim import build_optimizer
+from slotsweep.train.optim import build_optimizer
 
 LR = 0.5  # large, so that selections change every step
 
@@ -35,11 +35,13 @@ def fresh_build(monkeypatch, tmp_path):
 
 def _layer(kind, k, sharing, shape):
     if kind == "linear":
-        layer = SlotLinear(shape[1], shape[0], k, sharing=sharing, seed=3, values_seed=5,
-                           fused=True)
+        layer = SlotLinear(
+            shape[1], shape[0], k, sharing=sharing, seed=3, values_seed=5, fused=True
+        )
     else:
-        layer = SlotConv2d(shape[1], shape[0], 3, k, sharing=sharing, seed=3, values_seed=5,
-                           fused=True)
+        layer = SlotConv2d(
+            shape[1], shape[0], 3, k, sharing=sharing, seed=3, values_seed=5, fused=True
+        )
     layer.refresh_cached_weight()
     return layer
 
@@ -66,8 +68,9 @@ def _compare(kind, k, sharing, shape, momentum, weight_decay, steps=3):
     for _ in range(steps):
         grad = torch.randn(layer.cached_weight.shape, generator=generator)
         layer.cached_weight.grad, reference.cached_weight.grad = grad.clone(), grad.clone()
-        reference_buffer = fused_update_reference(reference, reference_buffer, LR, momentum,
-                                                  weight_decay)
+        reference_buffer = fused_update_reference(
+            reference, reference_buffer, LR, momentum, weight_decay
+        )
         buffer = _native_step(layer, buffer, momentum, weight_decay)
         _assert_same(layer, reference, buffer, reference_buffer)
 
@@ -75,8 +78,9 @@ def _compare(kind, k, sharing, shape, momentum, weight_decay, steps=3):
 @pytest.mark.parametrize("k", [1, 2, 3, 8, 33])
 @pytest.mark.parametrize("sharing", ["none", "layer", "global"])
 @pytest.mark.parametrize("kind,shape", [("linear", (29, 37)), ("conv", (5, 3))])
-@pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.0, 1e-4),
-                                                   (0.9, 1e-4)])
+@pytest.mark.parametrize(
+    "momentum,weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.0, 1e-4), (0.9, 1e-4)]
+)
 def test_native_matches_reference(kernel, kind, shape, sharing, k, momentum, weight_decay):
     _compare(kind, k, sharing, shape, momentum, weight_decay)
 
@@ -115,8 +119,9 @@ def test_ties_signed_zeros_and_nan_pick_as_torch_argmax(kernel, k):
     layer, reference = _layer("linear", k, "none", (40, 50)), _layer("linear", k, "none", (40, 50))
     generator = torch.Generator().manual_seed(1)
     scores = torch.randint(-1, 2, layer.scores.shape, generator=generator).float()
-    scores[scores == 0] = torch.where(torch.rand(int((scores == 0).sum()), generator=generator)
-                                      < 0.5, -0.0, 0.0)
+    scores[scores == 0] = torch.where(
+        torch.rand(int((scores == 0).sum()), generator=generator) < 0.5, -0.0, 0.0
+    )
     scores[3, :, 1] = float("nan")
     scores[4, :, 0] = float("inf")
     scores[5, :, -1] = float("-inf")
@@ -207,8 +212,10 @@ def test_processes_starting_together_share_one_build(fresh_build):
     """Ray trials start together: each compiles to a temporary name and renames it into place,
     so none loads a half-written library, and later processes reuse the build."""
     code = "from slotsweep.nn import native; print(native.unavailable_reason())"
-    processes = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     reasons = [process.communicate(timeout=300)[0].strip() for process in processes]
     if reasons[0] != "None":
         pytest.skip(f"native kernel unavailable: {reasons[0]}")
@@ -253,22 +260,25 @@ def test_prebuilt_kernel_of_another_source_is_not_loaded(forget_load, monkeypatc
 
 def _impl_of(impl: str) -> str:
     from slotsweep.config import TrialConfig
-    from slotsweep.trainer import train_trial
+    from slotsweep.train.trainer import train_trial
 
-    config = TrialConfig(dataset="synthetic", epochs=1, train_subset=200, batch_size=50,
-                         impl=impl, k=4)
+    config = TrialConfig(
+        dataset="synthetic", epochs=1, train_subset=200, batch_size=50, impl=impl, k=4
+    )
     return train_trial(config).impl
 
 
-@pytest.mark.parametrize("environment,impl,tag", [
-    (None, "auto", "fused-native-prebuilt"),
-    ("runtime", "fused", "fused-runtime-build"),
-    ("0", "fused", "fused-pytorch"),
-    ("0", "auto", "reference"),
-    (None, "reference", "reference"),
-])
-def test_impl_tag_says_which_update_ran(forget_load, monkeypatch, tmp_path, environment, impl,
-                                        tag):
+@pytest.mark.parametrize(
+    "environment,impl,tag",
+    [
+        (None, "auto", "fused-native-prebuilt"),
+        ("runtime", "fused", "fused-runtime-build"),
+        ("0", "fused", "fused-pytorch"),
+        ("0", "auto", "reference"),
+        (None, "reference", "reference"),
+    ],
+)
+def test_impl_tag_says_which_update_ran(forget_load, monkeypatch, tmp_path, environment, impl, tag):
     """`slotsweep.impl` names the update that ran: never `fused-native-*` when PyTorch's did."""
     monkeypatch.setenv("SLOTSWEEP_CACHE", str(tmp_path / "kernels"))
     if environment is None:

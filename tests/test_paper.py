@@ -14,9 +14,9 @@ from mlflow.tracking import MlflowClient
 from writers import write_cifar_folder, write_idx_folder
 
 from slotsweep.data.splits import Split
-from slotsweep.progress import StudyProgress, distinguishing_keys, trial_name
-from slotsweep.study import StudyError
-from slotsweep.study_file import load_study
+from slotsweep.launch.progress import StudyProgress, distinguishing_keys, trial_name
+from slotsweep.study.file import load_study
+from slotsweep.study.schema import StudyError
 
 STUDIES = sorted((Path(__file__).parent.parent / "studies" / "paper").glob("*.yaml"))
 LENET_STUDIES = [s for s in STUDIES if "lenet" in s.stem]
@@ -25,14 +25,22 @@ CIFAR_STUDIES = [s for s in STUDIES if "cifar10" in s.stem or s.stem == "trainin
 
 def test_there_is_a_study_per_experiment():
     assert {s.stem for s in STUDIES} == {
-        "lenet_mnist_k", "conv2_cifar10_k", "conv4_cifar10_k", "conv6_cifar10_k",
-        "vgg19_cifar10_k8", "training_cost", "finetune_lenet", "sharing_lenet",
-        "lambda_lr_lenet", "edge_popup_lenet"}
+        "lenet_mnist_k",
+        "conv2_cifar10_k",
+        "conv4_cifar10_k",
+        "conv6_cifar10_k",
+        "vgg19_cifar10_k8",
+        "training_cost",
+        "finetune_lenet",
+        "sharing_lenet",
+        "lambda_lr_lenet",
+        "edge_popup_lenet",
+    }
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
 def test_paper_study_and_its_quick_preset_validate(path):
-    from slotsweep.preflight import study_problems
+    from slotsweep.preflight.checks import study_problems
 
     full, quick = load_study(path), load_study(path, preset="quick")
     assert study_problems(full, None) == [] and study_problems(quick, None) == []  # pre-flight
@@ -53,7 +61,9 @@ def test_paper_epochs_and_baselines_follow_the_paper():
     assert {c.schedule for c in conv4.fixed_trials()} == {"warm_restarts"}
     vgg = load_study([s for s in STUDIES if s.stem == "vgg19_cifar10_k8"][0])
     assert {(c.method, c.epochs, c.k) for c in vgg.fixed_trials()} == {
-        ("slot", 220, 8), ("dense", 320, 8)}
+        ("slot", 220, 8),
+        ("dense", 320, 8),
+    }
 
 
 def test_a_preset_is_applied_before_set_and_errors_name_it(tmp_path):
@@ -97,7 +107,7 @@ def _images(count: int, channels: int, size: int, seed: int) -> Split:
     images = torch.randint(0, 60, (count, channels, size, size), generator=generator)
     for index, label in enumerate(labels.tolist()):
         row, column = divmod(label, 5)
-        images[index, :, 4 + 10 * row: 12 + 10 * row, 2 + 5 * column: 6 + 5 * column] = 250
+        images[index, :, 4 + 10 * row : 12 + 10 * row, 2 + 5 * column : 6 + 5 * column] = 250
     return Split(images.to(torch.uint8), labels.to(torch.int64))
 
 
@@ -130,8 +140,9 @@ RUNNABLE = [s for s in STUDIES if s.stem != "vgg19_cifar10_k8"]  # VGG-19 needs 
 # every runnable study (about 10 minutes more on 2 cores). The others' figures are tested from
 # built records above, and every study and preset passes validation and pre-flight.
 if os.environ.get("SLOTSWEEP_PAPER_E2E") != "all":
-    RUNNABLE = [s for s in RUNNABLE
-                if s.stem in ("lenet_mnist_k", "conv2_cifar10_k", "finetune_lenet")]
+    RUNNABLE = [
+        s for s in RUNNABLE if s.stem in ("lenet_mnist_k", "conv2_cifar10_k", "finetune_lenet")
+    ]
 
 
 @pytest.mark.slow
@@ -140,13 +151,11 @@ def test_quick_preset_runs_end_to_end_and_reports(path, data_roots, tmp_path):
     dataset = "mnist" if "lenet" in path.stem else "cifar10"
     sets = _shrink(path) + [f"trial.data_root={data_roots[dataset]}"]
     args = [a for s in sets for a in ("--set", s)]
-    done = run_cli("launch", str(path), "--preset", "quick", "--num-cpus", "2", *args,
-                   cwd=tmp_path)
+    done = run_cli("launch", str(path), "--preset", "quick", "--num-cpus", "2", *args, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "failed 0" in done.stdout or " 0 failed" in done.stdout
     assert f"data set: {dataset}" in done.stdout
-    report = run_cli("report", str(path), "--preset", "quick", *args, "--out", "rep",
-                     cwd=tmp_path)
+    report = run_cli("report", str(path), "--preset", "quick", *args, "--out", "rep", cwd=tmp_path)
     assert report.returncode == 0, report.stdout + report.stderr
     out = tmp_path / "rep"
     page = (out / "report.html").read_text()
@@ -161,8 +170,7 @@ def test_quick_preset_runs_end_to_end_and_reports(path, data_roots, tmp_path):
         assert "reduced scale" in (out / "paper_comparison.csv").read_text()
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(load_study(path).experiment_name)
-    (parent,) = client.search_runs([experiment.experiment_id],
-                                   "tags.`slotsweep.role` = 'study'")
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`slotsweep.role` = 'study'")
     logged = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"report.html", "comparison.csv", "paper_comparison.csv"} <= logged
     assert {f.name for f in figures} <= logged

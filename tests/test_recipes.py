@@ -22,8 +22,11 @@ def test_the_compose_file_secures_every_service():
     mlflow = services["mlflow"]
     assert "--app-name basic-auth" in mlflow["command"]
     assert "postgresql+psycopg://" in mlflow["command"]
-    for key in ("MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_AUTH_ADMIN_PASSWORD",
-                "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+    for key in (
+        "MLFLOW_AUTH_CONFIG_PATH",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    ):
         assert key in mlflow["environment"]
     for name in ("ray-head", "ray-worker", "launcher"):
         env = services[name]["environment"]

@@ -1,6 +1,5 @@
 """One vocabulary: every name is declared once, and what derives from it follows a new entry."""
 
-import importlib
 import json
 import re
 from dataclasses import fields
@@ -13,18 +12,19 @@ from torch import nn
 from writers import write_idx_folder
 
 from slotsweep import registry
-from slotsweep.config import TrialConfig
+from slotsweep.cli.flags import flag_name
+from slotsweep.config import TrialConfig, runtime_keys
 from slotsweep.data import load_data
 from slotsweep.data.catalog import DatasetSpec, register_dataset
 from slotsweep.data.synthetic import make_synthetic
 from slotsweep.models import create_model, register_model
 from slotsweep.nn import LayerSpec, register_family
 from slotsweep.nn.dense import DenseFamily, DenseLinear
-from slotsweep.optim import build_optimizer, build_schedule, register_schedule
-from slotsweep.result import EPOCH_METRICS, FINAL_METRICS, EpochMetrics
-from slotsweep.study import NON_RESULT_KEYS, parse_study
-from slotsweep.trainer import train_trial
-from slotsweep.trial_flags import flag_name
+from slotsweep.report import reference
+from slotsweep.study.validate import parse_study
+from slotsweep.train.optim import build_optimizer, build_schedule, register_schedule
+from slotsweep.train.result import EpochMetrics, tune_epoch_keys
+from slotsweep.train.trainer import train_trial
 
 README = Path(__file__).parents[1] / "README.md"
 QUICK = {"dataset": "synthetic", "epochs": 1, "train_subset": 200, "batch_size": 50}
@@ -43,6 +43,7 @@ def test_unknown_names_are_refused_naming_the_known_ones():
         TrialConfig(method="pruned")
     with pytest.raises(ValueError, match="unknown arch 'resnet'; choose one of 'lenet_300_100'"):
         create_model("resnet", LayerSpec())
+
     def lenet_300_100(layers, **kw):
         return nn.Identity()
 
@@ -55,23 +56,24 @@ def test_unknown_names_are_refused_naming_the_known_ones():
 def test_derived_names_follow_the_registry():
     """The report's columns, Tune's keys, the trackers' per-epoch names and the identity keys
     are the registry's; the trainer measures exactly the registered metrics."""
-    from slotsweep.orchestrate import TUNE_EPOCH_KEYS
-    from slotsweep.report import NOT_CONFIGURATION, REPORTED
+    from slotsweep.report import not_configuration, reported_metrics
 
     compared = tuple(n for n, m in registry.METRICS.items() if m.compared)
-    assert FINAL_METRICS == compared
+    assert registry.metric_names(compared=True) == compared
     # the report adds the metrics only some trials log (finetuning's)
-    assert REPORTED == (*compared, *registry.metric_names("final", optional=True))
-    assert set(TUNE_EPOCH_KEYS) == {n for n, m in registry.METRICS.items()
-                                    if m.phase in ("epoch", "running")}
+    assert reported_metrics() == (*compared, *registry.metric_names("final", optional=True))
+    assert set(tune_epoch_keys()) == {
+        n for n, m in registry.METRICS.items() if m.phase in ("epoch", "running")
+    }
     epoch_fields = {f.name for f in fields(EpochMetrics)} - {"epoch", "phase"}
-    assert epoch_fields == set(TUNE_EPOCH_KEYS)
-    assert set(EPOCH_METRICS) >= {"train_loss", "train_accuracy", "val_accuracy", "epoch_time_s"}
-    assert NON_RESULT_KEYS == {"data_root", "device", "num_threads"}
-    assert NOT_CONFIGURATION == ("seed", "data_root", "device", "num_threads", "log2_k")
+    assert epoch_fields == set(tune_epoch_keys())
+    every_epoch = registry.metric_names("epoch", optional=False)
+    assert set(every_epoch) >= {"train_loss", "train_accuracy", "val_accuracy", "epoch_time_s"}
+    assert runtime_keys() == {"data_root", "device", "num_threads"}
+    assert not_configuration() == {"seed", "data_root", "device", "num_threads", "log2_k"}
     result = train_trial(TrialConfig(**QUICK, finetune_epochs=1))
     assert set(result.final_metrics()) == set(registry.metric_names("final", "running"))
-    assert set(result.epochs[0].metrics()) == set(TUNE_EPOCH_KEYS)
+    assert set(result.epochs[0].metrics()) == set(tune_epoch_keys())
 
 
 def test_default_tracking_uri_is_declared_once():
@@ -82,8 +84,14 @@ def test_default_tracking_uri_is_declared_once():
 
 def test_no_reference_to_material_users_do_not_have():
     root = Path(__file__).parents[1]
-    files = [*root.glob("slotsweep/**/*.py"), *root.glob("tests/*.py"), *root.glob("docs/*.md"),
-             *root.glob("bench/*"), root / "README.md", root / "setup.py"]
+    files = [
+        *root.glob("slotsweep/**/*.py"),
+        *root.glob("tests/*.py"),
+        *root.glob("docs/*.md"),
+        *root.glob("bench/*"),
+        root / "README.md",
+        root / "setup.py",
+    ]
     marker = "/".join(("..", "shared"))  # spelled apart, so that this file passes its own test
     assert [p.name for p in files if marker in p.read_text()] == []
 
@@ -98,20 +106,29 @@ def test_every_trial_key_has_a_train_flag_and_a_readme_row():
     for name in TrialConfig.model_fields:
         assert re.search(rf"{re.escape(flag_name(name))}\b", done.stdout), name
         assert f"| `{name}` |" in text, name
-    assert registry.trial_key_table() in text
+    assert reference.trial_key_table() in text
 
 
 def test_readme_shows_the_registry_tables():
     text = README.read_text()
-    assert registry.vocabulary_table() in text
-    assert registry.metric_table() in text
+    assert reference.vocabulary_table() in text
+    assert reference.metric_table() in text
 
 
 def test_train_takes_the_keys_that_had_no_flag(tmp_path):
-    done = run_cli("train", *sum((["--" + k.replace("_", "-"), str(v)] for k, v in
-                                  QUICK.items()), []), "--restart-period", "3",
-                   "--val-fraction", "0.25", "--no-fail-on-nan", "--no-mlflow", "--json",
-                   "out.json", cwd=tmp_path)
+    done = run_cli(
+        "train",
+        *sum((["--" + k.replace("_", "-"), str(v)] for k, v in QUICK.items()), []),
+        "--restart-period",
+        "3",
+        "--val-fraction",
+        "0.25",
+        "--no-fail-on-nan",
+        "--no-mlflow",
+        "--json",
+        "out.json",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     params = json.loads((tmp_path / "out.json").read_text())["params"]
     assert params["restart_period"] == 3 and params["val_fraction"] == 0.25
@@ -126,8 +143,11 @@ def test_train_takes_the_keys_that_had_no_flag(tmp_path):
 @pytest.fixture
 def toy_arch():
     def toy_mlp(layers, *, in_channels, image_size, num_classes, padding, dropout):
-        return nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
-                             layers.linear(in_channels * image_size * image_size, num_classes))
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            layers.linear(in_channels * image_size * image_size, num_classes),
+        )
 
     register_model(toy_mlp, default_dropout=0.25)
     yield "toy_mlp"
@@ -170,7 +190,7 @@ def toy_family():
 
 def test_a_toy_layer_family_is_one_registration(toy_family):
     config = TrialConfig(**QUICK, method=toy_family)
-    assert config.resolved_lr() == 0.05
+    assert config.resolved().lr == 0.05
     dense = create_model("lenet_300_100", LayerSpec(method="dense"))
     halved = create_model("lenet_300_100", LayerSpec(method=toy_family))
     assert torch.equal(halved[1].weight, dense[1].weight * 0.5)
@@ -180,8 +200,9 @@ def test_a_toy_layer_family_is_one_registration(toy_family):
 
 @pytest.fixture
 def toy_dataset(tmp_path):
-    spec = register_dataset(DatasetSpec("toy_digits", "idx", 0.2, False,
-                                        torchvision_class="ToyDigits"))
+    spec = register_dataset(
+        DatasetSpec("toy_digits", "idx", 0.2, False, torchvision_class="ToyDigits")
+    )
     train, test = make_synthetic(5, n_train=120, n_test=30)
     write_idx_folder(tmp_path / "ToyDigits" / "raw", train, test, gz=True)
     yield spec.name, tmp_path
@@ -217,19 +238,16 @@ def test_a_toy_schedule_is_one_registration(toy_schedule):
 @pytest.fixture
 def toy_metric():
     import slotsweep.report as report
-    import slotsweep.report.tables as tables
 
+    # registries are read when asked: a late registration is seen without reloading anything
     registry.METRICS.register("toy_score", registry.Metric("", "max", "final", "a toy", True))
-    importlib.reload(tables)  # the package re-exports what its modules derive at import
-    yield importlib.reload(report)
+    yield report
     registry.METRICS.unregister("toy_score")
-    importlib.reload(tables)
-    importlib.reload(report)
 
 
 def test_a_toy_metric_is_one_entry(toy_metric, tmp_path):
     """A registered compared metric becomes a column of the comparison CSV."""
-    from slotsweep.result import TrialRecord
+    from slotsweep.train.result import TrialRecord
 
     record = TrialRecord("r", "FINISHED", {"method": "slot"}, {"toy_score": 2.0}, None)
     rows = toy_metric.compare([record])
@@ -237,4 +255,7 @@ def test_a_toy_metric_is_one_entry(toy_metric, tmp_path):
     header, line = (tmp_path / "c.csv").read_text().splitlines()
     values = dict(zip(header.split(","), line.split(","), strict=True))
     assert values["toy_score_mean"] == "2.0"
-    assert "toy_score" in toy_metric.REPORTED and "| `toy_score` |" in registry.metric_table()
+    assert (
+        "toy_score" in toy_metric.reported_metrics()
+        and "| `toy_score` |" in reference.metric_table()
+    )

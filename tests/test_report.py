@@ -12,7 +12,6 @@ import statistics
 import pytest
 
 from slotsweep.config import TrialConfig
-from slotsweep.paper_numbers import FIGURE, NUMBERS, TEXT, paper_number
 from slotsweep.report import (
     compare,
     comparison_table,
@@ -20,7 +19,9 @@ from slotsweep.report import (
     paper_points,
     write_report,
 )
-from slotsweep.tracking import TrialRecord, trial_params
+from slotsweep.report.paper_numbers import FIGURE, NUMBERS, TEXT, paper_number
+from slotsweep.tracking.params import trial_params
+from slotsweep.train.result import TrialRecord
 
 LENET = {"arch": "lenet_300_100", "dataset": "mnist", "epochs": 200}
 _ids = itertools.count()
@@ -32,14 +33,17 @@ def record(accuracies, status="FINISHED", **settings):
     for seed, accuracy in enumerate(accuracies):
         config = TrialConfig(**{**LENET, **settings, "seed": seed})
         cost = 1e12 * config.epochs * (1.1 if config.method == "slot" else 1.0)
-        metrics = {"test_accuracy": accuracy, "best_val_accuracy": accuracy,
-                   "training_cost_flops": cost + seed,
-                   "model_size_bytes": {"slot": 1000.0 * config.k, "edge_popup": 33300.0,
-                                        "dense": 8e5}[config.method]}
+        metrics = {
+            "test_accuracy": accuracy,
+            "best_val_accuracy": accuracy,
+            "training_cost_flops": cost + seed,
+            "model_size_bytes": {"slot": 1000.0 * config.k, "edge_popup": 33300.0, "dense": 8e5}[
+                config.method
+            ],
+        }
         if config.finetune_epochs:
             metrics["finetune_test_accuracy"] = accuracy + 0.01
-        records.append(TrialRecord(f"run{next(_ids)}", status, trial_params(config), metrics,
-                                   None))
+        records.append(TrialRecord(f"run{next(_ids)}", status, trial_params(config), metrics, None))
     return records
 
 
@@ -61,8 +65,7 @@ def test_rows_are_ordered_by_varied_keys_with_baselines_last():
     records = k_records()
     shuffled = records[::-1][::2] + records[::-1][1::2]  # finishing order is not the order
     rows = compare(shuffled)
-    keys = [(r.settings["method"], r.settings.get("selection"), r.settings.get("k"))
-            for r in rows]
+    keys = [(r.settings["method"], r.settings.get("selection"), r.settings.get("k")) for r in rows]
     assert keys[-1][0] == "dense"
     assert keys[:4] == [("slot", "greedy", k) for k in ("1", "2", "8", "64")]
     assert keys[4:8] == [("slot", "probabilistic", k) for k in ("1", "2", "8", "64")]
@@ -74,16 +77,29 @@ def test_accuracy_vs_k_plots_the_means_and_the_paper(tmp_path):
     records = k_records()
     written = write_report(compare(records), tmp_path)
     names = {path.name for path in written}
-    assert {"accuracy_vs_k.png", "accuracy_vs_k.csv", "gs_vs_ps.png", "gs_vs_ps.csv",
-            "report.html", "comparison.csv", "paper_comparison.csv"} <= names
+    assert {
+        "accuracy_vs_k.png",
+        "accuracy_vs_k.csv",
+        "gs_vs_ps.png",
+        "gs_vs_ps.csv",
+        "report.html",
+        "comparison.csv",
+        "paper_comparison.csv",
+    } <= names
     points = read_csv(tmp_path / "accuracy_vs_k.csv")
     by = {(p["series"], p["x"]): p for p in points}
     for r in records:  # every plotted mean is the mean over seeds of the records, in %
         s = r.params
-        key = (("GS" if s["selection"] == "greedy" else "PS"), s["k"]) if s["method"] == "slot" \
+        key = (
+            (("GS" if s["selection"] == "greedy" else "PS"), s["k"])
+            if s["method"] == "slot"
             else ("lenet_300_100 weight-trained", "baseline")
-        group = [x.metrics["test_accuracy"] for x in records if x.params == {
-            **s, "seed": x.params["seed"]}]
+        )
+        group = [
+            x.metrics["test_accuracy"]
+            for x in records
+            if x.params == {**s, "seed": x.params["seed"]}
+        ]
         assert float(by[key]["y"]) == pytest.approx(100 * statistics.fmean(group))
         assert float(by[key]["y_std"]) == pytest.approx(100 * statistics.stdev(group))
     assert float(by[("GS", "8")]["paper_y"]) == 98.2  # the text's number
@@ -91,7 +107,8 @@ def test_accuracy_vs_k_plots_the_means_and_the_paper(tmp_path):
     assert float(by[("lenet_300_100 weight-trained", "baseline")]["paper_y"]) == 98.0
     bars = read_csv(tmp_path / "gs_vs_ps.csv")
     assert [(b["series"], b["x"]) for b in bars] == [
-        (s, k) for s in ("GS", "PS") for k in ("1", "2", "8", "64")]
+        (s, k) for s in ("GS", "PS") for k in ("1", "2", "8", "64")
+    ]
 
 
 def test_verdicts_inside_and_outside_the_tolerance(tmp_path):
@@ -121,16 +138,21 @@ def test_verdicts_inside_and_outside_the_tolerance(tmp_path):
 
 
 def test_points_at_reduced_scale_or_on_a_stand_in_are_marked():
-    reduced = record([0.85], k=8, dataset="fashion_mnist", epochs=10, train_subset=1000,
-                     schedule="cosine")
+    reduced = record(
+        [0.85], k=8, dataset="fashion_mnist", epochs=10, train_subset=1000, schedule="cosine"
+    )
     point = paper_points(compare(reduced))[0]
-    assert "reduced scale: 10 of 200 epochs, 1000 training examples, cosine schedule" \
-        in point.marks[0]
+    assert (
+        "reduced scale: 10 of 200 epochs, 1000 training examples, cosine schedule" in point.marks[0]
+    )
     assert point.marks[1] == "fashion_mnist standing in for mnist"
     assert paper_points(compare(record([0.98], k=8)))[0].marks == ()
     # settings the paper did not run have no paper number: another lr, lambda, sharing
-    others = (record([0.9], k=8, lr=0.05) + record([0.9], k=8, score_lambda=1.0)
-              + record([0.9], k=8, sharing="layer"))
+    others = (
+        record([0.9], k=8, lr=0.05)
+        + record([0.9], k=8, score_lambda=1.0)
+        + record([0.9], k=8, sharing="layer")
+    )
     assert paper_points(compare(others)) == []
 
 
@@ -153,7 +175,8 @@ def test_sharing_figure_and_finding(tmp_path):
     write_report(rows, tmp_path)
     points = read_csv(tmp_path / "sharing_vs_k.csv")
     assert {(p["series"], p["x"]) for p in points} == {
-        (f"sharing {s}", str(k)) for s in ("none", "layer") for k in (2, 64)}
+        (f"sharing {s}", str(k)) for s in ("none", "layer") for k in (2, 64)
+    }
     small = next(p for p in points if (p["series"], p["x"]) == ("sharing layer", "2"))
     assert float(small["y"]) == pytest.approx(100 * (0.97 + 0.971) / 2 - 20)
     (finding,) = [f for f in findings(rows) if "sharing" in f.claim]
@@ -166,10 +189,16 @@ def test_lambda_lr_heatmap_cells(tmp_path):
         records += record([0.9 + lam / 100 + lr / 10], k=8, score_lambda=lam, lr=lr)
     written = write_report(compare(records), tmp_path)
     assert [p.name for p in written if p.suffix == ".png"] == ["lambda_lr_heatmap.png"]
-    cells = {(p["series"], float(p["x"])): float(p["y"])
-             for p in read_csv(tmp_path / "lambda_lr_heatmap.csv")}
-    assert cells == pytest.approx({(f"lambda {lam:g}", lr): 100 * (0.9 + lam / 100 + lr / 10)
-                                   for lam, lr in itertools.product([0.1, 1.0], [0.05, 0.2])})
+    cells = {
+        (p["series"], float(p["x"])): float(p["y"])
+        for p in read_csv(tmp_path / "lambda_lr_heatmap.csv")
+    }
+    assert cells == pytest.approx(
+        {
+            (f"lambda {lam:g}", lr): 100 * (0.9 + lam / 100 + lr / 10)
+            for lam, lr in itertools.product([0.1, 1.0], [0.05, 0.2])
+        }
+    )
     (finding,) = [f for f in findings(compare(records)) if "initialisation" in f.claim]
     assert "best lambda 1, lr 0.2: 93.00%" in finding.evidence
     assert "lr 0.2: 92.10% (-0.90)" in finding.evidence
@@ -185,8 +214,10 @@ def test_finetune_split_and_cost_figures(tmp_path):
     split = read_csv(tmp_path / "finetune_split.csv")
     assert [float(p["x"]) for p in split] == [0.0, 0.25, 0.5, 0.75]  # slot share of 4 epochs
     assert [float(p["y"]) for p in split] == pytest.approx([88.0, 92.0, 93.0, 94.0])
-    cost = {(p["series"], float(p["x"])): float(p["y"])
-            for p in read_csv(tmp_path / "accuracy_vs_cost.csv")}
+    cost = {
+        (p["series"], float(p["x"])): float(p["y"])
+        for p in read_csv(tmp_path / "accuracy_vs_cost.csv")
+    }
     assert cost[("dense", 4.0)] == pytest.approx(88.0)  # 4 epochs x 1e12 FLOPs
     assert cost[("slot + finetuning", 1.1)] == pytest.approx(92.0)  # finetuned accuracy
     (finding,) = [f for f in findings(rows) if "weight training alone" in f.claim]
@@ -194,15 +225,26 @@ def test_finetune_split_and_cost_figures(tmp_path):
 
 
 def test_storage_figure_and_edge_popup_observation(tmp_path):
-    records = (record([0.95], k=2) + record([0.96], k=8)
-               + record([0.93], method="edge_popup", keep_fraction=0.5, epochs=100)
-               + record([0.98], method="dense", lr=0.01))
+    records = (
+        record([0.95], k=2)
+        + record([0.96], k=8)
+        + record([0.93], method="edge_popup", keep_fraction=0.5, epochs=100)
+        + record([0.98], method="dense", lr=0.01)
+    )
     rows = compare(records)
     write_report(rows, tmp_path)
-    points = {(p["series"], float(p["x"])): float(p["y"])
-              for p in read_csv(tmp_path / "accuracy_vs_storage.csv")}
-    assert points == pytest.approx({("slot", 2.0): 95.0, ("slot", 8.0): 96.0,
-                                    ("edge_popup", 33.3): 93.0, ("dense", 800.0): 98.0})
+    points = {
+        (p["series"], float(p["x"])): float(p["y"])
+        for p in read_csv(tmp_path / "accuracy_vs_storage.csv")
+    }
+    assert points == pytest.approx(
+        {
+            ("slot", 2.0): 95.0,
+            ("slot", 8.0): 96.0,
+            ("edge_popup", 33.3): 93.0,
+            ("dense", 800.0): 98.0,
+        }
+    )
     (finding,) = [f for f in findings(rows) if "edge-popup" in f.claim]
     assert finding.held is None and "-2.00 points" in finding.evidence
 
@@ -210,13 +252,18 @@ def test_storage_figure_and_edge_popup_observation(tmp_path):
 def test_cost_figure_for_a_study_that_varies_epochs(tmp_path):
     records = []
     for method, epochs in itertools.product(["slot", "dense"], [1, 2]):
-        records += record([0.5 + 0.1 * epochs], method=method, epochs=epochs, arch="conv2",
-                          dataset="cifar10")
+        records += record(
+            [0.5 + 0.1 * epochs], method=method, epochs=epochs, arch="conv2", dataset="cifar10"
+        )
     written = write_report(compare(records), tmp_path)
     assert [p.name for p in written if p.suffix == ".png"] == ["accuracy_vs_cost.png"]
     cost = read_csv(tmp_path / "accuracy_vs_cost.csv")
     assert [(p["series"], float(p["x"])) for p in cost] == [
-        ("dense", 1.0), ("dense", 2.0), ("slot", 1.1), ("slot", 2.2)]
+        ("dense", 1.0),
+        ("dense", 2.0),
+        ("slot", 1.1),
+        ("slot", 2.2),
+    ]
 
 
 def test_k_findings_chance_jump_and_gs_above_ps():
@@ -226,14 +273,16 @@ def test_k_findings_chance_jump_and_gs_above_ps():
     assert claims["a large jump from K=1 to K=2 (greedy)"].held
     gs_ps = next(f for c, f in claims.items() if c.startswith("greedy selection"))
     assert gs_ps.held and "K=2 +1.00" in gs_ps.evidence
-    worse = compare(record([0.9], k=2, selection="greedy")
-                    + record([0.95], k=2, selection="probabilistic"))
+    worse = compare(
+        record([0.9], k=2, selection="greedy") + record([0.95], k=2, selection="probabilistic")
+    )
     assert not next(f for f in findings(worse) if f.claim.startswith("greedy")).held
 
 
 def test_html_page_is_self_contained(tmp_path):
     records = record([0.85, 0.86], k=8, dataset="fashion_mnist", epochs=5) + record(
-        [0.1, 0.1], k=1, dataset="fashion_mnist", epochs=5)
+        [0.1, 0.1], k=1, dataset="fashion_mnist", epochs=5
+    )
     write_report(compare(records), tmp_path, title="t", settings={"name": "study-x"})
     page = (tmp_path / "report.html").read_text()
     assert "fashion_mnist standing in for mnist" in page
@@ -245,7 +294,8 @@ def test_html_page_is_self_contained(tmp_path):
 
 def test_distance_to_the_weight_trained_network_beside_the_papers():
     records = record([0.86], k=8, dataset="fashion_mnist") + record(
-        [0.89], method="dense", lr=0.01, dataset="fashion_mnist")
+        [0.89], method="dense", lr=0.01, dataset="fashion_mnist"
+    )
     slot, dense = paper_points(compare(records))
     assert slot.ours_vs_baseline == pytest.approx(-3.0)
     assert slot.paper_vs_baseline == pytest.approx(98.2 - 98.0)

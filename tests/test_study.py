@@ -10,10 +10,11 @@ import pytest
 import yaml
 from rich.console import Console
 
-from slotsweep.config import TrialConfig
-from slotsweep.plan import plan_summary, plan_table
-from slotsweep.study import StudyError, parse_study, trial_key
-from slotsweep.study_file import load_study
+from slotsweep.config import TrialConfig, trial_key
+from slotsweep.study.file import load_study
+from slotsweep.study.plan import plan_summary, plan_table
+from slotsweep.study.schema import StudyError
+from slotsweep.study.validate import parse_study
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 K_SCAN = STUDIES / "k_scan.yaml"

@@ -12,17 +12,22 @@ from conftest import run_cli
 from torch import nn
 
 from slotsweep.config import TrialConfig
-from slotsweep.evaluate import rebuilt_test_accuracy
-from slotsweep.metrics import model_size_bytes, selection_states
 from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec, SlotConv2d, SlotLinear
-from slotsweep.ticket import TicketError, encode_ticket, load_ticket
-from slotsweep.trainer import train_trial
+from slotsweep.tracking.evaluate import rebuilt_test_accuracy
+from slotsweep.train.metrics import model_size_bytes, selection_states
+from slotsweep.train.ticket import TicketError, encode_ticket, load_ticket
+from slotsweep.train.trainer import train_trial
 
-SPECS = [LayerSpec(method="slot", k=8), LayerSpec(method="slot", k=8, fused=True),
-         LayerSpec(method="slot", k=1), LayerSpec(method="slot", k=5, sharing="global"),
-         LayerSpec(method="slot", k=16, sharing="layer", selection="probabilistic"),
-         LayerSpec(method="edge_popup"), LayerSpec(method="dense")]
+SPECS = [
+    LayerSpec(method="slot", k=8),
+    LayerSpec(method="slot", k=8, fused=True),
+    LayerSpec(method="slot", k=1),
+    LayerSpec(method="slot", k=5, sharing="global"),
+    LayerSpec(method="slot", k=16, sharing="layer", selection="probabilistic"),
+    LayerSpec(method="edge_popup"),
+    LayerSpec(method="dense"),
+]
 
 
 def _trained_looking(model: nn.Module) -> nn.Module:
@@ -63,8 +68,12 @@ def test_slot_ticket_bytes_by_hand():
 
 def test_batch_norm_statistics_travel_with_the_ticket():
     def net() -> nn.Module:
-        return nn.Sequential(SlotConv2d(1, 4, 3, k=4, seed=3), nn.BatchNorm2d(4, affine=False),
-                             nn.Flatten(), SlotLinear(4 * 6 * 6, 10, k=4, seed=4))
+        return nn.Sequential(
+            SlotConv2d(1, 4, 3, k=4, seed=3),
+            nn.BatchNorm2d(4, affine=False),
+            nn.Flatten(),
+            SlotLinear(4 * 6 * 6, 10, k=4, seed=4),
+        )
 
     source = _trained_looking(net())
     source.train()
@@ -95,8 +104,15 @@ def _sha(states: list[torch.Tensor]) -> str:
 
 def test_the_ticket_is_the_best_validation_epoch_not_the_last():
     # a large constant lr keeps the selection moving; validation peaks before the last epoch
-    config = TrialConfig(dataset="synthetic", train_subset=384, epochs=4, k=8, lr=20.0,
-                         schedule="constant", num_threads=1)
+    config = TrialConfig(
+        dataset="synthetic",
+        train_subset=384,
+        epochs=4,
+        k=8,
+        lr=20.0,
+        schedule="constant",
+        num_threads=1,
+    )
     result = train_trial(config)
     assert result.best_epoch < config.epochs  # the case this test is about
     rebuilt = create_model("lenet_300_100", LayerSpec(k=8))
@@ -112,10 +128,23 @@ def test_a_downloaded_ticket_gives_the_runs_test_accuracy(tmp_path, method):
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'store.db'}"
-    trained = run_cli("train", "--dataset", "synthetic", "--train-subset", "384", "--epochs",
-                      "2", "--method", method, *(["--k", "8"] if method == "slot" else []),
-                      "--num-threads", "1",
-                      "--tracking-uri", uri, cwd=tmp_path)
+    trained = run_cli(
+        "train",
+        "--dataset",
+        "synthetic",
+        "--train-subset",
+        "384",
+        "--epochs",
+        "2",
+        "--method",
+        method,
+        *(["--k", "8"] if method == "slot" else []),
+        "--num-threads",
+        "1",
+        "--tracking-uri",
+        uri,
+        cwd=tmp_path,
+    )
     assert trained.returncode == 0, trained.stderr
     run_id = re.search(r"MLflow run (\w+)", trained.stdout).group(1)
     client = MlflowClient(uri)
@@ -124,8 +153,11 @@ def test_a_downloaded_ticket_gives_the_runs_test_accuracy(tmp_path, method):
     path = client.download_artifacts(run_id, f"network/{name}", str(tmp_path))
     ticket = open(path, "rb").read()
     assert len(ticket) == metrics["model_size_bytes"]
-    config = TrialConfig.model_validate(json.loads(open(client.download_artifacts(
-        run_id, "trial_config.json", str(tmp_path))).read()))
+    config = TrialConfig.model_validate(
+        json.loads(
+            open(client.download_artifacts(run_id, "trial_config.json", str(tmp_path))).read()
+        )
+    )
     assert rebuilt_test_accuracy(config, ticket)[0] == metrics["test_accuracy"]
     evaluated = run_cli("evaluate", run_id, "--tracking-uri", uri, cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr

@@ -6,13 +6,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from slotsweep.config import TrialConfig
-from slotsweep.tracking import (
-    StudyRun,
-    TrialRun,
-    absolute_tracking_uri,
-    finished_trial_keys,
-    trial_params,
-)
+from slotsweep.study.store import absolute_tracking_uri
+from slotsweep.tracking.params import trial_params
+from slotsweep.tracking.runs import MlflowTrialRun as TrialRun
+from slotsweep.tracking.runs import StudyRun, finished_trial_keys
 
 
 def test_tracking_uris_become_absolute(tmp_path, monkeypatch):
@@ -28,16 +25,34 @@ def test_trial_runs_keep_their_identity_under_a_parent(tmp_path):
     uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
     parent = StudyRun.start(uri, "exp", "study", "", resume=False)
     config = TrialConfig(k=4)
-    stale = TrialRun.open(uri, parent.experiment_id, config, trial_key="abc", trial_id="t1",
-                          parent_run_id=parent.run_id)
-    fresh = TrialRun.open(uri, parent.experiment_id, config, trial_key="abc", trial_id="t2",
-                          parent_run_id=parent.run_id)
+    stale = TrialRun.open(
+        uri,
+        parent.experiment_id,
+        config,
+        trial_key="abc",
+        trial_id="t1",
+        parent_run_id=parent.run_id,
+    )
+    fresh = TrialRun.open(
+        uri,
+        parent.experiment_id,
+        config,
+        trial_key="abc",
+        trial_id="t2",
+        parent_run_id=parent.run_id,
+    )
     assert fresh.run_id != stale.run_id and not fresh.finished
     client = MlflowClient(uri)
     assert client.get_run(stale.run_id).info.lifecycle_stage == "deleted"
     client.set_terminated(fresh.run_id, "FINISHED")
-    again = TrialRun.open(uri, parent.experiment_id, config, trial_key="abc", trial_id="t3",
-                          parent_run_id=parent.run_id)
+    again = TrialRun.open(
+        uri,
+        parent.experiment_id,
+        config,
+        trial_key="abc",
+        trial_id="t3",
+        parent_run_id=parent.run_id,
+    )
     assert again.run_id == fresh.run_id and again.finished
     assert [r.info.run_id for r in parent.children()] == [fresh.run_id]
     assert finished_trial_keys(parent.children()) == {"abc"}
@@ -61,7 +76,7 @@ def test_params_line_up_across_methods():
 
 
 def test_experiments_are_marked_model_training(tmp_path):
-    from slotsweep.tracking import experiment_id
+    from slotsweep.tracking.store import experiment_id
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'store.db'}")
     created = experiment_id(client, "fresh")
@@ -74,7 +89,8 @@ def test_experiments_are_marked_model_training(tmp_path):
 
 def test_a_stopped_trial_is_killed_and_a_raising_one_failed(tmp_path):
     from slotsweep.data import DataNotFoundError
-    from slotsweep.trial_run import TrackingTarget, run_trial
+    from slotsweep.launch.trial import run_trial
+    from slotsweep.tracking.store import TrackingTarget
 
     uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
     parent = StudyRun.start(uri, "exp", "study", "", resume=False)
@@ -96,7 +112,8 @@ def test_a_stopped_trial_is_killed_and_a_raising_one_failed(tmp_path):
 
 
 def test_a_finished_trial_is_not_trained_again(tmp_path):
-    from slotsweep.trial_run import TrackingTarget, run_trial
+    from slotsweep.launch.trial import run_trial
+    from slotsweep.tracking.store import TrackingTarget
 
     uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
     parent = StudyRun.start(uri, "exp", "study", "", resume=False)

@@ -6,22 +6,30 @@ import math
 import pytest
 import torch
 
-from slotsweep.config import TrialConfig, default_lr
+from slotsweep.config import TrialConfig
 from slotsweep.data import load_data
-from slotsweep.trainer import TrialFailed, build_model, copy_selected_weights, train_trial
+from slotsweep.train.trainer import TrialFailed, build_model, copy_selected_weights, train_trial
 
-QUICK = {"dataset": "synthetic", "epochs": 2, "train_subset": 512, "batch_size": 64,
-         "num_threads": 1}
+QUICK = {
+    "dataset": "synthetic",
+    "epochs": 2,
+    "train_subset": 512,
+    "batch_size": 64,
+    "num_threads": 1,
+}
 
 
-@pytest.mark.parametrize("settings", [
-    {"method": "slot", "k": 8},
-    {"method": "slot", "k": 4, "selection": "probabilistic", "lr": 5.0},
-    {"method": "slot", "k": 8, "sharing": "global", "impl": "reference"},
-    {"method": "dense"},
-    {"method": "edge_popup"},
-    {"method": "slot", "k": 2, "arch": "conv2", "sharing": "layer"},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"method": "slot", "k": 8},
+        {"method": "slot", "k": 4, "selection": "probabilistic", "lr": 5.0},
+        {"method": "slot", "k": 8, "sharing": "global", "impl": "reference"},
+        {"method": "dense"},
+        {"method": "edge_popup"},
+        {"method": "slot", "k": 2, "arch": "conv2", "sharing": "layer"},
+    ],
+)
 def test_every_method_trains_and_reports_each_epoch(settings):
     reported = []
     result = train_trial(TrialConfig(**QUICK, **settings), reported.append)
@@ -81,13 +89,13 @@ def test_nan_loss_fails_the_trial():
 
 
 def test_learning_rate_defaults_follow_the_recipes():
-    assert default_lr("slot", "greedy", 8, "paper") == 0.2
-    assert default_lr("slot", "greedy", 16, "paper") == 0.1
-    assert default_lr("slot", "greedy", 8, "authors") == 0.1
-    assert default_lr("slot", "greedy", 16, "authors") == 0.01
-    assert default_lr("slot", "probabilistic", 8, "paper") == 25
-    assert default_lr("dense", "greedy", 8, "paper") == 0.01
-    assert TrialConfig(k=32).resolved_lr() == 0.1 and TrialConfig(lr=0.3).resolved_lr() == 0.3
+    assert TrialConfig(selection="greedy", k=8, recipe="paper").default_lr_for("slot") == 0.2
+    assert TrialConfig(selection="greedy", k=16, recipe="paper").default_lr_for("slot") == 0.1
+    assert TrialConfig(selection="greedy", k=8, recipe="authors").default_lr_for("slot") == 0.1
+    assert TrialConfig(selection="greedy", k=16, recipe="authors").default_lr_for("slot") == 0.01
+    assert TrialConfig(selection="probabilistic", k=8, recipe="paper").default_lr_for("slot") == 25
+    assert TrialConfig(selection="greedy", k=8, recipe="paper").default_lr_for("dense") == 0.01
+    assert TrialConfig(k=32).resolved().lr == 0.1 and TrialConfig(lr=0.3).resolved().lr == 0.3
 
 
 def test_cuda_request_without_cuda_is_refused():

@@ -12,8 +12,22 @@ CONNECTIONS = 784 * 300 + 300 * 100 + 100 * 10  # Lenet-300-100, no biases
 
 def _train(tmp_path, *flags: str) -> dict:
     out = tmp_path / f"{'-'.join(flags)}.json"
-    done = run_cli("train", "--dataset", "synthetic", "--train-subset", "256", "--epochs", "1",
-                   "--num-threads", "1", "--no-mlflow", "--json", str(out), *flags, cwd=tmp_path)
+    done = run_cli(
+        "train",
+        "--dataset",
+        "synthetic",
+        "--train-subset",
+        "256",
+        "--epochs",
+        "1",
+        "--num-threads",
+        "1",
+        "--no-mlflow",
+        "--json",
+        str(out),
+        *flags,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(out.read_text())
 

@@ -10,8 +10,15 @@ import pytest
 from conftest import run_cli, ui_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 GENAI_OVERVIEW = ("Token Usage", "Tokens per Trace", "Cost Breakdown")
 
 
@@ -23,7 +30,8 @@ def _as_js_number(value: float) -> str:
 
 def _study(tmp_path):
     path = tmp_path / "uicheck.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         name: uicheck
         trial: {arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 1,
                 train_subset: 256}
@@ -33,7 +41,8 @@ def _study(tmp_path):
         baselines:
           - {method: dense, lr: 0.01}
         max_concurrent: 2
-    """))
+    """)
+    )
     return path
 
 
@@ -50,8 +59,11 @@ def test_the_printed_links_open_on_the_trials_and_their_comparison(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("uicheck")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    trials = [run for run in client.search_runs([experiment.experiment_id])
-              if run.data.tags.get("slotsweep.role") == "trial"]
+    trials = [
+        run
+        for run in client.search_runs([experiment.experiment_id])
+        if run.data.tags.get("slotsweep.role") == "trial"
+    ]
     assert len(trials) == 3
     with ui_server(study, tmp_path) as url:
         printed = (tmp_path / "ui.out").read_text()

@@ -9,31 +9,58 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from slotsweep.config import TrialConfig
-from slotsweep.result import TrialResult
-from slotsweep.study import Study
-from slotsweep.study_summary import summarize_study
-from slotsweep.tracking import StudyRun, TrialRun, absolute_tracking_uri, study_coordinates
-from slotsweep.ui_links import SHARED_VIEW_TAG, study_links
+from slotsweep.study.schema import Study
+from slotsweep.study.store import absolute_tracking_uri
+from slotsweep.tracking.links import SHARED_VIEW_TAG, study_links
+from slotsweep.tracking.queries import study_coordinates
+from slotsweep.tracking.runs import MlflowTrialRun as TrialRun
+from slotsweep.tracking.runs import StudyRun
+from slotsweep.tracking.summary import summarize_study
+from slotsweep.train.result import TrialResult
 
 
 def _result(config: TrialConfig, val: float, test: float) -> TrialResult:
-    return TrialResult(test_accuracy=test, best_val_accuracy=val, best_epoch=1,
-                       training_cost_flops=1e9, memory_state_bytes=10, peak_memory_bytes=20,
-                       model_size_bytes=5, train_time_s=1.0, params=config.model_dump(),
-                       training_memory_bytes=7)
+    return TrialResult(
+        test_accuracy=test,
+        best_val_accuracy=val,
+        best_epoch=1,
+        training_cost_flops=1e9,
+        memory_state_bytes=10,
+        peak_memory_bytes=20,
+        model_size_bytes=5,
+        train_time_s=1.0,
+        params=config.model_dump(),
+        training_memory_bytes=7,
+    )
 
 
 def _launch(tmp_path):
     uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
     parent = StudyRun.start(uri, "exp", "exp", "", resume=False)
-    outcomes = [(TrialConfig(k=2, seed=0), 0.80, 0.79), (TrialConfig(k=2, seed=1), 0.84, 0.83),
-                (TrialConfig(k=8, seed=0), 0.90, 0.88), (TrialConfig(method="dense"), 0.85, 0.9)]
+    outcomes = [
+        (TrialConfig(k=2, seed=0), 0.80, 0.79),
+        (TrialConfig(k=2, seed=1), 0.84, 0.83),
+        (TrialConfig(k=8, seed=0), 0.90, 0.88),
+        (TrialConfig(method="dense"), 0.85, 0.9),
+    ]
     for i, (config, val, test) in enumerate(outcomes):
-        run = TrialRun.open(uri, parent.experiment_id, config, trial_key=f"key{i}",
-                            trial_id=f"t{i}", parent_run_id=parent.run_id)
+        run = TrialRun.open(
+            uri,
+            parent.experiment_id,
+            config,
+            trial_key=f"key{i}",
+            trial_id=f"t{i}",
+            parent_run_id=parent.run_id,
+        )
         run.finish(_result(config, val, test))
-    failed = TrialRun.open(uri, parent.experiment_id, TrialConfig(k=4), trial_key="bad",
-                           trial_id="t9", parent_run_id=parent.run_id)
+    failed = TrialRun.open(
+        uri,
+        parent.experiment_id,
+        TrialConfig(k=4),
+        trial_key="bad",
+        trial_id="t9",
+        parent_run_id=parent.run_id,
+    )
     failed.fail(RuntimeError("boom"))
     parent.finish("FINISHED")
     return uri, parent
@@ -42,8 +69,14 @@ def _launch(tmp_path):
 @pytest.mark.slow
 def test_the_parent_run_summarises_the_study(tmp_path):
     uri, parent = _launch(tmp_path)
-    study = Study.model_validate({"name": "exp", "description": "K against accuracy",
-                                  "space": {"k": {"grid": [2, 4, 8]}}, "seeds": [0, 1]})
+    study = Study.model_validate(
+        {
+            "name": "exp",
+            "description": "K against accuracy",
+            "space": {"k": {"grid": [2, 4, 8]}},
+            "seeds": [0, 1],
+        }
+    )
     summarize_study(uri, "exp", parent.run_id, study)
     client = MlflowClient(uri)
     run = client.get_run(parent.run_id)
@@ -57,13 +90,22 @@ def test_the_parent_run_summarises_the_study(tmp_path):
     table = json.loads(open(table_path).read())
     column = {name: [row[i] for row in table["data"]] for i, name in enumerate(table["columns"])}
     assert sorted(zip(column["method"], column["k"], strict=True)) == [
-        ("dense", "0"), ("slot", "2"), ("slot", "4"), ("slot", "8")]
+        ("dense", "0"),
+        ("slot", "2"),
+        ("slot", "4"),
+        ("slot", "8"),
+    ]
     means = dict(zip(column["k"], column["test_accuracy_mean"], strict=True))
     assert abs(means["2"] - (0.79 + 0.83) / 2) < 1e-12
     assert "accuracy_vs_k.png" in {a.path for a in client.list_artifacts(parent.run_id)}
     summarize_study(uri, "exp", parent.run_id, study)  # a refresh replaces the table
-    table = json.loads(open(client.download_artifacts(parent.run_id, "comparison_table.json",
-                                                      str(tmp_path / "again"))).read())
+    table = json.loads(
+        open(
+            client.download_artifacts(
+                parent.run_id, "comparison_table.json", str(tmp_path / "again")
+            )
+        ).read()
+    )
     assert len(table["data"]) == 4
 
 
@@ -81,7 +123,8 @@ def test_links_name_the_latest_launch_and_its_view(tmp_path):
     state = links.view_state
     assert state["searchFilter"] == f"tags.`mlflow.parentRunId` = '{parent.run_id}'"
     assert {"params.`k`", "params.`log2_k`", "metrics.`test_accuracy`"} <= set(
-        state["selectedColumns"])
+        state["selectedColumns"]
+    )
     compare = parse_qs(urlsplit(links.compare.replace("/#/", "/")).query)
     assert sorted(json.loads(compare["runs"][0])) == sorted(t.run_id for t in coords.trials)
     assert json.loads(compare["experiments"][0]) == [coords.experiment_id]
@@ -98,12 +141,21 @@ def test_a_trial_logs_system_metrics_its_data_and_its_network(tmp_path, monkeypa
     uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
     parent = StudyRun.start(uri, "exp", "exp", "", resume=False)
     config = TrialConfig(k=4)
-    run = TrialRun.open(uri, parent.experiment_id, config, trial_key="k", trial_id="t",
-                        parent_run_id=parent.run_id)
+    run = TrialRun.open(
+        uri, parent.experiment_id, config, trial_key="k", trial_id="t", parent_run_id=parent.run_id
+    )
     time.sleep(1.5)  # a few samples of the system-metrics monitor
     result = _result(config, 0.5, 0.5)
-    result.datasets = [{"name": "synthetic-test", "split": "test", "examples": 500,
-                        "shape": [1, 28, 28], "num_classes": 10, "digest": "ab" * 32}]
+    result.datasets = [
+        {
+            "name": "synthetic-test",
+            "split": "test",
+            "examples": 500,
+            "shape": [1, 28, 28],
+            "num_classes": 10,
+            "digest": "ab" * 32,
+        }
+    ]
     result.ticket = b"\x01\x02\x03"
     run.finish(result)
     client = MlflowClient(uri)

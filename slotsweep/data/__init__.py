@@ -1,8 +1,8 @@
 """Offline-first data: MNIST, Fashion-MNIST, CIFAR-10 and a synthetic set, as in-memory splits."""
 
+from .batches import BatchLoader
 from .errors import DataFormatError, DataNotFoundError
 from .load import load_data
-from .loader import BatchLoader
 from .splits import DataSplits, Split
 
 __all__ = [

@@ -34,20 +34,20 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
 
 
 for _spec in (
-        DatasetSpec("mnist", "idx", 0.15, False, debian_name="mnist", torchvision_class="MNIST"),
-        DatasetSpec(
-            "fashion_mnist",
-            "idx",
-            0.15,
-            False,
-            debian_name="fashion-mnist",
-            torchvision_class="FashionMNIST",
-            apt_package="dataset-fashion-mnist",
-        ),
-        DatasetSpec(
-            "cifar10", "cifar", 0.10, True, debian_name="cifar-10", torchvision_class="CIFAR10"
-        ),
-        DatasetSpec("synthetic", "synthetic", 0.15, False),
+    DatasetSpec("mnist", "idx", 0.15, False, debian_name="mnist", torchvision_class="MNIST"),
+    DatasetSpec(
+        "fashion_mnist",
+        "idx",
+        0.15,
+        False,
+        debian_name="fashion-mnist",
+        torchvision_class="FashionMNIST",
+        apt_package="dataset-fashion-mnist",
+    ),
+    DatasetSpec(
+        "cifar10", "cifar", 0.10, True, debian_name="cifar-10", torchvision_class="CIFAR10"
+    ),
+    DatasetSpec("synthetic", "synthetic", 0.15, False),
 ):
     register_dataset(_spec)
 

@@ -22,7 +22,21 @@ for _family in (SlotFamily, DenseFamily, EdgePopupFamily):
     register_family(_family)
 
 __all__ = [
-    "DenseConv2d", "DenseFamily", "DenseLinear", "EdgePopupConv2d", "EdgePopupFamily",
-    "EdgePopupLinear", "LayerFactory", "LayerFamily", "LayerSpec", "SelectingLayer", "SlotConv2d",
-    "SlotFamily", "SlotLinear", "SlotMixin", "family_class", "register_family", "to_dense",
+    "DenseConv2d",
+    "DenseFamily",
+    "DenseLinear",
+    "EdgePopupConv2d",
+    "EdgePopupFamily",
+    "EdgePopupLinear",
+    "LayerFactory",
+    "LayerFamily",
+    "LayerSpec",
+    "SelectingLayer",
+    "SlotConv2d",
+    "SlotFamily",
+    "SlotLinear",
+    "SlotMixin",
+    "family_class",
+    "register_family",
+    "to_dense",
 ]

@@ -28,10 +28,19 @@ class DenseLinear(nn.Linear):
 class DenseConv2d(nn.Conv2d):
     """`nn.Conv2d` without bias, initialised from `seed`."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
-                 padding: int = 0, seed: int = 0) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                         bias=False)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        padding: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False
+        )
         _seeded_default_init(self.weight, seed)
 
 
@@ -40,8 +49,9 @@ def dense_holding(weight: torch.Tensor, *, stride: int = 1, padding: int = 0) ->
     if weight.dim() == 2:
         layer: nn.Module = DenseLinear(weight.shape[1], weight.shape[0])
     else:
-        layer = DenseConv2d(weight.shape[1], weight.shape[0], weight.shape[2], stride=stride,
-                            padding=padding)
+        layer = DenseConv2d(
+            weight.shape[1], weight.shape[0], weight.shape[2], stride=stride, padding=padding
+        )
     with torch.no_grad():
         layer.weight.copy_(weight)
     return layer.to(weight.device)
@@ -56,6 +66,7 @@ class DenseFamily(LayerFamily):
     def linear(self, in_features: int, out_features: int, *, seed: int) -> nn.Module:
         return DenseLinear(in_features, out_features, seed=seed)
 
-    def conv(self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int,
-             seed: int) -> nn.Module:
+    def conv(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int, seed: int
+    ) -> nn.Module:
         return DenseConv2d(in_channels, out_channels, kernel_size, padding=padding, seed=seed)

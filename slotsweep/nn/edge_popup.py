@@ -33,8 +33,9 @@ class TopMask(torch.autograd.Function):
 class EdgePopupMixin(SelectingLayer):
     """Signed-Kaiming-constant frozen weights and one kaiming-uniform score per connection."""
 
-    def _init_edge_popup(self, *, weight_shape: tuple[int, ...], keep_fraction: float,
-                         seed: int) -> None:
+    def _init_edge_popup(
+        self, *, weight_shape: tuple[int, ...], keep_fraction: float, seed: int
+    ) -> None:
         if not 0 < keep_fraction <= 1:
             raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
         self.weight_shape, self.keep_fraction = weight_shape, keep_fraction
@@ -77,18 +78,23 @@ class EdgePopupMixin(SelectingLayer):
 
     def as_dense(self) -> nn.Module:
         """The ordinary layer computing what this one computes."""
-        return dense_holding(self.dense_weight(), stride=getattr(self, "stride", 1),
-                             padding=getattr(self, "padding", 0))
+        return dense_holding(
+            self.dense_weight(),
+            stride=getattr(self, "stride", 1),
+            padding=getattr(self, "padding", 0),
+        )
 
 
 class EdgePopupLinear(EdgePopupMixin):
     """A fully connected edge-popup layer without bias."""
 
-    def __init__(self, in_features: int, out_features: int, *, keep_fraction: float = 0.5,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, *, keep_fraction: float = 0.5, seed: int = 0
+    ) -> None:
         super().__init__()
-        self._init_edge_popup(weight_shape=(out_features, in_features),
-                              keep_fraction=keep_fraction, seed=seed)
+        self._init_edge_popup(
+            weight_shape=(out_features, in_features), keep_fraction=keep_fraction, seed=seed
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight())
@@ -97,9 +103,17 @@ class EdgePopupLinear(EdgePopupMixin):
 class EdgePopupConv2d(EdgePopupMixin):
     """A 2-D convolutional edge-popup layer without bias."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
-                 keep_fraction: float = 0.5, stride: int = 1, padding: int = 0,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        keep_fraction: float = 0.5,
+        stride: int = 1,
+        padding: int = 0,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.stride, self.padding = stride, padding
         shape = (out_channels, in_channels, kernel_size, kernel_size)
@@ -116,10 +130,18 @@ class EdgePopupFamily(LayerFamily):
     default_lr = 0.1
 
     def linear(self, in_features: int, out_features: int, *, seed: int) -> nn.Module:
-        return EdgePopupLinear(in_features, out_features, keep_fraction=self.spec.keep_fraction,
-                               seed=seed)
+        return EdgePopupLinear(
+            in_features, out_features, keep_fraction=self.spec.keep_fraction, seed=seed
+        )
 
-    def conv(self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int,
-             seed: int) -> nn.Module:
-        return EdgePopupConv2d(in_channels, out_channels, kernel_size,
-                               keep_fraction=self.spec.keep_fraction, padding=padding, seed=seed)
+    def conv(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int, seed: int
+    ) -> nn.Module:
+        return EdgePopupConv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            keep_fraction=self.spec.keep_fraction,
+            padding=padding,
+            seed=seed,
+        )

@@ -52,8 +52,9 @@ class LayerFamily(abc.ABC):
         """A bias-free fully connected layer."""
 
     @abc.abstractmethod
-    def conv(self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int,
-             seed: int) -> nn.Module:
+    def conv(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int, seed: int
+    ) -> nn.Module:
         """A bias-free convolution."""
 
 

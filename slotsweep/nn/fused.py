@@ -25,8 +25,9 @@ def fused_layers(model: nn.Module) -> list[SlotMixin]:
     return [m for m in model.modules() if isinstance(m, SlotMixin) and m.fused]
 
 
-def fused_update_reference(layer: SlotMixin, buffer: torch.Tensor | None, lr: float,
-                           momentum: float, weight_decay: float) -> torch.Tensor:
+def fused_update_reference(
+    layer: SlotMixin, buffer: torch.Tensor | None, lr: float, momentum: float, weight_decay: float
+) -> torch.Tensor:
     """Plain PyTorch fused step for one layer; returns the momentum buffer."""
     scores = layer.scores.data
     grad = score_gradient(layer.cached_weight.grad, layer.values)
@@ -40,8 +41,9 @@ def fused_update_reference(layer: SlotMixin, buffer: torch.Tensor | None, lr: fl
     return buffer
 
 
-def fused_update(layer: SlotMixin, buffer: torch.Tensor | None, lr: float, momentum: float,
-                 weight_decay: float) -> torch.Tensor | None:
+def fused_update(
+    layer: SlotMixin, buffer: torch.Tensor | None, lr: float, momentum: float, weight_decay: float
+) -> torch.Tensor | None:
     """One fused step, native where the kernel serves this layer, else the PyTorch version;
     `layer.update_path` records which ran ('native' or 'pytorch', for `native.update_tag`)."""
     if native.supports(layer):
@@ -63,8 +65,15 @@ class SlotSGD(torch.optim.SGD):
     rate as for any group, and their momentum buffers live in `self.state` like SGD's.
     """
 
-    def __init__(self, params: Iterable[torch.Tensor], layers: list[SlotMixin], *, lr: float,
-                 momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        layers: list[SlotMixin],
+        *,
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+    ) -> None:
         groups = [{"params": list(params)}]
         if layers:
             groups.append({"params": [layer.scores for layer in layers], "fused": True})
@@ -84,8 +93,12 @@ class SlotSGD(torch.optim.SGD):
                     continue
                 state = self.state[scores]
                 state["momentum_buffer"] = fused_update(
-                    layer, state.get("momentum_buffer"), group["lr"], group["momentum"],
-                    group["weight_decay"])
+                    layer,
+                    state.get("momentum_buffer"),
+                    group["lr"],
+                    group["momentum"],
+                    group["weight_decay"],
+                )
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:

@@ -17,8 +17,11 @@ PREBUILT_NAME = "_slot_kernel"  # the extension module built at install, beside 
 # -ffp-contract=off keeps PyTorch's rounding (see the C file). Tried in order: -march=native
 # (AVX2 loops on x86), then without it, then without OpenMP (single-threaded; e.g. Apple clang).
 COMPILE_FLAGS = ("-O3", "-ffp-contract=off", "-fopenmp")
-FLAG_SETS = (("-march=native", *COMPILE_FLAGS), COMPILE_FLAGS,
-             tuple(flag for flag in COMPILE_FLAGS if flag != "-fopenmp"))
+FLAG_SETS = (
+    ("-march=native", *COMPILE_FLAGS),
+    COMPILE_FLAGS,
+    tuple(flag for flag in COMPILE_FLAGS if flag != "-fopenmp"),
+)
 
 
 def cpu_identity() -> str:
@@ -37,4 +40,3 @@ def build_identity(source: bytes, flags: tuple[str, ...], compiler: str = COMPIL
     for part in (compiler, " ".join(flags), platform.machine(), cpu_identity()):
         digest.update(b"\0" + part.encode())
     return digest.hexdigest()[:16]
-

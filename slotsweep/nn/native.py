@@ -43,8 +43,12 @@ LINK_FLAGS = ("-shared", "-fPIC")
 MODES = {"plain": 0, "first": 1, "momentum": 2}
 ORIGINS = {"prebuilt": "fused-native-prebuilt", "runtime": "fused-runtime-build"}
 
-_ARGTYPES = [ctypes.c_void_p] * 5 + [ctypes.c_int64, ctypes.c_int64, ctypes.c_int] + [
-    ctypes.c_float] * 3 + [ctypes.c_int] * 3
+_ARGTYPES = (
+    [ctypes.c_void_p] * 5
+    + [ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
+    + [ctypes.c_float] * 3
+    + [ctypes.c_int] * 3
+)
 
 
 def cache_dir() -> Path:
@@ -147,8 +151,11 @@ def update_tag(model: nn.Module) -> str:
     """Which update the fused slot layers of a trained `model` ran (`slotsweep.impl`):
     `fused-native-prebuilt` or `fused-runtime-build` (the native kernel), `fused-pytorch` (the
     fused update in PyTorch: no kernel, or layers it cannot serve), `fused-mixed` (both)."""
-    paths = {getattr(m, "update_path", None) for m in model.modules()
-             if isinstance(m, SlotMixin) and m.fused}
+    paths = {
+        getattr(m, "update_path", None)
+        for m in model.modules()
+        if isinstance(m, SlotMixin) and m.fused
+    }
     if paths == {"native"}:
         return ORIGINS[_load()[1]]
     return "fused-mixed" if "native" in paths else "fused-pytorch"
@@ -167,8 +174,12 @@ def unavailable_reason() -> str | None:
 
 
 def _plain(tensor: torch.Tensor | None) -> bool:
-    return (tensor is not None and tensor.device.type == "cpu" and tensor.dtype == torch.float32
-            and tensor.is_contiguous())
+    return (
+        tensor is not None
+        and tensor.device.type == "cpu"
+        and tensor.dtype == torch.float32
+        and tensor.is_contiguous()
+    )
 
 
 def supports(layer: SlotMixin) -> bool:
@@ -182,8 +193,14 @@ def supports(layer: SlotMixin) -> bool:
     return values_fit and weight.shape == scores.shape[:-1] and available()
 
 
-def update(layer: SlotMixin, buffer: torch.Tensor | None, lr: float, momentum: float,
-           weight_decay: float, first_step: bool) -> None:
+def update(
+    layer: SlotMixin,
+    buffer: torch.Tensor | None,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    first_step: bool,
+) -> None:
     """The fused step of `layer` in place (scores, `buffer`, cached weight), for a layer that
     `supports` accepts. `buffer` is the momentum buffer, overwritten on the first step; it is
     ignored (may be None) when momentum is 0, as in `fused_update_reference`."""
@@ -198,9 +215,21 @@ def update(layer: SlotMixin, buffer: torch.Tensor | None, lr: float, momentum: f
             raise ValueError("momentum needs a float32 buffer shaped like the scores")
         work = buffer if buffer.is_contiguous() else buffer.contiguous()
     status = _load()[0].slot_update(
-        scores.data_ptr(), values.data_ptr(), None if work is None else work.data_ptr(),
-        grad.data_ptr(), weight.data_ptr(), grad.numel(), layer.k, values.dim() == 1, lr,
-        momentum, weight_decay, mode, bool(weight_decay), torch.get_num_threads())
+        scores.data_ptr(),
+        values.data_ptr(),
+        None if work is None else work.data_ptr(),
+        grad.data_ptr(),
+        weight.data_ptr(),
+        grad.numel(),
+        layer.k,
+        values.dim() == 1,
+        lr,
+        momentum,
+        weight_decay,
+        mode,
+        bool(weight_decay),
+        torch.get_num_threads(),
+    )
     if status != 0:
         raise RuntimeError(f"native slot kernel rejected its arguments (status {status})")
     if work is not None and work is not buffer:

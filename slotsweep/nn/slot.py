@@ -26,9 +26,20 @@ class SlotMixin(SelectingLayer):
     `slotsweep.nn.fused.SlotSGD` from the dense gradient, without materialising `scores.grad`.
     """
 
-    def _init_slots(self, *, weight_shape: tuple[int, ...], is_conv: bool, k: int,
-                    selection: str, sharing: str, score_lambda: float | None, recipe: str,
-                    seed: int, values_seed: int | None, fused: bool) -> None:
+    def _init_slots(
+        self,
+        *,
+        weight_shape: tuple[int, ...],
+        is_conv: bool,
+        k: int,
+        selection: str,
+        sharing: str,
+        score_lambda: float | None,
+        recipe: str,
+        seed: int,
+        values_seed: int | None,
+        fused: bool,
+    ) -> None:
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS.names()}, got {selection!r}")
         if sharing not in SHARINGS:
@@ -84,8 +95,11 @@ class SlotMixin(SelectingLayer):
 
     def as_dense(self) -> nn.Module:
         """The ordinary layer computing what this one computes at evaluation."""
-        return dense_holding(self.dense_weight(), stride=getattr(self, "stride", 1),
-                             padding=getattr(self, "padding", 0))
+        return dense_holding(
+            self.dense_weight(),
+            stride=getattr(self, "stride", 1),
+            padding=getattr(self, "padding", 0),
+        )
 
     def _sample_generator(self) -> torch.Generator:
         if self._sampler is None or self._sampler.device != self.scores.device:
@@ -121,45 +135,90 @@ class SlotMixin(SelectingLayer):
 class SlotLinear(SlotMixin):
     """A fully connected slot layer without bias."""
 
-    def __init__(self, in_features: int, out_features: int, k: int, *,
-                 selection: str = "greedy", sharing: str = "none",
-                 score_lambda: float | None = None, recipe: str = "paper", seed: int = 0,
-                 values_seed: int | None = None, fused: bool = False) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        k: int,
+        *,
+        selection: str = "greedy",
+        sharing: str = "none",
+        score_lambda: float | None = None,
+        recipe: str = "paper",
+        seed: int = 0,
+        values_seed: int | None = None,
+        fused: bool = False,
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self._init_slots(weight_shape=(out_features, in_features), is_conv=False, k=k,
-                         selection=selection, sharing=sharing, score_lambda=score_lambda,
-                         recipe=recipe, seed=seed, values_seed=values_seed, fused=fused)
+        self._init_slots(
+            weight_shape=(out_features, in_features),
+            is_conv=False,
+            k=k,
+            selection=selection,
+            sharing=sharing,
+            score_lambda=score_lambda,
+            recipe=recipe,
+            seed=seed,
+            values_seed=values_seed,
+            fused=fused,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight())
 
     def extra_repr(self) -> str:
-        return (f"{self.in_features}, {self.out_features}, k={self.k}, "
-                f"selection={self.selection}, sharing={self.sharing}")
+        return (
+            f"{self.in_features}, {self.out_features}, k={self.k}, "
+            f"selection={self.selection}, sharing={self.sharing}"
+        )
 
 
 class SlotConv2d(SlotMixin):
     """A 2-D convolutional slot layer without bias."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, k: int, *,
-                 stride: int = 1, padding: int = 0, selection: str = "greedy",
-                 sharing: str = "none", score_lambda: float | None = None, recipe: str = "paper",
-                 seed: int = 0, values_seed: int | None = None, fused: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        k: int,
+        *,
+        stride: int = 1,
+        padding: int = 0,
+        selection: str = "greedy",
+        sharing: str = "none",
+        score_lambda: float | None = None,
+        recipe: str = "paper",
+        seed: int = 0,
+        values_seed: int | None = None,
+        fused: bool = False,
+    ) -> None:
         super().__init__()
         self.stride, self.padding = stride, padding
         shape = (out_channels, in_channels, kernel_size, kernel_size)
-        self._init_slots(weight_shape=shape, is_conv=True, k=k, selection=selection,
-                         sharing=sharing, score_lambda=score_lambda, recipe=recipe, seed=seed,
-                         values_seed=values_seed, fused=fused)
+        self._init_slots(
+            weight_shape=shape,
+            is_conv=True,
+            k=k,
+            selection=selection,
+            sharing=sharing,
+            score_lambda=score_lambda,
+            recipe=recipe,
+            seed=seed,
+            values_seed=values_seed,
+            fused=fused,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.effective_weight(), stride=self.stride, padding=self.padding)
 
     def extra_repr(self) -> str:
-        return (f"{self.weight_shape[1]}, {self.weight_shape[0]}, kernel={self.weight_shape[2]}, "
-                f"k={self.k}, stride={self.stride}, padding={self.padding}, "
-                f"selection={self.selection}, sharing={self.sharing}")
+        return (
+            f"{self.weight_shape[1]}, {self.weight_shape[0]}, kernel={self.weight_shape[2]}, "
+            f"k={self.k}, stride={self.stride}, padding={self.padding}, "
+            f"selection={self.selection}, sharing={self.sharing}"
+        )
 
 
 class SlotFamily(LayerFamily):
@@ -171,19 +230,33 @@ class SlotFamily(LayerFamily):
     def _options(self, seed: int, score_lambda: float | None) -> dict[str, object]:
         spec = self.spec
         values_seed = derive_seed(spec.seed, "global") if spec.sharing == "global" else None
-        return {"selection": spec.selection, "sharing": spec.sharing,
-                "score_lambda": score_lambda, "recipe": spec.recipe, "fused": spec.fused,
-                "seed": seed, "values_seed": values_seed}
+        return {
+            "selection": spec.selection,
+            "sharing": spec.sharing,
+            "score_lambda": score_lambda,
+            "recipe": spec.recipe,
+            "fused": spec.fused,
+            "seed": seed,
+            "values_seed": values_seed,
+        }
 
     def linear(self, in_features: int, out_features: int, *, seed: int) -> nn.Module:
-        return SlotLinear(in_features, out_features, self.spec.k,
-                          **self._options(seed, self.spec.score_lambda))
+        return SlotLinear(
+            in_features, out_features, self.spec.k, **self._options(seed, self.spec.score_lambda)
+        )
 
-    def conv(self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int,
-             seed: int) -> nn.Module:
+    def conv(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int, seed: int
+    ) -> nn.Module:
         spec = self.spec
         conv_lambda = spec.score_lambda_conv
         if conv_lambda is None:
             conv_lambda = spec.score_lambda
-        return SlotConv2d(in_channels, out_channels, kernel_size, spec.k, padding=padding,
-                          **self._options(seed, conv_lambda))
+        return SlotConv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            spec.k,
+            padding=padding,
+            **self._options(seed, conv_lambda),
+        )

@@ -9,8 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from slotsweep.paper_numbers import SETTINGS
-from slotsweep.report.figures import Figure, draw_figures, plot_accuracy_vs_k
+from slotsweep.report.figures import Figure, draw_figures
 from slotsweep.report.findings import Finding, findings
 from slotsweep.report.paper import (
     DEFAULT_TOLERANCE,
@@ -21,23 +20,41 @@ from slotsweep.report.paper import (
     point_columns,
     write_paper_csv,
 )
+from slotsweep.report.paper_numbers import SETTINGS
 from slotsweep.report.tables import (
-    NOT_CONFIGURATION,
-    REPORTED,
     SHOWN,
     ConfigurationRow,
     compare,
     comparison_table,
+    not_configuration,
     order_rows,
+    reported_metrics,
     varying_settings,
     write_csv,
 )
 
-__all__ = ["NOT_CONFIGURATION", "REPORTED", "SHOWN", "ConfigurationRow", "DEFAULT_TOLERANCE",
-           "Figure", "Finding", "PaperPoint", "compare", "comparison_table", "dataset_label",
-           "dataset_summary",
-           "draw_figures", "findings", "order_rows", "paper_points", "paper_table",
-           "plot_accuracy_vs_k", "varying_settings", "write_csv", "write_report"]
+__all__ = [
+    "not_configuration",
+    "reported_metrics",
+    "SHOWN",
+    "ConfigurationRow",
+    "DEFAULT_TOLERANCE",
+    "Figure",
+    "Finding",
+    "PaperPoint",
+    "compare",
+    "comparison_table",
+    "dataset_label",
+    "dataset_summary",
+    "draw_figures",
+    "findings",
+    "order_rows",
+    "paper_points",
+    "paper_table",
+    "varying_settings",
+    "write_csv",
+    "write_report",
+]
 
 
 def dataset_summary(rows: list[ConfigurationRow]) -> tuple[str, list[str]]:
@@ -48,8 +65,10 @@ def dataset_summary(rows: list[ConfigurationRow]) -> tuple[str, list[str]]:
     for dataset, arch in pairs:
         note = dataset_note(dataset, arch)
         if note:
-            notes.append(f"{arch} ran on {note}: the paper's numbers are shown for reference; "
-                         "verdicts against them measure the change of data set too.")
+            notes.append(
+                f"{arch} ran on {note}: the paper's numbers are shown for reference; "
+                "verdicts against them measure the change of data set too."
+            )
         elif arch in SETTINGS:
             notes.append(f"{arch} ran on {dataset}, the paper's data set.")
     return datasets, list(dict.fromkeys(notes))
@@ -75,9 +94,15 @@ def _common_settings(rows: list[ConfigurationRow]) -> dict[str, str]:
     return shared
 
 
-def write_report(rows: list[ConfigurationRow], out: Path, *, title: str = "report",
-                 settings: dict[str, Any] | None = None, description: str = "",
-                 tolerance: float = DEFAULT_TOLERANCE) -> list[Path]:
+def write_report(
+    rows: list[ConfigurationRow],
+    out: Path,
+    *,
+    title: str = "report",
+    settings: dict[str, Any] | None = None,
+    description: str = "",
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> list[Path]:
     """Writes into `out`: comparison.csv (with the paper's value beside ours), comparison.txt,
     paper_comparison.csv, a PNG and a CSV per fitting figure, and report.html."""
     from slotsweep.report.html import write_html
@@ -99,8 +124,17 @@ def write_report(rows: list[ConfigurationRow], out: Path, *, title: str = "repor
         written += [figure.png, figure.csv]
     datasets, notes = dataset_summary(rows)
     page = out / "report.html"
-    write_html(page, title=title, rows=rows, figures=figures, points=points,
-               findings=findings(rows), settings=settings or _common_settings(rows),
-               dataset_notes=notes, datasets=datasets, description=description,
-               tolerance=tolerance)
+    write_html(
+        page,
+        title=title,
+        rows=rows,
+        figures=figures,
+        points=points,
+        findings=findings(rows),
+        settings=settings or _common_settings(rows),
+        dataset_notes=notes,
+        datasets=datasets,
+        description=description,
+        tolerance=tolerance,
+    )
     return written + [page]

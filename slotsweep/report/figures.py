@@ -17,8 +17,17 @@ from slotsweep.report.findings import accuracy
 from slotsweep.report.paper import label_keys, paper_match, percent, row_label
 from slotsweep.report.tables import ConfigurationRow, varying_settings
 
-CSV_HEADER = ("figure", "series", "x", "y", "y_std", "seeds", "paper_y", "paper_precision",
-              "configuration")
+CSV_HEADER = (
+    "figure",
+    "series",
+    "x",
+    "y",
+    "y_std",
+    "seeds",
+    "paper_y",
+    "paper_precision",
+    "configuration",
+)
 SELECTION_NAMES = {"greedy": "GS", "probabilistic": "PS"}
 
 
@@ -57,15 +66,27 @@ def _pyplot():  # noqa: ANN202 - matplotlib's module
     return plt
 
 
-def _point(row: ConfigurationRow, series: str, x: float | str, metric: str = "test_accuracy",
-           with_paper: bool = True) -> Point | None:
+def _point(
+    row: ConfigurationRow,
+    series: str,
+    x: float | str,
+    metric: str = "test_accuracy",
+    with_paper: bool = True,
+) -> Point | None:
     value = percent(row, metric)
     if value is None:
         return None
     paper = paper_match(row) if with_paper else None
-    return Point(series, x, value[0], value[1], row.finished,
-                 None if paper is None else paper.value,
-                 None if paper is None else paper.precision, row=row)
+    return Point(
+        series,
+        x,
+        value[0],
+        value[1],
+        row.finished,
+        None if paper is None else paper.value,
+        None if paper is None else paper.precision,
+        row=row,
+    )
 
 
 def _slots(rows: list[ConfigurationRow]) -> list[ConfigurationRow]:
@@ -84,10 +105,14 @@ def _series_name(row: ConfigurationRow, keys: list[str]) -> str:
 
 def _k_points(rows: list[ConfigurationRow], series_keys: list[str]) -> list[Point]:
     points = [_point(r, _series_name(r, series_keys), int(r.settings["k"])) for r in _slots(rows)]
-    points += [_point(r, f"{_series_name(r, ['arch'])} weight-trained".strip(), "baseline")
-               for r in _baselines(rows)]
-    return sorted((p for p in points if p is not None),
-                  key=lambda p: (p.x == "baseline", p.series, 0 if p.x == "baseline" else p.x))
+    points += [
+        _point(r, f"{_series_name(r, ['arch'])} weight-trained".strip(), "baseline")
+        for r in _baselines(rows)
+    ]
+    return sorted(
+        (p for p in points if p is not None),
+        key=lambda p: (p.x == "baseline", p.series, 0 if p.x == "baseline" else p.x),
+    )
 
 
 def _by_series(points: list[Point]) -> dict[str, list[Point]]:
@@ -113,12 +138,24 @@ def _draw_k(figure: Figure, path: Path, ylabel: str = "test accuracy (%)") -> No
                 axes.axhline(p.paper_y, color=color, linestyle=":", label=f"{series} (paper)")
             continue
         xs = [p.x for p in members]
-        axes.errorbar(xs, [p.y for p in members], yerr=[p.y_std for p in members], marker="o",
-                      capsize=3, color=color, label=f"{series} (ours)")
+        axes.errorbar(
+            xs,
+            [p.y for p in members],
+            yerr=[p.y_std for p in members],
+            marker="o",
+            capsize=3,
+            color=color,
+            label=f"{series} (ours)",
+        )
         paper = [(p.x, p.paper_y) for p in members if p.paper_y is not None]
         if paper:
-            axes.plot(*zip(*paper, strict=True), marker="x", linestyle=":", color=color,
-                      label=f"{series} (paper)")
+            axes.plot(
+                *zip(*paper, strict=True),
+                marker="x",
+                linestyle=":",
+                color=color,
+                label=f"{series} (paper)",
+            )
     axes.set_xscale("log", base=2)
     axes.set_xlabel("K (values per connection)")
     axes.set_ylabel(ylabel)
@@ -161,8 +198,14 @@ def gs_vs_ps(rows: list[ConfigurationRow], title: str = "") -> Figure | None:
     if len({r.settings.get("selection") for r in slots}) < 2:
         return None
     figure = Figure("gs_vs_ps", title or "greedy (GS) against probabilistic (PS) selection")
-    points = [_point(r, SELECTION_NAMES.get(r.settings["selection"], r.settings["selection"]),
-                     int(r.settings["k"])) for r in slots]
+    points = [
+        _point(
+            r,
+            SELECTION_NAMES.get(r.settings["selection"], r.settings["selection"]),
+            int(r.settings["k"]),
+        )
+        for r in slots
+    ]
     figure.points = sorted((p for p in points if p), key=lambda p: (p.series, p.x))
     return figure
 
@@ -177,12 +220,24 @@ def _draw_bars(figure: Figure, path: Path) -> None:
         members = {p.x: p for p in figure.points if p.series == name}
         xs = [ks.index(k) + (index - (len(series) - 1) / 2) * width for k in ks if k in members]
         bars = [members[k] for k in ks if k in members]
-        axes.bar(xs, [p.y for p in bars], width, yerr=[p.y_std for p in bars], capsize=2,
-                 color=f"C{index}", label=f"{name} (ours)")
+        axes.bar(
+            xs,
+            [p.y for p in bars],
+            width,
+            yerr=[p.y_std for p in bars],
+            capsize=2,
+            color=f"C{index}",
+            label=f"{name} (ours)",
+        )
         paper = [(x, p.paper_y) for x, p in zip(xs, bars, strict=True) if p.paper_y is not None]
         if paper:
-            axes.scatter(*zip(*paper, strict=True), marker="x", color="black", zorder=3,
-                         label=f"{name} (paper)" if index == 0 else None)
+            axes.scatter(
+                *zip(*paper, strict=True),
+                marker="x",
+                color="black",
+                zorder=3,
+                label=f"{name} (paper)" if index == 0 else None,
+            )
     axes.set_xticks(range(len(ks)), [str(k) for k in ks])
     lows = [p.y for p in figure.points] + [p.paper_y for p in figure.points if p.paper_y]
     axes.set_ylim(max(0.0, min(lows) - 5), min(100.0, max(lows) + 2))
@@ -202,10 +257,15 @@ def accuracy_vs_cost(rows: list[ConfigurationRow], title: str = "") -> Figure | 
     figure = Figure("accuracy_vs_cost", title or "test accuracy against training cost")
     for row in usable:
         tuned = row.mean("finetune_test_accuracy") is not None
-        name = ("slot + finetuning" if tuned else row.settings["method"])
+        name = "slot + finetuning" if tuned else row.settings["method"]
         metric = "finetune_test_accuracy" if tuned else "test_accuracy"
-        point = _point(row, " ".join([name] + [row.settings[k] for k in keys]),
-                       row.mean("training_cost_flops") * 1e-12, metric, with_paper=False)
+        point = _point(
+            row,
+            " ".join([name] + [row.settings[k] for k in keys]),
+            row.mean("training_cost_flops") * 1e-12,
+            metric,
+            with_paper=False,
+        )
         figure.points.append(point)
     figure.points.sort(key=lambda p: (p.series, p.x))
     return figure
@@ -216,9 +276,15 @@ def _draw_lines(figure: Figure, path: Path, xlabel: str, log_x: bool = False) ->
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
     by_series = _by_series(figure.points)
     for index, (series, members) in enumerate(by_series.items()):
-        axes.errorbar([p.x for p in members], [p.y for p in members],
-                      yerr=[p.y_std for p in members], marker="o", capsize=3, color=f"C{index}",
-                      label=series)
+        axes.errorbar(
+            [p.x for p in members],
+            [p.y for p in members],
+            yerr=[p.y_std for p in members],
+            marker="o",
+            capsize=3,
+            color=f"C{index}",
+            label=series,
+        )
     if log_x:
         axes.set_xscale("log")
     axes.set_xlabel(xlabel)
@@ -238,8 +304,15 @@ def finetune_split(rows: list[ConfigurationRow], title: str = "") -> Figure | No
     for row in tuned:
         slot, extra = int(row.settings["epochs"]), int(row.settings["finetune_epochs"])
         totals.add(slot + extra)
-        figure.points.append(_point(row, f"total {slot + extra} epochs", slot / (slot + extra),
-                                    "finetune_test_accuracy", with_paper=False))
+        figure.points.append(
+            _point(
+                row,
+                f"total {slot + extra} epochs",
+                slot / (slot + extra),
+                "finetune_test_accuracy",
+                with_paper=False,
+            )
+        )
     for row in _baselines(rows):
         total = int(row.settings["epochs"])
         if total in totals:
@@ -251,12 +324,21 @@ def finetune_split(rows: list[ConfigurationRow], title: str = "") -> Figure | No
 def lambda_lr_heatmap(rows: list[ConfigurationRow], title: str = "") -> Figure | None:
     """Test accuracy over score_lambda (rows) x lr (columns)."""
     slots = [r for r in _slots(rows) if r.settings.get("score_lambda") not in (None, "auto")]
-    if len({r.settings["score_lambda"] for r in slots}) < 2 or len(
-            {r.settings["lr"] for r in slots}) < 2:
+    if (
+        len({r.settings["score_lambda"] for r in slots}) < 2
+        or len({r.settings["lr"] for r in slots}) < 2
+    ):
         return None
     figure = Figure("lambda_lr_heatmap", title or "score initialisation lambda x learning rate")
-    points = [_point(r, f"lambda {float(r.settings['score_lambda']):g}",
-                     float(r.settings["lr"]), with_paper=False) for r in slots]
+    points = [
+        _point(
+            r,
+            f"lambda {float(r.settings['score_lambda']):g}",
+            float(r.settings["lr"]),
+            with_paper=False,
+        )
+        for r in slots
+    ]
     figure.points = sorted(points, key=lambda p: (float(p.series.split()[1]), p.x))
     return figure
 
@@ -275,8 +357,15 @@ def _draw_heatmap(figure: Figure, path: Path) -> None:
     for i, line in enumerate(grid):
         for j, value in enumerate(line):
             if value == value:  # not NaN: a cell that ran
-                axes.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7,
-                          color="black" if value > middle else "white")  # legible on yellow
+                axes.text(
+                    j,
+                    i,
+                    f"{value:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if value > middle else "white",
+                )  # legible on yellow
     axes.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
     axes.set_yticks(range(len(lambdas)), [s.split()[1] for s in lambdas])
     axes.set_xlabel("score learning rate")
@@ -296,8 +385,11 @@ def storage(rows: list[ConfigurationRow], title: str = "") -> Figure | None:
         return None
     figure = Figure("accuracy_vs_storage", title or "test accuracy against inference storage")
     for row in usable:
-        figure.points.append(_point(row, row.settings["method"],
-                                    row.mean("model_size_bytes") / 1e3, with_paper=False))
+        figure.points.append(
+            _point(
+                row, row.settings["method"], row.mean("model_size_bytes") / 1e3, with_paper=False
+            )
+        )
     figure.points.sort(key=lambda p: (p.series, p.x))
     return figure
 
@@ -307,12 +399,24 @@ def _draw_storage(figure: Figure, path: Path) -> None:
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
     for index, method in enumerate(sorted({p.series for p in figure.points})):
         members = [p for p in figure.points if p.series == method]
-        axes.errorbar([p.x for p in members], [p.y for p in members],
-                      yerr=[p.y_std for p in members], marker="o", linestyle="none",
-                      capsize=3, color=f"C{index}", label=method)
+        axes.errorbar(
+            [p.x for p in members],
+            [p.y for p in members],
+            yerr=[p.y_std for p in members],
+            marker="o",
+            linestyle="none",
+            capsize=3,
+            color=f"C{index}",
+            label=method,
+        )
         for p in members:
-            axes.annotate(p.configuration.removeprefix(method).strip(), (p.x, p.y), fontsize=7,
-                          xytext=(4, 3), textcoords="offset points")
+            axes.annotate(
+                p.configuration.removeprefix(method).strip(),
+                (p.x, p.y),
+                fontsize=7,
+                xytext=(4, 3),
+                textcoords="offset points",
+            )
     axes.set_xscale("log")
     axes.set_xlabel("inference storage (KB, log scale)")
     axes.set_ylabel("test accuracy (%)")
@@ -356,10 +460,19 @@ def write_figure_csv(figure: Figure, path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(CSV_HEADER)
         for p in figure.points:
-            writer.writerow([figure.name, p.series, p.x, p.y, p.y_std,
-                             p.seeds, "" if p.paper_y is None else p.paper_y,
-                             "" if p.paper_precision is None else p.paper_precision,
-                             p.configuration])
+            writer.writerow(
+                [
+                    figure.name,
+                    p.series,
+                    p.x,
+                    p.y,
+                    p.y_std,
+                    p.seeds,
+                    "" if p.paper_y is None else p.paper_y,
+                    "" if p.paper_precision is None else p.paper_precision,
+                    p.configuration,
+                ]
+            )
 
 
 def draw_figures(rows: list[ConfigurationRow], out: Path, title: str = "") -> list[Figure]:
@@ -378,12 +491,3 @@ def draw_figures(rows: list[ConfigurationRow], out: Path, title: str = "") -> li
         write_figure_csv(figure, figure.csv)
         drawn.append(figure)
     return drawn
-
-
-def plot_accuracy_vs_k(rows: list[ConfigurationRow], path: Path) -> bool:
-    """Test accuracy against K per slot series, baselines as a band; False if no slot rows."""
-    figure = accuracy_vs_k(rows)
-    if figure is None or not figure.points:
-        return False
-    _draw_k(figure, path)
-    return True

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from slotsweep.paper_numbers import CHANCE, FINDINGS
 from slotsweep.report.paper import percent
+from slotsweep.report.paper_numbers import CHANCE, FINDINGS
 from slotsweep.report.tables import ConfigurationRow
 
 CHANCE_MARGIN = 5.0  # points above chance that still count as "at chance"
@@ -32,8 +32,9 @@ def accuracy(row: ConfigurationRow) -> float | None:
     return None if value is None else value[0]
 
 
-def _slot_series(rows: list[ConfigurationRow], by: str,
-                 sharing: str | None = "none") -> dict[str, dict[int, float]]:
+def _slot_series(
+    rows: list[ConfigurationRow], by: str, sharing: str | None = "none"
+) -> dict[str, dict[int, float]]:
     """{series value: {K: accuracy}} of the slot rows without finetuning (and with `sharing`,
     unless None), series by `by`."""
     series: dict[str, dict[int, float]] = defaultdict(dict)
@@ -59,21 +60,36 @@ def k_findings(rows: list[ConfigurationRow]) -> list[Finding]:
     found = []
     for name, by_k in _slot_series(rows, "selection").items():
         if 1 in by_k:
-            found.append(Finding(f"{FINDINGS['k1_chance']} ({name})",
-                                 by_k[1] <= CHANCE + CHANCE_MARGIN, f"K=1: {by_k[1]:.2f}%"))
+            found.append(
+                Finding(
+                    f"{FINDINGS['k1_chance']} ({name})",
+                    by_k[1] <= CHANCE + CHANCE_MARGIN,
+                    f"K=1: {by_k[1]:.2f}%",
+                )
+            )
         if 1 in by_k and 2 in by_k:
             jump = by_k[2] - by_k[1]
-            found.append(Finding(f"{FINDINGS['k2_jump']} ({name})", jump >= JUMP,
-                                 f"K=1 {by_k[1]:.2f}% -> K=2 {by_k[2]:.2f}% (+{jump:.2f})"))
+            found.append(
+                Finding(
+                    f"{FINDINGS['k2_jump']} ({name})",
+                    jump >= JUMP,
+                    f"K=1 {by_k[1]:.2f}% -> K=2 {by_k[2]:.2f}% (+{jump:.2f})",
+                )
+            )
     dense = _dense(rows)
     greedy = _slot_series(rows, "selection").get("greedy", {})
     large = {k: v for k, v in greedy.items() if k >= 8}
     if dense is not None and large:
         gap = min(dense - v for v in large.values())
         worst = max(dense - v for v in large.values())
-        found.append(Finding(FINDINGS["plateau"], worst <= PLATEAU_GAP,
-                             f"GS at K>=8 from {dense - worst:.2f}% to {dense - gap:.2f}%; "
-                             f"weight-trained {dense:.2f}%"))
+        found.append(
+            Finding(
+                FINDINGS["plateau"],
+                worst <= PLATEAU_GAP,
+                f"GS at K>=8 from {dense - worst:.2f}% to {dense - gap:.2f}%; "
+                f"weight-trained {dense:.2f}%",
+            )
+        )
     return found
 
 
@@ -85,8 +101,7 @@ def selection_findings(rows: list[ConfigurationRow]) -> list[Finding]:
     if not ks:
         return []
     gaps = ", ".join(f"K={k} {gs[k] - ps[k]:+.2f}" for k in ks)
-    return [Finding(FINDINGS["gs_above_ps"], all(gs[k] > ps[k] for k in ks),
-                    f"GS - PS: {gaps}")]
+    return [Finding(FINDINGS["gs_above_ps"], all(gs[k] > ps[k] for k in ks), f"GS - PS: {gaps}")]
 
 
 def conv6_findings(rows: list[ConfigurationRow]) -> list[Finding]:
@@ -96,8 +111,9 @@ def conv6_findings(rows: list[ConfigurationRow]) -> list[Finding]:
     dense = _dense(conv6)
     if gs8 is None or dense is None:
         return []
-    return [Finding(FINDINGS["conv6_beats_dense"], gs8 > dense,
-                    f"K=8 {gs8:.2f}% against {dense:.2f}%")]
+    return [
+        Finding(FINDINGS["conv6_beats_dense"], gs8 > dense, f"K=8 {gs8:.2f}% against {dense:.2f}%")
+    ]
 
 
 def sharing_findings(rows: list[ConfigurationRow]) -> list[Finding]:
@@ -111,17 +127,23 @@ def sharing_findings(rows: list[ConfigurationRow]) -> list[Finding]:
         if len(ks) < 2:
             continue
         small, large = alone[ks[0]] - shared[ks[0]], alone[ks[-1]] - shared[ks[-1]]
-        found.append(Finding(f"{FINDINGS['sharing']} ({mode})",
-                             small > large and large <= SMALL_COST,
-                             f"cost at K={ks[0]}: {small:+.2f} points, at K={ks[-1]}: "
-                             f"{large:+.2f} points"))
+        found.append(
+            Finding(
+                f"{FINDINGS['sharing']} ({mode})",
+                small > large and large <= SMALL_COST,
+                f"cost at K={ks[0]}: {small:+.2f} points, at K={ks[-1]}: {large:+.2f} points",
+            )
+        )
     return found
 
 
 def finetune_findings(rows: list[ConfigurationRow]) -> list[Finding]:
     """Each finetuned split against weight training alone for the same total epochs."""
-    dense = {int(r.settings["epochs"]): accuracy(r) for r in rows
-             if r.settings.get("method") == "dense" and accuracy(r) is not None}
+    dense = {
+        int(r.settings["epochs"]): accuracy(r)
+        for r in rows
+        if r.settings.get("method") == "dense" and accuracy(r) is not None
+    }
     pairs = []
     for row in rows:
         s = row.settings
@@ -135,44 +157,75 @@ def finetune_findings(rows: list[ConfigurationRow]) -> list[Finding]:
         return []
     wins = sum(tuned > alone for _, tuned, alone in pairs)
     detail = ", ".join(f"{split}: {tuned:.2f} vs {alone:.2f}" for split, tuned, alone in pairs)
-    return [Finding(FINDINGS["finetune"], wins == len(pairs),
-                    f"finetuned above weight training alone in {wins} of {len(pairs)} splits "
-                    f"({detail})")]
+    return [
+        Finding(
+            FINDINGS["finetune"],
+            wins == len(pairs),
+            f"finetuned above weight training alone in {wins} of {len(pairs)} splits ({detail})",
+        )
+    ]
 
 
 def storage_findings(rows: list[ConfigurationRow]) -> list[Finding]:
     """Not the paper's: edge-popup against the slot machine of the same storage (K=2, 1 bit)."""
-    popup = [(r.settings.get("keep_fraction", "?"), accuracy(r)) for r in rows
-             if r.settings.get("method") == "edge_popup" and accuracy(r) is not None]
+    popup = [
+        (r.settings.get("keep_fraction", "?"), accuracy(r))
+        for r in rows
+        if r.settings.get("method") == "edge_popup" and accuracy(r) is not None
+    ]
     slot2 = _slot_series(rows, "method").get("slot", {}).get(2)
     if not popup or slot2 is None:
         return []
     best = max(popup, key=lambda item: item[1])
     detail = ", ".join(f"keep {keep}: {value:.2f}%" for keep, value in popup)
-    return [Finding("edge-popup (1-bit mask) against the slot machine of equal storage (K=2)",
-                    None, f"slot K=2 {slot2:.2f}%; edge-popup {detail}; best edge-popup "
-                    f"{best[1] - slot2:+.2f} points")]
+    return [
+        Finding(
+            "edge-popup (1-bit mask) against the slot machine of equal storage (K=2)",
+            None,
+            f"slot K=2 {slot2:.2f}%; edge-popup {detail}; best edge-popup "
+            f"{best[1] - slot2:+.2f} points",
+        )
+    ]
 
 
 def lambda_lr_findings(rows: list[ConfigurationRow]) -> list[Finding]:
     """Where the best cell of a lambda x lr grid lies, and the paper's choice (0.1, 0.2) in it."""
-    cells = {(float(r.settings["score_lambda"]), float(r.settings["lr"])): accuracy(r)
-             for r in rows if r.settings.get("method") == "slot" and accuracy(r) is not None
-             and r.settings.get("score_lambda") not in (None, "auto")}
+    cells = {
+        (float(r.settings["score_lambda"]), float(r.settings["lr"])): accuracy(r)
+        for r in rows
+        if r.settings.get("method") == "slot"
+        and accuracy(r) is not None
+        and r.settings.get("score_lambda") not in (None, "auto")
+    }
     if len({lam for lam, _ in cells}) < 2 or len({lr for _, lr in cells}) < 2:
         return []
     (lam, lr), best = max(cells.items(), key=lambda item: item[1])
     paper = cells.get(PAPER_LAMBDA_LR)
-    note = ("" if paper is None else f"; the paper's lambda {PAPER_LAMBDA_LR[0]:g}, lr "
-            f"{PAPER_LAMBDA_LR[1]:g}: {paper:.2f}% ({paper - best:+.2f})")
+    note = (
+        ""
+        if paper is None
+        else f"; the paper's lambda {PAPER_LAMBDA_LR[0]:g}, lr "
+        f"{PAPER_LAMBDA_LR[1]:g}: {paper:.2f}% ({paper - best:+.2f})"
+    )
     worst = min(cells.values())
-    return [Finding("score initialisation against learning rate (the paper's choice: lambda 0.1 "
-                    "for FC layers, lr 0.2)", None,
-                    f"best lambda {lam:g}, lr {lr:g}: {best:.2f}%; worst cell {worst:.2f}%{note}")]
+    return [
+        Finding(
+            "score initialisation against learning rate (the paper's choice: lambda 0.1 "
+            "for FC layers, lr 0.2)",
+            None,
+            f"best lambda {lam:g}, lr {lr:g}: {best:.2f}%; worst cell {worst:.2f}%{note}",
+        )
+    ]
 
 
 def findings(rows: list[ConfigurationRow]) -> list[Finding]:
     """Every finding the study's rows can decide."""
-    return (k_findings(rows) + selection_findings(rows) + conv6_findings(rows)
-            + sharing_findings(rows) + finetune_findings(rows) + storage_findings(rows)
-            + lambda_lr_findings(rows))
+    return (
+        k_findings(rows)
+        + selection_findings(rows)
+        + conv6_findings(rows)
+        + sharing_findings(rows)
+        + finetune_findings(rows)
+        + storage_findings(rows)
+        + lambda_lr_findings(rows)
+    )

@@ -20,7 +20,8 @@ from slotsweep.report.tables import SHOWN, ConfigurationRow, _cell, varying_sett
 
 PACKAGES = ("slotsweep", "torch", "ray", "optuna", "mlflow", "numpy", "matplotlib", "pydantic")
 
-TEMPLATE = jinja2.Template("""<!DOCTYPE html>
+TEMPLATE = jinja2.Template(
+    """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
 <style>
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -72,7 +73,9 @@ the same run, beside the paper's, compares the two across a change of data set o
 <h2>Software</h2><table>{% for name, version in versions %}<tr><td class="text">{{ name }}
 </td><td class="text">{{ version }}</td></tr>{% endfor %}</table>
 </body></html>
-""", autoescape=True)
+""",
+    autoescape=True,
+)
 
 
 def software_versions() -> list[tuple[str, str]]:
@@ -95,24 +98,49 @@ def _configuration_table(rows: list[ConfigurationRow]) -> tuple[list[str], list[
     keys = varying_settings(rows)
     shown = [m for m in SHOWN if any(row.mean(m) is not None for row in rows)]
     header = keys + ["seeds"] + [SHOWN[m][0] for m in shown]
-    lines = [[row.settings.get(k, "-") for k in keys]
-             + [f"{row.finished}" + (f" (+{row.failed} failed)" if row.failed else "")]
-             + [_cell(row, m) for m in shown] for row in rows]
+    lines = [
+        [row.settings.get(k, "-") for k in keys]
+        + [f"{row.finished}" + (f" (+{row.failed} failed)" if row.failed else "")]
+        + [_cell(row, m) for m in shown]
+        for row in rows
+    ]
     return header, lines
 
 
-def write_html(path: Path, *, title: str, rows: list[ConfigurationRow], figures: list[Figure],
-               points: list[PaperPoint], findings: list[Finding], settings: dict[str, Any],
-               dataset_notes: list[str], datasets: str, description: str = "",
-               tolerance: float = 1.0) -> None:
+def write_html(
+    path: Path,
+    *,
+    title: str,
+    rows: list[ConfigurationRow],
+    figures: list[Figure],
+    points: list[PaperPoint],
+    findings: list[Finding],
+    settings: dict[str, Any],
+    dataset_notes: list[str],
+    datasets: str,
+    description: str = "",
+    tolerance: float = 1.0,
+) -> None:
     """Writes the report page to `path`."""
     header, lines = _configuration_table(rows)
     page = TEMPLATE.render(
-        title=title, description=description, trials=sum(r.finished + r.failed for r in rows),
-        finished=sum(r.finished for r in rows), failed=sum(r.failed for r in rows),
-        datasets=datasets, dataset_notes=dataset_notes, findings=findings,
-        figures=[_embedded(f) for f in figures], points=points, tolerance=f"{tolerance:g}",
-        config_header=header, config_rows=lines, signed=signed, n_keys=len(varying_settings(rows)),
-        settings=json.dumps(settings, indent=1, default=str), versions=software_versions(),
-        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        title=title,
+        description=description,
+        trials=sum(r.finished + r.failed for r in rows),
+        finished=sum(r.finished for r in rows),
+        failed=sum(r.failed for r in rows),
+        datasets=datasets,
+        dataset_notes=dataset_notes,
+        findings=findings,
+        figures=[_embedded(f) for f in figures],
+        points=points,
+        tolerance=f"{tolerance:g}",
+        config_header=header,
+        config_rows=lines,
+        signed=signed,
+        n_keys=len(varying_settings(rows)),
+        settings=json.dumps(settings, indent=1, default=str),
+        versions=software_versions(),
+        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
     path.write_text(page, encoding="utf-8")

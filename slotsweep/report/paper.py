@@ -10,8 +10,8 @@ from pathlib import Path
 from rich.table import Table
 
 from slotsweep import registry
-from slotsweep.config import default_lr, unused_keys
-from slotsweep.paper_numbers import EDGE_POPUP_EPOCHS, SETTINGS, PaperNumber, paper_number
+from slotsweep.config import TrialConfig, inapplicable_to_method
+from slotsweep.report.paper_numbers import EDGE_POPUP_EPOCHS, SETTINGS, PaperNumber, paper_number
 from slotsweep.report.tables import ConfigurationRow, varying_settings
 
 DEFAULT_TOLERANCE = 1.0  # points: what seeds and read-offs aside may separate two runs
@@ -33,8 +33,9 @@ def _paper_lambda(settings: dict[str, str]) -> bool:
     as the resolved default (runs log resolved settings: FC 0.1, conv 1)."""
     recipe = registry.RECIPES.get("paper")
     fc, conv = settings.get("score_lambda"), settings.get("score_lambda_conv")
-    return ((_is_auto(fc) or float(fc) == recipe.score_lambda_fc)
-            and (_is_auto(conv) or float(conv) == recipe.score_lambda_conv))
+    return (_is_auto(fc) or float(fc) == recipe.score_lambda_fc) and (
+        _is_auto(conv) or float(conv) == recipe.score_lambda_conv
+    )
 
 
 def paper_match(row: ConfigurationRow) -> PaperNumber | None:
@@ -46,11 +47,15 @@ def paper_match(row: ConfigurationRow) -> PaperNumber | None:
         return None
     if method == "dense":
         return paper_number(arch, "dense") if float(s.get("lr", 0)) == 0.01 else None
-    if method != "slot" or s.get("sharing", "none") != "none" or not _paper_lambda(s) \
-            or int(s.get("finetune_epochs", 0) or 0):
+    if (
+        method != "slot"
+        or s.get("sharing", "none") != "none"
+        or not _paper_lambda(s)
+        or int(s.get("finetune_epochs", 0) or 0)
+    ):
         return None
     k, selection = int(s.get("k", 0)), s.get("selection", "greedy")
-    if float(s.get("lr", 0)) != default_lr("slot", selection, k, "paper"):
+    if float(s.get("lr", 0)) != TrialConfig(selection=selection, k=k).default_lr_for("slot"):
         return None
     return paper_number(arch, "slot", selection, k)
 
@@ -72,8 +77,11 @@ def scale_notes(row: ConfigurationRow) -> list[str]:
     if paper is None:
         return []
     method = s.get("method")
-    full = {"slot": paper.slot_epochs, "dense": paper.baseline_epochs,
-            "edge_popup": EDGE_POPUP_EPOCHS}.get(method, paper.slot_epochs)
+    full = {
+        "slot": paper.slot_epochs,
+        "dense": paper.baseline_epochs,
+        "edge_popup": EDGE_POPUP_EPOCHS,
+    }.get(method, paper.slot_epochs)
     notes = []
     epochs = int(s.get("epochs", full)) + int(s.get("finetune_epochs", 0) or 0)
     if epochs < full:
@@ -135,7 +143,7 @@ def row_label(row: ConfigurationRow, keys: list[str] | None = None) -> str:
     keys = keys if keys is not None else [k for k in varying_settings([row]) if k != "method"]
     parts = [s.get("method", "?")]
     for key in keys:
-        if key == "method" or key not in s or key in unused_keys(parts[0]):
+        if key == "method" or key not in s or key in inapplicable_to_method(parts[0]):
             continue
         value = s[key]
         parts.append(value if key in ("selection", "sharing", "arch") else f"{key}={value}")
@@ -146,8 +154,9 @@ def label_keys(rows: list[ConfigurationRow]) -> list[str]:
     """The settings that tell rows apart, in reading order (K first, then the rest)."""
     # lr names a row only where a study set it: the recipe's defaults follow K and selection
     chosen_lr = any(_lr_chosen(row) for row in rows)
-    varied = [key for key in varying_settings(rows)
-              if key != "method" and (key != "lr" or chosen_lr)]
+    varied = [
+        key for key in varying_settings(rows) if key != "method" and (key != "lr" or chosen_lr)
+    ]
     return sorted(varied, key=lambda key: (key != "arch", key != "k", key))
 
 
@@ -156,12 +165,15 @@ def _lr_chosen(row: ConfigurationRow) -> bool:
     s = row.settings
     if "lr" not in s or "method" not in s:
         return False
-    default = default_lr(s["method"], s.get("selection", "greedy"), int(s.get("k", 8)), "paper")
+    default = TrialConfig(
+        selection=s.get("selection", "greedy"), k=int(s.get("k", 8))
+    ).default_lr_for(s["method"])
     return float(s["lr"]) != default
 
 
-def paper_points(rows: list[ConfigurationRow],
-                 tolerance: float = DEFAULT_TOLERANCE) -> list[PaperPoint]:
+def paper_points(
+    rows: list[ConfigurationRow], tolerance: float = DEFAULT_TOLERANCE
+) -> list[PaperPoint]:
     """Every row the paper has a number for, in the rows' order (varied keys, baselines last)."""
     keys = label_keys(rows)
     points = []
@@ -171,20 +183,32 @@ def paper_points(rows: list[ConfigurationRow],
             continue
         allowed = paper.precision + max(tolerance, 2 * ours[1])
         relative = _against_baseline(row, rows, ours[0], paper.value)
-        points.append(PaperPoint(row, row_label(row, keys), ours[0], ours[1], paper, allowed,
-                                 tuple(row_marks(row)), *relative))
+        points.append(
+            PaperPoint(
+                row,
+                row_label(row, keys),
+                ours[0],
+                ours[1],
+                paper,
+                allowed,
+                tuple(row_marks(row)),
+                *relative,
+            )
+        )
     return points
 
 
-def _against_baseline(row: ConfigurationRow, rows: list[ConfigurationRow], ours: float,
-                      paper: float) -> tuple[float | None, float | None]:
+def _against_baseline(
+    row: ConfigurationRow, rows: list[ConfigurationRow], ours: float, paper: float
+) -> tuple[float | None, float | None]:
     """(ours - our weight-trained network, paper - the paper's) for a slot row."""
     if row.settings.get("method") != "slot":
         return None, None
     same = ("arch", "dataset")
     for other in rows:
         if other.settings.get("method") == "dense" and all(
-                other.settings.get(k) == row.settings.get(k) for k in same):
+            other.settings.get(k) == row.settings.get(k) for k in same
+        ):
             baseline, paper_baseline = percent(other), paper_match(other)
             if baseline is not None and paper_baseline is not None:
                 return ours - baseline[0], paper - paper_baseline.value
@@ -199,30 +223,63 @@ def paper_table(points: list[PaperPoint], title: str = "") -> Table:
     """Ours against the paper, point by point."""
     table = Table(title=title or None, header_style="bold")
     numeric = ("difference", "tolerance", "vs baseline: ours", "paper")
-    for column in ("configuration", "ours %", "paper %", "difference", "tolerance", "verdict",
-                   "vs baseline: ours", "paper", "paper's source", "marks"):
-        table.add_column(column, justify="right" if "%" in column or column in numeric
-                         else "left")
+    for column in (
+        "configuration",
+        "ours %",
+        "paper %",
+        "difference",
+        "tolerance",
+        "verdict",
+        "vs baseline: ours",
+        "paper",
+        "paper's source",
+        "marks",
+    ):
+        table.add_column(column, justify="right" if "%" in column or column in numeric else "left")
     for p in points:
-        table.add_row(p.label, f"{p.ours:.2f} ± {p.ours_std:.2f}",
-                      f"{p.paper.value:.1f} ± {p.paper.precision:g}", f"{p.difference:+.2f}",
-                      f"{p.tolerance:.2f}", p.verdict, signed(p.ours_vs_baseline),
-                      signed(p.paper_vs_baseline), p.paper.source, "; ".join(p.marks))
+        table.add_row(
+            p.label,
+            f"{p.ours:.2f} ± {p.ours_std:.2f}",
+            f"{p.paper.value:.1f} ± {p.paper.precision:g}",
+            f"{p.difference:+.2f}",
+            f"{p.tolerance:.2f}",
+            p.verdict,
+            signed(p.ours_vs_baseline),
+            signed(p.paper_vs_baseline),
+            p.paper.source,
+            "; ".join(p.marks),
+        )
     return table
 
 
 def point_columns(point: PaperPoint) -> dict[str, object]:
     """The paper's value beside ours, as extra columns of comparison.csv (fractions, like ours)."""
-    return {"paper_test_accuracy": point.paper.value / 100,
-            "paper_precision": point.paper.precision / 100, "paper_source": point.paper.source,
-            "difference": point.difference / 100, "tolerance": point.tolerance / 100,
-            "verdict": point.verdict, "marks": "; ".join(point.marks)}
+    return {
+        "paper_test_accuracy": point.paper.value / 100,
+        "paper_precision": point.paper.precision / 100,
+        "paper_source": point.paper.source,
+        "difference": point.difference / 100,
+        "tolerance": point.tolerance / 100,
+        "verdict": point.verdict,
+        "marks": "; ".join(point.marks),
+    }
 
 
-PAPER_CSV_HEADER = ("configuration", "ours_percent", "ours_std", "paper_percent",
-                    "paper_precision", "difference", "tolerance", "verdict",
-                    "ours_vs_baseline", "paper_vs_baseline", "paper_source", "paper_note",
-                    "marks")
+PAPER_CSV_HEADER = (
+    "configuration",
+    "ours_percent",
+    "ours_std",
+    "paper_percent",
+    "paper_precision",
+    "difference",
+    "tolerance",
+    "verdict",
+    "ours_vs_baseline",
+    "paper_vs_baseline",
+    "paper_source",
+    "paper_note",
+    "marks",
+)
 
 
 def write_paper_csv(points: list[PaperPoint], path: Path) -> None:
@@ -231,10 +288,23 @@ def write_paper_csv(points: list[PaperPoint], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(PAPER_CSV_HEADER)
         for p in points:
-            writer.writerow([p.label, round(p.ours, 4), round(p.ours_std, 4), p.paper.value,
-                             p.paper.precision, round(p.difference, 4), round(p.tolerance, 4),
-                             p.verdict, _blank(p.ours_vs_baseline), _blank(p.paper_vs_baseline),
-                             p.paper.source, p.paper.note, "; ".join(p.marks)])
+            writer.writerow(
+                [
+                    p.label,
+                    round(p.ours, 4),
+                    round(p.ours_std, 4),
+                    p.paper.value,
+                    p.paper.precision,
+                    round(p.difference, 4),
+                    round(p.tolerance, 4),
+                    p.verdict,
+                    _blank(p.ours_vs_baseline),
+                    _blank(p.paper_vs_baseline),
+                    p.paper.source,
+                    p.paper.note,
+                    "; ".join(p.marks),
+                ]
+            )
 
 
 def _blank(value: float | None) -> object:

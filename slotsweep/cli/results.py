@@ -1,0 +1,109 @@
+"""The `slotsweep` command: launch, validate, train, report, ui, evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from slotsweep.cli.common import (
+    PresetOption,
+    SetOption,
+    UriOption,
+    app,
+    console,
+    err,
+    exit_on_problems,
+    load_or_exit,
+)
+
+
+@app.command()
+def report(
+    study_file: Annotated[Optional[Path], typer.Argument()] = None,
+    experiment: Annotated[Optional[str], typer.Option(help="Instead of a study file")] = None,
+    tracking_uri: UriOption = None,
+    out: Annotated[Path, typer.Option(help="Folder for tables and plots")] = Path("report"),
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Every launch of the experiment, not only the latest")
+    ] = False,
+    set_: SetOption = None,
+    preset: PresetOption = None,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Points by which ours may differ from the paper's and count as within"
+        ),
+    ] = 1.0,
+) -> None:
+    """Comparison tables (mean and std over seeds), the figures that fit the study, ours beside
+    the paper's numbers and one HTML page, in --out and logged to the study's parent run."""
+    from slotsweep.preflight.checks import output_problems, tracking_problems
+    from slotsweep.report import compare, write_report
+    from slotsweep.study.store import absolute_tracking_uri
+    from slotsweep.tracking.queries import (
+        latest_study_run,
+        log_artifacts,
+        study_document,
+        trial_records,
+    )
+
+    if study_file is None and experiment is None:
+        err.print("give a STUDY_FILE or --experiment NAME")
+        raise typer.Exit(2)
+    study = load_or_exit(study_file, set_, preset) if study_file else None
+    name = experiment or study.experiment_name
+    uri = absolute_tracking_uri(study.tracking_uri(tracking_uri) if study else tracking_uri)
+    exit_on_problems(
+        output_problems(out, "--out", folder=True) + tracking_problems(uri, must_exist=True)
+    )
+    parent = latest_study_run(uri, name)
+    try:
+        records = trial_records(uri, name, None if all_runs else parent)
+    except LookupError as error:
+        err.print(str(error))
+        raise typer.Exit(2) from None
+    rows = compare(records)
+    print_comparison(rows, f"{name}: {len(records)} trial runs", tolerance)
+    # the settings that ran are the launch's (its preset, its --set), not this command's
+    settings = (study_document(uri, parent) if parent else None) or (
+        study.model_dump(mode="json") if study else None
+    )
+    written = write_report(
+        rows,
+        out,
+        title=f"{study.name if study else name}: report",
+        settings=settings,
+        description=study.description if study else "",
+        tolerance=tolerance,
+    )
+    if parent:
+        from slotsweep.tracking.summary import summarize_study
+
+        log_artifacts(uri, parent, out)
+        summarize_study(uri, name, parent, study, files=[])  # the parent's summary, refreshed
+    console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+def print_comparison(rows: list, title: str, tolerance: float | None = None) -> None:
+    """The comparison table, the data set that ran, ours beside the paper where it has numbers,
+    and its findings: what `launch` ends with and `report` prints."""
+    from slotsweep.report import (
+        DEFAULT_TOLERANCE,
+        comparison_table,
+        dataset_summary,
+        findings,
+        paper_points,
+    )
+    from slotsweep.report import paper_table as table
+
+    console.print(comparison_table(rows, title=title))
+    datasets, notes = dataset_summary(rows)
+    console.print(f"data set: {datasets}" + "".join(f"\n  {note}" for note in notes), markup=False)
+    points = paper_points(rows, DEFAULT_TOLERANCE if tolerance is None else tolerance)
+    if points:
+        console.print(table(points, title="ours beside the paper"))
+    for finding in findings(rows):
+        held = {True: "held", False: "did not hold", None: "observed"}[finding.held]
+        console.print(f"  {held}: {finding.claim}. {finding.evidence}", markup=False)

@@ -1,0 +1,469 @@
+"""Runs a study on Ray Tune: trials as Tune trials, Optuna searches, MLflow runs, a live view."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ray
+from ray import tune
+from rich.console import Console
+from rich.live import Live
+
+from slotsweep.config import TrialConfig, trial_key
+from slotsweep.launch import local_ray
+from slotsweep.launch.progress import StudyProgress, distinguishing_keys, error_reason, trial_name
+from slotsweep.launch.trial import run_trial
+from slotsweep.launch.workers import (
+    cluster_summary,
+    credentials_env,
+    node_tags,
+    prepare_gpu,
+    tune_checkpointing,
+)
+from slotsweep.study.schema import Dimension, Study
+from slotsweep.study.store import absolute_tracking_uri
+from slotsweep.tracking.runs import StudyRun, finished_search_trials, finished_trial_keys
+from slotsweep.tracking.store import TrackingTarget
+from slotsweep.train.result import EpochMetrics, tune_epoch_keys
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """What the command line adds to a study."""
+
+    address: str | None = None
+    tracking_uri: str | None = None
+    max_concurrent: int | None = None
+    resume: bool = False
+    num_cpus: int | None = None  # local Ray only; None: every core of this machine
+    storage_path: str | None = None  # Tune's storage; None: the study's `storage`, else below
+    num_gpus: int | None = None  # local Ray only: logical GPUs (None: those Ray detects)
+
+
+DEFAULT_STORAGE = "ray_results"
+FAILED = "slotsweep_error"  # in a trial's final result: it raised (reported, not retried)
+
+
+@dataclass
+class LaunchSummary:
+    """What a launch did: its MLflow coordinates, trial counts, and where time went."""
+
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str
+    trials: int
+    failed: int
+    wall_time_s: float
+    earlier_run_ids: frozenset[str] = frozenset()  # finished before a `--resume`, not run now
+
+
+def _tune_trial(
+    params: dict[str, Any],
+    *,
+    base: dict[str, Any],
+    target: TrackingTarget,
+    threads: int,
+    checkpoint_every: int = 0,
+    gpu: float = 0.0,
+    objectives: tuple[str, ...] = (),
+) -> None:
+    """The Tune trainable: one trial through the same `run_trial` that `slotsweep train` uses.
+    A fixed trial gets its typed config in `params["trial"]`; a searched one, Optuna's values.
+
+    A trial that raises (a bug, a NaN loss, missing data) is reported as failed in a final
+    result instead of raising, so Tune's retries go only to trials whose worker or node was lost.
+    """
+    config = params.get("trial") or TrialConfig.model_validate({**base, **params})
+    # threads = the trial's CPU share, so concurrent trials do not oversubscribe the cores
+    config = config.model_copy(
+        update={
+            "num_threads": config.num_threads or threads,
+            **prepare_gpu(config.model_dump(), gpu),
+        }
+    )
+    trial_id = tune.get_context().get_trial_id() or "trial"
+    checkpointing = tune_checkpointing(checkpoint_every, _epoch_values)
+    try:
+        run_trial(
+            config,
+            target,
+            trial_id=trial_id,
+            on_epoch=lambda metrics: tune.report(_epoch_values(metrics)),
+            on_final=lambda metrics, final: tune.report(
+                {**({} if metrics is None else _epoch_values(metrics)), **final}
+            ),
+            checkpointing=checkpointing,
+            tags=node_tags(gpu),
+        )
+    except Exception as error:  # noqa: BLE001 - recorded in MLflow by run_trial; not retried
+        # the objectives as NaN: Tune's schedulers and searchers require them in every result
+        tune.report(
+            {
+                FAILED: f"{type(error).__name__}: {error}"[:500],
+                **{metric: math.nan for metric in objectives},
+            }
+        )
+
+
+def _epoch_values(metrics: EpochMetrics) -> dict[str, float]:
+    """The per-epoch values a Tune scheduler or searcher may follow."""
+    values = metrics.metrics()
+    return {key: values[key] for key in tune_epoch_keys() if key in values}
+
+
+def tune_domain(dimension: Dimension) -> Any:
+    """A study dimension as a Tune search-space domain for Optuna."""
+    kind = dimension.kind
+    if kind in ("grid", "choice"):
+        return tune.choice(dimension.values)
+    low, high = dimension.bounds
+    if kind == "uniform":
+        return tune.uniform(low, high)
+    if kind == "loguniform":
+        return tune.loguniform(low, high)
+    return tune.randint(int(low), int(high))
+
+
+def optuna_sampler(study: Study, resumed_trials: int = 0) -> Any:
+    """The seeded Optuna sampler the study names; a resumed search shifts the seed, or the
+    sampler's random start would propose the finished trials' configurations again."""
+    import optuna
+
+    samplers = {
+        "tpe": optuna.samplers.TPESampler,
+        "gp": optuna.samplers.GPSampler,
+        "nsga2": optuna.samplers.NSGAIISampler,
+        "random": optuna.samplers.RandomSampler,
+    }
+    return samplers[study.search.sampler](seed=study.search.seed + resumed_trials)
+
+
+def _objective(study: Study) -> tuple[Any, Any]:
+    """(metric, mode) for Tune: a string for one objective, lists for several."""
+    metric, mode = study.search.metric, study.search.mode
+    return (metric[0], mode[0]) if len(metric) == 1 else (metric, mode)
+
+
+def _scheduler(study: Study, finetune_epochs: int) -> Any:
+    if study.scheduler.name != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    metric, mode = _objective(study)
+    return ASHAScheduler(
+        metric=metric,
+        mode=mode,
+        grace_period=study.scheduler.grace_period,
+        reduction_factor=study.scheduler.reduction_factor,
+        max_t=study.scheduler_max_t() + finetune_epochs,
+    )
+
+
+class _ProgressCallback(tune.Callback):
+    """Feeds Tune's trial events to the live view."""
+
+    def __init__(
+        self,
+        progress: StudyProgress,
+        on_start: Any = None,
+        console: Console | None = None,
+        namer: Any = None,
+    ) -> None:
+        self.progress, self.on_start, self.console = progress, on_start, console
+        self.namer = namer  # Tune's trial config -> the trial's name in the live view
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # Tune pickles its run config to allow restores; the live view stays here
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.progress, self.on_start, self.console = StudyProgress(total=0), None, None
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+        self.progress.trial_started(
+            trial.trial_id, self.namer(trial.config) if self.namer else None
+        )
+        if self.on_start is not None:
+            self.on_start()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
+        if FAILED not in result:
+            self.progress.trial_result(trial.trial_id, result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+        failure = (trial.last_result or {}).get(FAILED)
+        if failure:
+            self.progress.trial_failed(trial.trial_id)
+            if self.console is not None:  # one line per failed trial (MLflow has the traceback)
+                self.console.print(
+                    f"trial {trial.trial_id} failed: {failure}", markup=False, highlight=False
+                )
+        else:
+            self.progress.trial_finished(trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+        # The trial's local copy: get_pickled_error() reads storage, which syncs only later.
+        try:
+            with open(trial.pickled_error_file, "rb") as file:
+                error = pickle.load(file)
+        except Exception:  # noqa: BLE001 - an unreadable error still fails the trial
+            error = None
+        self.progress.trial_failed(trial.trial_id, error_reason(error))
+
+
+def _absolute_data_root(settings: Any) -> Any:
+    """Trials run in their own folders: a relative data root must be made absolute first
+    (`settings`: a TrialConfig, or a dict of trial keys)."""
+    if isinstance(settings, TrialConfig):
+        root = settings.data_root
+        return (
+            settings.model_copy(update={"data_root": str(Path(root).resolve())})
+            if root
+            else settings
+        )
+    root = settings.get("data_root")
+    return {**settings, "data_root": str(Path(root).resolve())} if root else settings
+
+
+def storage_uri(storage: str) -> str:
+    """Tune's storage_path: a URI (s3://, gs://, ...) as given, a folder made absolute."""
+    return storage if "://" in storage else str(Path(storage).resolve())
+
+
+def _study_status(progress: StudyProgress) -> str:
+    """KILLED when trials never ran (Tune stops gracefully on Ctrl-C), FAILED when all failed."""
+    if progress.done < progress.total:
+        return "KILLED"
+    return "FAILED" if progress.failed and not progress.durations else "FINISHED"
+
+
+class Launcher:
+    """One launch of a study: a parent MLflow run and one or two Tune runs (fixed, searched)."""
+
+    def __init__(self, study: Study, options: LaunchOptions, console: Console) -> None:
+        self.study, self.options, self.console = study, options, console
+        self.uri = absolute_tracking_uri(study.tracking_uri(options.tracking_uri))
+        self.concurrency = options.max_concurrent or study.max_concurrent
+        self.threads = max(1, math.floor(study.resources.cpu))
+        self.storage = storage_uri(options.storage_path or study.storage or DEFAULT_STORAGE)
+
+    def run(self) -> LaunchSummary:
+        """Runs every trial; Ray is started (and stopped) here unless an address is given."""
+        started = time.perf_counter()
+        study = self.study
+        parent = StudyRun.start(
+            self.uri, study.experiment_name, study.name, study.description, self.options.resume
+        )
+        parent.client.log_dict(parent.run_id, study.model_dump(mode="json"), "study.json")
+        target = TrackingTarget(
+            self.uri, parent.experiment_id, parent.run_id, study.name, commit=parent.commit
+        )
+        earlier = parent.children() if self.options.resume else []
+        finished = finished_trial_keys(earlier)
+        fixed = [
+            _absolute_data_root(c) for c in study.fixed_trials() if trial_key(c) not in finished
+        ]
+        progress = StudyProgress(
+            total=len(fixed) + study.searched_trial_count(),
+            metric=study.search.metric[0],
+            mode=study.search.mode[0],
+            max_concurrent=self.concurrency,
+        )
+        own_ray = self._start_ray()
+        try:
+            with Live(progress, console=self.console, refresh_per_second=2, transient=False):
+                self._run_fixed(fixed, target, progress)
+                if progress.done == len(fixed):  # Tune returns normally after a Ctrl-C
+                    self._run_search(earlier, target, progress)
+        except BaseException:
+            parent.finish("KILLED")  # interrupted: `--resume` reopens this parent run
+            raise
+        finally:
+            if own_ray:
+                ray.shutdown()
+                local_ray.forget(study.name)
+        parent.finish(_study_status(progress))
+        self._summarize(parent.run_id)
+        return LaunchSummary(
+            self.uri,
+            study.experiment_name,
+            parent.run_id,
+            progress.done,
+            len(progress.failed),
+            time.perf_counter() - started,
+            frozenset(run.info.run_id for run in earlier if run.info.status == "FINISHED"),
+        )
+
+    def _summarize(self, parent_run_id: str) -> None:
+        """The parent run as the study's summary; a failure here does not fail the launch."""
+        from slotsweep.tracking.summary import summarize_study
+
+        try:
+            summarize_study(self.uri, self.study.experiment_name, parent_run_id, self.study)
+        except Exception as error:  # noqa: BLE001 - the trials are safe in MLflow already
+            self.console.print(f"[yellow]could not write the study summary:[/] {error}")
+
+    def _start_ray(self) -> bool:
+        """Connects to `--address`, else starts a local Ray; True when this launch owns it."""
+        if ray.is_initialized():
+            return False
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        # a failed trial's final result carries NaN objectives and the failure, not every metric
+        os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        # A failed trial is one line in the live view; its traceback goes to its error.txt
+        # (MLflow, and the trial's folder), not through Tune's logger to the console.
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+        # workers log to their trial's files, not into the live view; MLflow credentials reach
+        # every trial through the job's runtime env (never as params, tags or log lines)
+        common = {
+            "logging_level": logging.WARNING,
+            "log_to_driver": False,
+            "runtime_env": {"env_vars": credentials_env()},
+        }
+        if self.options.address:
+            ray.init(address=self.options.address, **common)
+            self.console.print(cluster_summary(), markup=False)
+        else:
+            ended = local_ray.end_leftovers(self.study.name)  # of a launch killed before
+            if ended:
+                self.console.print(f"ended {ended} Ray processes left by a killed launch")
+            ray.init(
+                num_cpus=self.options.num_cpus or os.cpu_count(),
+                include_dashboard=False,
+                num_gpus=self.options.num_gpus,
+                **common,
+            )
+            local_ray.record(self.study.name)
+        return True
+
+    def _record_ray(self) -> None:
+        """Ray's agents start after `ray.init`: recorded again once trials start."""
+        if not self.options.address:
+            local_ray.record(self.study.name)
+
+    def _trainable(self, target: TrackingTarget, base: dict[str, Any]) -> Any:
+        resources = {"cpu": self.study.resources.cpu, "gpu": self.study.resources.gpu}
+        trainable = tune.with_parameters(
+            _tune_trial,
+            base=base,
+            target=target,
+            threads=self.threads,
+            checkpoint_every=self.study.checkpoint_every,
+            gpu=self.study.resources.gpu,
+            objectives=tuple(self.study.search.metric),
+        )
+        return tune.with_resources(trainable, resources)
+
+    def _fit(
+        self,
+        trainable: Any,
+        space: dict[str, Any],
+        tune_config: tune.TuneConfig,
+        progress: StudyProgress,
+        name: str,
+        namer: Any = None,
+    ) -> None:
+        run_config = tune.RunConfig(
+            name=f"{self.study.name}-{name}-{int(time.time())}",
+            storage_path=self.storage,
+            verbose=0,
+            callbacks=[_ProgressCallback(progress, self._record_ray, self.console, namer)],
+            # a lost worker or node: the trial restarts from its last checkpoint
+            failure_config=tune.FailureConfig(max_failures=self.study.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        )
+        tuner = tune.Tuner(
+            trainable, param_space=space, tune_config=tune_config, run_config=run_config
+        )
+        tuner.fit()
+
+    def _finetune_epochs(self) -> int:
+        return int(self.study.trial.get("finetune_epochs", 0))
+
+    def _run_fixed(
+        self, fixed: list[TrialConfig], target: TrackingTarget, progress: StudyProgress
+    ) -> None:
+        if not fixed:
+            return
+        metric, mode = _objective(self.study)
+        single = isinstance(metric, str)
+        config = tune.TuneConfig(
+            metric=metric if single else None,
+            mode=mode if single else None,
+            scheduler=_scheduler(self.study, self._finetune_epochs()),
+            max_concurrent_trials=self.concurrency,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        )
+        space = {"trial": tune.grid_search(fixed)}
+        keys = distinguishing_keys([c.model_dump() for c in fixed])
+        namer = lambda params: trial_name(params["trial"].model_dump(), keys)  # noqa: E731
+        self._fit(self._trainable(target, {}), space, config, progress, "fixed", namer)
+
+    def _run_search(
+        self, earlier: list[Run], target: TrackingTarget, progress: StudyProgress
+    ) -> None:
+        """Optuna's trials, each sampled when a slot frees (grid and random are fixed).
+
+        On `--resume` the finished Optuna trials are given back to Optuna as evaluated points,
+        so the search continues from them and only the remaining samples run.
+        """
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+
+        study = self.study
+        dims = study.search_space()
+        if not dims:
+            return
+        space = {key: tune_domain(dim) for key, dim in dims.items()}
+        # Optuna explores configurations, each with the first seed; seeds repeat fixed trials
+        base = {**_absolute_data_root(study.base_trial()), "seed": study.seeds[0]}
+        metric, mode = _objective(study)
+        points, rewards = self._evaluated_points(earlier, base, list(dims))
+        remaining = study.search.num_samples - len(points)
+        progress.total -= len(points)
+        if remaining <= 0:
+            return
+        searcher = OptunaSearch(
+            metric=metric,
+            mode=mode,
+            sampler=optuna_sampler(study, len(points)),
+            points_to_evaluate=points or None,
+            evaluated_rewards=rewards or None,
+        )
+        config = tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=self.concurrency),
+            scheduler=_scheduler(study, self._finetune_epochs()),
+            num_samples=remaining,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        )
+        namer = lambda params: trial_name({**base, **params}, list(dims))  # noqa: E731
+        self._fit(
+            self._trainable(replace(target, phase="search"), base),
+            space,
+            config,
+            progress,
+            "search",
+            namer,
+        )
+
+    def _evaluated_points(
+        self, earlier: list[Run], base: dict[str, Any], keys: list[str]
+    ) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Finished Optuna trials as (points, rewards), values typed by TrialConfig."""
+        metrics = self.study.search.metric
+        points, rewards = [], []
+        for params, values in finished_search_trials(earlier, metrics):
+            config = TrialConfig.from_params({**base, **{k: params[k] for k in keys}})
+            points.append({key: getattr(config, key) for key in keys})
+            rewards.append(values[0] if len(values) == 1 else values)
+        return points, rewards
