@@ -232,12 +232,8 @@ class TrialConfig(BaseModel):
         )
 
     def default_lr_for(self, method: str) -> float:
-        """The default learning rate of `method` with this config's selection, K and recipe:
-        the family's (weight-trained, edge-popup), else the recipe's score learning rate."""
-        family_lr = registry.FAMILIES.get(method).default_lr
-        if family_lr is not None:
-            return family_lr
-        return registry.RECIPES.get(self.recipe).slot_lr(self.selection, self.k)
+        """The default learning rate of `method` with this config's selection, K and recipe."""
+        return default_lr(method, self.selection, self.k, self.recipe)
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> ResolvedConfig:
@@ -266,6 +262,15 @@ class ResolvedConfig(TrialConfig):
 
     def resolved(self) -> ResolvedConfig:
         return self
+
+
+def default_lr(method: str, selection: str, k: int, recipe: str = "paper") -> float:
+    """The default learning rate: the family's (weight-trained, edge-popup), else the recipe's
+    score learning rate for this selection and K."""
+    family_lr = registry.FAMILIES.get(method).default_lr
+    if family_lr is not None:
+        return family_lr
+    return registry.RECIPES.get(recipe).slot_lr(selection, k)
 
 
 # --- trial keys: the fields of TrialConfig, with their role and where they apply ---

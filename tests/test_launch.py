@@ -12,7 +12,7 @@ import pytest
 from conftest import popen_cli, run_cli, ui_server
 from mlflow.tracking import MlflowClient
 
-from slotsweep.launch.launcher import _objective
+from slotsweep.launch.adapter import objective as _objective
 from slotsweep.registry import metric_names
 from slotsweep.study.file import load_study
 

@@ -46,8 +46,12 @@ def test_a_default_spelled_out_is_the_same_trial():
         dropout=0.5,
         val_fraction=0.15,
     )
-    assert trial_key(implicit) == trial_key(explicit)
-    assert trial_key(implicit) != trial_key(TrialConfig(arch="conv2", dropout=0.4))
+    assert trial_key(implicit.resolved()) == trial_key(explicit.resolved())
+    assert trial_key(implicit.resolved()) != trial_key(
+        TrialConfig(arch="conv2", dropout=0.4).resolved()
+    )
+    with pytest.raises(TypeError, match="resolved"):  # an unresolved config has no identity yet
+        trial_key(implicit)
 
 
 @pytest.mark.parametrize(
@@ -83,5 +87,5 @@ def test_a_trial_logs_its_resolved_config(tmp_path):
         "dropout": "0.0",
         "val_fraction": "0.15",
     }
-    assert run.data.tags["slotsweep.trial_key"] == trial_key(config)
+    assert run.data.tags["slotsweep.trial_key"] == trial_key(config.resolved())
     assert outcome.result.params == config.resolved().model_dump()

@@ -230,10 +230,10 @@ def test_malformed_override_is_named(override: str) -> None:
 
 
 def test_trial_key_ignores_where_a_trial_runs_but_not_what_it_computes() -> None:
-    config = TrialConfig(k=8, seed=0)
+    config = TrialConfig(k=8, seed=0).resolved()
     key = trial_key(config)
-    assert len(key) == 12 and key == trial_key(TrialConfig(k=8, seed=0))
+    assert len(key) == 12 and key == trial_key(TrialConfig(k=8, seed=0).resolved())
     moved = config.model_copy(update={"data_root": "/data", "device": "cpu", "num_threads": 2})
     assert trial_key(moved) == key
-    assert trial_key(TrialConfig(k=16, seed=0)) != key
-    assert trial_key(TrialConfig(k=8, seed=1)) != key
+    assert trial_key(TrialConfig(k=16, seed=0).resolved()) != key
+    assert trial_key(TrialConfig(k=8, seed=1).resolved()) != key

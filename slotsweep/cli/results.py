@@ -17,6 +17,7 @@ from slotsweep.cli.common import (
     exit_on_problems,
     load_or_exit,
 )
+from slotsweep.study.schema import Study
 
 
 @app.command()
@@ -40,12 +41,10 @@ def report(
     """Comparison tables (mean and std over seeds), the figures that fit the study, ours beside
     the paper's numbers and one HTML page, in --out and logged to the study's parent run."""
     from slotsweep.preflight.checks import output_problems, tracking_problems
-    from slotsweep.report import compare, write_report
+    from slotsweep.report import compare
     from slotsweep.study.store import absolute_tracking_uri
     from slotsweep.tracking.queries import (
         latest_study_run,
-        log_artifacts,
-        study_document,
         trial_records,
     )
 
@@ -66,6 +65,24 @@ def report(
         raise typer.Exit(2) from None
     rows = compare(records)
     print_comparison(rows, f"{name}: {len(records)} trial runs", tolerance)
+    written = _write_report(rows, out, uri, name, parent, study, tolerance)
+    console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _write_report(
+    rows: list,
+    out: Path,
+    uri: str,
+    name: str,
+    parent: str | None,
+    study: Study | None,
+    tolerance: float,
+) -> list[Path]:
+    """Writes the report's files into `out`; logs them to the latest parent run, whose summary
+    it refreshes."""
+    from slotsweep.report import write_report
+    from slotsweep.tracking.queries import log_artifacts, study_document
+
     # the settings that ran are the launch's (its preset, its --set), not this command's
     settings = (study_document(uri, parent) if parent else None) or (
         study.model_dump(mode="json") if study else None
@@ -83,7 +100,7 @@ def report(
 
         log_artifacts(uri, parent, out)
         summarize_study(uri, name, parent, study, files=[])  # the parent's summary, refreshed
-    console.print("wrote " + ", ".join(str(p) for p in written))
+    return written
 
 
 def print_comparison(rows: list, title: str, tolerance: float | None = None) -> None:

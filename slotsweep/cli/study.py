@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+if TYPE_CHECKING:
+    from slotsweep.launch.launcher import LaunchSummary
 from slotsweep.cli.common import (
     AddressOption,
     NumCpusOption,
@@ -20,6 +22,7 @@ from slotsweep.cli.common import (
     exit_on_problems,
 )
 from slotsweep.launch.timing import launch_timing
+from slotsweep.study.schema import Study
 
 
 @app.command()
@@ -51,6 +54,28 @@ def validate(
             )
         )
     console.print(f"[green]{study_file} is valid[/]: {study.trial_count()} trials")
+
+
+def _print_closing(study: Study, summary: LaunchSummary, slots: int) -> None:
+    """What a launch ends with: the comparison, the failed trials (one line each), the time."""
+    from slotsweep.cli.results import print_comparison
+    from slotsweep.launch.progress import distinguishing_keys, failures_table, trial_name
+    from slotsweep.report import compare
+    from slotsweep.tracking.queries import trial_records
+
+    records = trial_records(summary.tracking_uri, summary.experiment, summary.parent_run_id)
+    print_comparison(compare(records), f"study {study.name}")
+    keys = distinguishing_keys([r.params for r in records])
+    failed = failures_table(
+        [
+            (r.run_id[:8], trial_name(r.params, keys), r.error or "")
+            for r in records
+            if r.status == "FAILED"
+        ]
+    )
+    if failed is not None:
+        console.print(failed)
+    console.print(launch_timing(summary, records, slots))
 
 
 @app.command()
@@ -90,11 +115,7 @@ def launch(
             study, address=address, num_cpus=num_cpus, tracking_uri=tracking_uri, num_gpus=num_gpus
         )
     )
-    from slotsweep.cli.results import print_comparison
     from slotsweep.launch.launcher import Launcher, LaunchOptions
-    from slotsweep.launch.progress import distinguishing_keys, failures_table, trial_name
-    from slotsweep.report import compare
-    from slotsweep.tracking.queries import trial_records
 
     options = LaunchOptions(
         address=address,
@@ -106,16 +127,7 @@ def launch(
         storage_path=storage,
     )
     summary = Launcher(study, options, console).run()
-    records = trial_records(summary.tracking_uri, summary.experiment, summary.parent_run_id)
-    print_comparison(compare(records), f"study {study.name}")
-    failures = [r for r in records if r.status == "FAILED"]
-    keys = distinguishing_keys([r.params for r in records])
-    failed = failures_table(
-        [(r.run_id[:8], trial_name(r.params, keys), r.error or "") for r in failures]
-    )
-    if failed is not None:
-        console.print(failed)
-    console.print(launch_timing(summary, records, options.max_concurrent or study.max_concurrent))
+    _print_closing(study, summary, options.max_concurrent or study.max_concurrent)
     if summary.trials and summary.failed == summary.trials:
         err.print("[bold red]every trial failed[/]")
         raise typer.Exit(1)

@@ -111,8 +111,6 @@ def evaluate(
     ] = None,
 ) -> None:
     """Rebuild a trial run's trained network from its MLflow artifacts and test it."""
-    from mlflow.exceptions import MlflowException
-
     from slotsweep.data import DataNotFoundError
     from slotsweep.study.store import absolute_tracking_uri
     from slotsweep.tracking.evaluate import evaluate_run
@@ -121,7 +119,7 @@ def evaluate(
     uri = absolute_tracking_uri(tracking_uri)
     try:
         result = evaluate_run(uri, run_id, data_root)
-    except (LookupError, MlflowException, TicketError, DataNotFoundError) as error:
+    except (LookupError, TicketError, DataNotFoundError) as error:
         err.print(f"[bold red]cannot evaluate run {run_id}:[/] {error}")
         raise typer.Exit(2) from None
     recorded = result.recorded_test_accuracy

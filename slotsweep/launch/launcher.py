@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import pickle
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,25 +15,28 @@ from ray import tune
 from rich.console import Console
 from rich.live import Live
 
-from slotsweep.config import TrialConfig, trial_key
+from slotsweep.config import ResolvedConfig, TrialConfig, trial_key
 from slotsweep.launch import local_ray
-from slotsweep.launch.progress import StudyProgress, distinguishing_keys, error_reason, trial_name
-from slotsweep.launch.trial import run_trial
+from slotsweep.launch.adapter import (
+    ProgressCallback,
+    asha_scheduler,
+    objective,
+    optuna_sampler,
+    tune_domain,
+    tune_trial,
+)
+from slotsweep.launch.progress import StudyProgress, distinguishing_keys, trial_name
 from slotsweep.launch.workers import (
     cluster_summary,
     credentials_env,
-    node_tags,
-    prepare_gpu,
-    tune_checkpointing,
 )
-from slotsweep.study.schema import Dimension, Study
+from slotsweep.study.schema import Study
 from slotsweep.study.store import absolute_tracking_uri
 from slotsweep.tracking.runs import StudyRun, finished_search_trials, finished_trial_keys
 from slotsweep.tracking.store import TrackingTarget
-from slotsweep.train.result import EpochMetrics, tune_epoch_keys
 
 if TYPE_CHECKING:
-    from mlflow.entities import Run
+    from slotsweep.tracking.runs import Run
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,6 @@ class LaunchOptions:
 
 
 DEFAULT_STORAGE = "ray_results"
-FAILED = "slotsweep_error"  # in a trial's final result: it raised (reported, not retried)
 
 
 @dataclass
@@ -65,159 +66,6 @@ class LaunchSummary:
     failed: int
     wall_time_s: float
     earlier_run_ids: frozenset[str] = frozenset()  # finished before a `--resume`, not run now
-
-
-def _tune_trial(
-    params: dict[str, Any],
-    *,
-    base: dict[str, Any],
-    target: TrackingTarget,
-    threads: int,
-    checkpoint_every: int = 0,
-    gpu: float = 0.0,
-    objectives: tuple[str, ...] = (),
-) -> None:
-    """The Tune trainable: one trial through the same `run_trial` that `slotsweep train` uses.
-    A fixed trial gets its typed config in `params["trial"]`; a searched one, Optuna's values.
-
-    A trial that raises (a bug, a NaN loss, missing data) is reported as failed in a final
-    result instead of raising, so Tune's retries go only to trials whose worker or node was lost.
-    """
-    config = params.get("trial") or TrialConfig.model_validate({**base, **params})
-    # threads = the trial's CPU share, so concurrent trials do not oversubscribe the cores
-    config = config.model_copy(
-        update={
-            "num_threads": config.num_threads or threads,
-            **prepare_gpu(config.model_dump(), gpu),
-        }
-    )
-    trial_id = tune.get_context().get_trial_id() or "trial"
-    checkpointing = tune_checkpointing(checkpoint_every, _epoch_values)
-    try:
-        run_trial(
-            config,
-            target,
-            trial_id=trial_id,
-            on_epoch=lambda metrics: tune.report(_epoch_values(metrics)),
-            on_final=lambda metrics, final: tune.report(
-                {**({} if metrics is None else _epoch_values(metrics)), **final}
-            ),
-            checkpointing=checkpointing,
-            tags=node_tags(gpu),
-        )
-    except Exception as error:  # noqa: BLE001 - recorded in MLflow by run_trial; not retried
-        # the objectives as NaN: Tune's schedulers and searchers require them in every result
-        tune.report(
-            {
-                FAILED: f"{type(error).__name__}: {error}"[:500],
-                **{metric: math.nan for metric in objectives},
-            }
-        )
-
-
-def _epoch_values(metrics: EpochMetrics) -> dict[str, float]:
-    """The per-epoch values a Tune scheduler or searcher may follow."""
-    values = metrics.metrics()
-    return {key: values[key] for key in tune_epoch_keys() if key in values}
-
-
-def tune_domain(dimension: Dimension) -> Any:
-    """A study dimension as a Tune search-space domain for Optuna."""
-    kind = dimension.kind
-    if kind in ("grid", "choice"):
-        return tune.choice(dimension.values)
-    low, high = dimension.bounds
-    if kind == "uniform":
-        return tune.uniform(low, high)
-    if kind == "loguniform":
-        return tune.loguniform(low, high)
-    return tune.randint(int(low), int(high))
-
-
-def optuna_sampler(study: Study, resumed_trials: int = 0) -> Any:
-    """The seeded Optuna sampler the study names; a resumed search shifts the seed, or the
-    sampler's random start would propose the finished trials' configurations again."""
-    import optuna
-
-    samplers = {
-        "tpe": optuna.samplers.TPESampler,
-        "gp": optuna.samplers.GPSampler,
-        "nsga2": optuna.samplers.NSGAIISampler,
-        "random": optuna.samplers.RandomSampler,
-    }
-    return samplers[study.search.sampler](seed=study.search.seed + resumed_trials)
-
-
-def _objective(study: Study) -> tuple[Any, Any]:
-    """(metric, mode) for Tune: a string for one objective, lists for several."""
-    metric, mode = study.search.metric, study.search.mode
-    return (metric[0], mode[0]) if len(metric) == 1 else (metric, mode)
-
-
-def _scheduler(study: Study, finetune_epochs: int) -> Any:
-    if study.scheduler.name != "asha":
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
-    metric, mode = _objective(study)
-    return ASHAScheduler(
-        metric=metric,
-        mode=mode,
-        grace_period=study.scheduler.grace_period,
-        reduction_factor=study.scheduler.reduction_factor,
-        max_t=study.scheduler_max_t() + finetune_epochs,
-    )
-
-
-class _ProgressCallback(tune.Callback):
-    """Feeds Tune's trial events to the live view."""
-
-    def __init__(
-        self,
-        progress: StudyProgress,
-        on_start: Any = None,
-        console: Console | None = None,
-        namer: Any = None,
-    ) -> None:
-        self.progress, self.on_start, self.console = progress, on_start, console
-        self.namer = namer  # Tune's trial config -> the trial's name in the live view
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {}  # Tune pickles its run config to allow restores; the live view stays here
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.progress, self.on_start, self.console = StudyProgress(total=0), None, None
-
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        self.progress.trial_started(
-            trial.trial_id, self.namer(trial.config) if self.namer else None
-        )
-        if self.on_start is not None:
-            self.on_start()
-
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
-        if FAILED not in result:
-            self.progress.trial_result(trial.trial_id, result)
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        failure = (trial.last_result or {}).get(FAILED)
-        if failure:
-            self.progress.trial_failed(trial.trial_id)
-            if self.console is not None:  # one line per failed trial (MLflow has the traceback)
-                self.console.print(
-                    f"trial {trial.trial_id} failed: {failure}", markup=False, highlight=False
-                )
-        else:
-            self.progress.trial_finished(trial.trial_id)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        # The trial's local copy: get_pickled_error() reads storage, which syncs only later.
-        try:
-            with open(trial.pickled_error_file, "rb") as file:
-                error = pickle.load(file)
-        except Exception:  # noqa: BLE001 - an unreadable error still fails the trial
-            error = None
-        self.progress.trial_failed(trial.trial_id, error_reason(error))
 
 
 def _absolute_data_root(settings: Any) -> Any:
@@ -268,10 +116,7 @@ class Launcher:
             self.uri, parent.experiment_id, parent.run_id, study.name, commit=parent.commit
         )
         earlier = parent.children() if self.options.resume else []
-        finished = finished_trial_keys(earlier)
-        fixed = [
-            _absolute_data_root(c) for c in study.fixed_trials() if trial_key(c) not in finished
-        ]
+        fixed, names = self._pending(finished_trial_keys(earlier))
         progress = StudyProgress(
             total=len(fixed) + study.searched_trial_count(),
             metric=study.search.metric[0],
@@ -281,7 +126,7 @@ class Launcher:
         own_ray = self._start_ray()
         try:
             with Live(progress, console=self.console, refresh_per_second=2, transient=False):
-                self._run_fixed(fixed, target, progress)
+                self._run_fixed(fixed, names, target, progress)
                 if progress.done == len(fixed):  # Tune returns normally after a Ctrl-C
                     self._run_search(earlier, target, progress)
         except BaseException:
@@ -302,6 +147,21 @@ class Launcher:
             time.perf_counter() - started,
             frozenset(run.info.run_id for run in earlier if run.info.status == "FINISHED"),
         )
+
+    def _pending(self, finished: set[str]) -> tuple[list[ResolvedConfig], dict[str, str]]:
+        """The fixed trials still to run (data roots made absolute), and every fixed trial's
+        name in the live view by its trial key: named by the settings the study spells out, so
+        a default that follows from them (GS's lr at K > 8) does not name a trial."""
+        spelled = [g.config(seed) for g in self.study.groups if g.runs for seed in g.seeds]
+        keys = distinguishing_keys([config.model_dump() for config in spelled])
+        pending, names = [], {}
+        for config in spelled:
+            resolved = config.resolved()
+            key = trial_key(resolved)
+            names[key] = trial_name(config.model_dump(), keys)
+            if key not in finished:
+                pending.append(_absolute_data_root(resolved))
+        return pending, names
 
     def _summarize(self, parent_run_id: str) -> None:
         """The parent run as the study's summary; a failure here does not fail the launch."""
@@ -354,7 +214,7 @@ class Launcher:
     def _trainable(self, target: TrackingTarget, base: dict[str, Any]) -> Any:
         resources = {"cpu": self.study.resources.cpu, "gpu": self.study.resources.gpu}
         trainable = tune.with_parameters(
-            _tune_trial,
+            tune_trial,
             base=base,
             target=target,
             threads=self.threads,
@@ -377,7 +237,7 @@ class Launcher:
             name=f"{self.study.name}-{name}-{int(time.time())}",
             storage_path=self.storage,
             verbose=0,
-            callbacks=[_ProgressCallback(progress, self._record_ray, self.console, namer)],
+            callbacks=[ProgressCallback(progress, self._record_ray, self.console, namer)],
             # a lost worker or node: the trial restarts from its last checkpoint
             failure_config=tune.FailureConfig(max_failures=self.study.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
@@ -391,22 +251,25 @@ class Launcher:
         return int(self.study.trial.get("finetune_epochs", 0))
 
     def _run_fixed(
-        self, fixed: list[TrialConfig], target: TrackingTarget, progress: StudyProgress
+        self,
+        fixed: list[ResolvedConfig],
+        names: dict[str, str],
+        target: TrackingTarget,
+        progress: StudyProgress,
     ) -> None:
         if not fixed:
             return
-        metric, mode = _objective(self.study)
+        metric, mode = objective(self.study)
         single = isinstance(metric, str)
         config = tune.TuneConfig(
             metric=metric if single else None,
             mode=mode if single else None,
-            scheduler=_scheduler(self.study, self._finetune_epochs()),
+            scheduler=asha_scheduler(self.study, self._finetune_epochs()),
             max_concurrent_trials=self.concurrency,
             trial_dirname_creator=lambda trial: trial.trial_id,
         )
         space = {"trial": tune.grid_search(fixed)}
-        keys = distinguishing_keys([c.model_dump() for c in fixed])
-        namer = lambda params: trial_name(params["trial"].model_dump(), keys)  # noqa: E731
+        namer = lambda params: names[trial_key(params["trial"])]  # noqa: E731
         self._fit(self._trainable(target, {}), space, config, progress, "fixed", namer)
 
     def _run_search(
@@ -427,7 +290,7 @@ class Launcher:
         space = {key: tune_domain(dim) for key, dim in dims.items()}
         # Optuna explores configurations, each with the first seed; seeds repeat fixed trials
         base = {**_absolute_data_root(study.base_trial()), "seed": study.seeds[0]}
-        metric, mode = _objective(study)
+        metric, mode = objective(study)
         points, rewards = self._evaluated_points(earlier, base, list(dims))
         remaining = study.search.num_samples - len(points)
         progress.total -= len(points)
@@ -442,7 +305,7 @@ class Launcher:
         )
         config = tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=self.concurrency),
-            scheduler=_scheduler(study, self._finetune_epochs()),
+            scheduler=asha_scheduler(study, self._finetune_epochs()),
             num_samples=remaining,
             trial_dirname_creator=lambda trial: trial.trial_id,
         )

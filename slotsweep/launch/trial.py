@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from slotsweep.config import TrialConfig, trial_key
+from slotsweep.config import ResolvedConfig, TrialConfig, trial_key
 from slotsweep.tracking.runs import MlflowTrialRun
 from slotsweep.tracking.store import TrackingTarget
 from slotsweep.tracking.tags import RESUMED_FROM_EPOCHS
 from slotsweep.train.checkpoint import TrainingState
 from slotsweep.train.result import EpochMetrics, TrialResult
 from slotsweep.train.trainer import EpochCallback, train_trial
+
+# the last epoch's report (None for a trial a resumed study had finished) and the final metrics
+FinalCallback = Callable[[EpochMetrics | None, dict[str, float]], None]
 
 
 @dataclass
@@ -52,7 +55,7 @@ def run_trial(
     *,
     trial_id: str = "local",
     on_epoch: EpochCallback | None = None,
-    on_final: Callable[[EpochMetrics | None, dict[str, float]], None] | None = None,
+    on_final: FinalCallback | None = None,
     checkpointing: Checkpointing | None = None,
     tags: dict[str, str] | None = None,
 ) -> TrialOutcome:
@@ -65,25 +68,10 @@ def run_trial(
     MLflow run (reopened by the run id the state carries). `tags` say where the trial runs.
     """
     config = config.resolved()  # what the trial logs and trains with, every default explicit
-    key = trial_key(config)
-    run, resume = None, checkpointing.latest if checkpointing else None
+    resume = checkpointing.latest if checkpointing else None
+    run = None
     if target is not None:
-        if resume is not None and resume.run_id:
-            run = MlflowTrialRun.reopen(target.uri, resume.run_id)
-        else:
-            run = MlflowTrialRun.open(
-                target.uri,
-                target.experiment_id,
-                config,
-                trial_key=key,
-                trial_id=trial_id,
-                study_name=target.study_name,
-                parent_run_id=target.parent_run_id,
-                phase=target.phase,
-                commit=target.commit,
-            )
-            if checkpointing and run.checkpoint and not run.finished:
-                resume = checkpointing.load(run.checkpoint)
+        run, resume = _open_run(config, target, trial_id, checkpointing, resume)
         if run.finished:
             metrics = run.final_metrics()
             if on_final:
@@ -92,31 +80,85 @@ def run_trial(
         # where it runs now, and (restored) after how many epochs it went on from a checkpoint
         resumed = {RESUMED_FROM_EPOCHS: str(resume.epochs_done)} if resume else {}
         run.set_tags({**(tags or {}), **resumed})
-    held: list[EpochMetrics] = []
-    pending: list[TrainingState] = []
+    reports = _Reports(config, run, checkpointing, on_epoch)
+    result = _train_logged(config, run, reports, resume)
+    metrics = result.final_metrics()
+    if on_final:
+        on_final(reports.last, metrics)
+    return TrialOutcome(result, metrics, run.run_id if run else None)
 
-    def keep(state: TrainingState) -> None:
-        state.run_id = run.run_id if run is not None else None
-        pending.append(state)
 
-    def report(metrics: EpochMetrics) -> None:
-        if run is not None:
-            run.log_epoch(metrics)
-        if is_last_epoch(config, metrics):
-            held.append(metrics)
-        elif pending and checkpointing is not None:
-            location = checkpointing.save(metrics, pending.pop())
-            if location and run is not None:
-                run.set_checkpoint(location)
-        elif on_epoch is not None:
-            on_epoch(metrics)
+def _open_run(
+    config: ResolvedConfig,
+    target: TrackingTarget,
+    trial_id: str,
+    checkpointing: Checkpointing | None,
+    resume: TrainingState | None,
+) -> tuple[MlflowTrialRun, TrainingState | None]:
+    """The trial's MLflow run (reopened from a restored state's run id, found again by its
+    trial key, or new) and the state to go on from, if any."""
+    if resume is not None and resume.run_id:
+        return MlflowTrialRun.reopen(target.uri, resume.run_id), resume
+    run = MlflowTrialRun.open(
+        target.uri,
+        target.experiment_id,
+        config,
+        trial_key=trial_key(config),
+        trial_id=trial_id,
+        study_name=target.study_name,
+        parent_run_id=target.parent_run_id,
+        phase=target.phase,
+        commit=target.commit,
+    )
+    if checkpointing and run.checkpoint and not run.finished:
+        resume = checkpointing.load(run.checkpoint)
+    return run, resume
 
+
+@dataclass
+class _Reports:
+    """Where each epoch's report goes: the MLflow run, then a checkpoint's save, or `on_epoch`;
+    the last epoch is held for `on_final`, after the run is closed."""
+
+    config: ResolvedConfig
+    run: MlflowTrialRun | None
+    checkpointing: Checkpointing | None
+    on_epoch: EpochCallback | None
+    last: EpochMetrics | None = None
+    pending: list[TrainingState] = field(default_factory=list)
+
+    def keep(self, state: TrainingState) -> None:
+        """A checkpoint's state, saved with the report of its epoch."""
+        state.run_id = self.run.run_id if self.run is not None else None
+        self.pending.append(state)
+
+    def report(self, metrics: EpochMetrics) -> None:
+        if self.run is not None:
+            self.run.log_epoch(metrics)
+        if is_last_epoch(self.config, metrics):
+            self.last = metrics
+        elif self.pending and self.checkpointing is not None:
+            location = self.checkpointing.save(metrics, self.pending.pop())
+            if location and self.run is not None:
+                self.run.set_checkpoint(location)
+        elif self.on_epoch is not None:
+            self.on_epoch(metrics)
+
+
+def _train_logged(
+    config: ResolvedConfig,
+    run: MlflowTrialRun | None,
+    reports: _Reports,
+    resume: TrainingState | None,
+) -> TrialResult:
+    """Trains, and ends the MLflow run as the training ended: FINISHED, KILLED or FAILED."""
+    checkpointing = reports.checkpointing
     try:
         result = train_trial(
             config,
-            report,
+            reports.report,
             resume_from=resume,
-            on_checkpoint=keep if checkpointing else None,
+            on_checkpoint=reports.keep if checkpointing else None,
             checkpoint_every=checkpointing.every if checkpointing else 0,
         )
     except (SystemExit, KeyboardInterrupt):
@@ -130,7 +172,4 @@ def run_trial(
         raise
     if run is not None:
         run.finish(result)
-    metrics = result.final_metrics()
-    if on_final:
-        on_final(held[-1] if held else None, metrics)
-    return TrialOutcome(result, metrics, run.run_id if run else None)
+    return result

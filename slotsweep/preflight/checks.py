@@ -14,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,51 +25,9 @@ from slotsweep.preflight.probes import (
     tracking_problems,
     where_trials_run_problems,
 )
-from slotsweep.study.schema import DISCRETE_KINDS, Study
+from slotsweep.study.groups import TrialGroup
+from slotsweep.study.schema import Study
 from slotsweep.train.result import metrics_every_trial_reports
-
-# --- the groups of trials a study runs, each setting named by where it was set ---
-
-
-@dataclass(frozen=True)
-class Group:
-    """The settings of one group of trials, and for each explicit key where the study set it."""
-
-    settings: dict[str, Any]
-    origin: dict[str, str]  # key -> "trial.k", "space.k", "baselines[0].k", "--k"
-    flags: bool = False  # `slotsweep train`: keys are named as its flags
-
-    def where(self, key: str) -> str:
-        """Where `key` was set, or where it would be set when it holds its default."""
-        return self.origin.get(key) or (
-            f"--{key.replace('_', '-')}" if self.flags else f"trial.{key}"
-        )
-
-
-def _probe_values(study: Study, key: str) -> list[Any]:
-    dim = study.space[key]
-    if dim.kind in DISCRETE_KINDS:
-        return dim.values
-    lo, hi = dim.bounds
-    return [lo, hi - 1 if dim.kind == "randint" else hi]
-
-
-def study_groups(study: Study) -> list[Group]:
-    """One group per grid or random point, per sampled dimension's bounds (optuna), per baseline."""
-    trial, seed = study.base_trial(), study.seeds[0]
-    points = study.space_points()
-    if study.search.algorithm == "optuna":
-        points = [{key: value} for key in study.space for value in _probe_values(study, key)]
-    groups = []
-    for point in points:
-        origin = {key: f"trial.{key}" for key in trial} | {key: f"space.{key}" for key in point}
-        groups.append(Group({**trial, **point, "seed": seed}, origin))
-    for i, baseline in enumerate(study.baselines):
-        origin = {key: f"trial.{key}" for key in trial}
-        origin |= {key: f"baselines[{i}].{key}" for key in baseline}
-        groups.append(Group({**trial, **baseline, "seed": seed}, origin))
-    return groups
-
 
 # --- static checks ---
 
@@ -86,12 +43,12 @@ def _ignored(config: TrialConfig, key: str) -> str | None:
     return reason
 
 
-def ignored_setting_problems(groups: Sequence[Group]) -> list[str]:
+def ignored_setting_problems(groups: Sequence[TrialGroup]) -> list[str]:
     """Explicit settings that take effect in none of the trials they reach."""
     reasons: dict[str, list[str | None]] = {}
     values: dict[str, Any] = {}
     for group in groups:
-        config = TrialConfig.model_validate(group.settings)
+        config = group.config(group.seeds[0])
         for key, where in group.origin.items():
             reasons.setdefault(where, []).append(_ignored(config, key))
             values[where] = group.settings[key]
@@ -124,11 +81,11 @@ def _dataset_size(dataset: str) -> int | None:
     return inspect.signature(make_synthetic).parameters["n_train"].default
 
 
-def split_problems(group: Group) -> list[str]:
+def split_problems(group: TrialGroup) -> list[str]:
     """A training split that cannot hold one batch, or a validation split left empty."""
     from slotsweep.data.catalog import get_spec
 
-    config = TrialConfig.model_validate(group.settings)
+    config = group.config(group.seeds[0])
     full = _dataset_size(config.dataset)
     if full is not None and config.train_subset and config.train_subset > full:
         return [
@@ -154,7 +111,7 @@ def split_problems(group: Group) -> list[str]:
     return []
 
 
-def group_problems(groups: Sequence[Group]) -> list[str]:
+def group_problems(groups: Sequence[TrialGroup]) -> list[str]:
     """Per-trial static checks: devices, splits, and settings that would be ignored."""
     problems = []
     for group in groups:
@@ -193,7 +150,7 @@ def _unused_section_keys(study: Study) -> list[str]:
 def study_problems(study: Study, tracking_uri: str | None = None) -> list[str]:
     """Every static problem of a valid study (run by `validate` and `launch`), its store's
     scheme and local path included."""
-    groups = study_groups(study)
+    groups = study.groups
     problems = metric_problems(study) + _unused_section_keys(study) + group_problems(groups)
     problems += tracking_problems(study.tracking_uri(tracking_uri), probe=False)
     if study.resources.gpu == 0:
@@ -218,7 +175,7 @@ def _needed(study: Study) -> dict[str, float]:
     return {RAY_RESOURCES.get(k, k): float(v) for k, v in declared.items() if v}
 
 
-def trial_checks(groups: Sequence[Group]) -> list[dict[str, Any]]:
+def trial_checks(groups: Sequence[TrialGroup]) -> list[dict[str, Any]]:
     """What the environment checks need of each group: device and data, and where they came from."""
     checks = []
     for group in groups:
@@ -247,7 +204,7 @@ def environment_problems(
 ) -> list[str]:
     """The store, the cluster, the devices and the data, each probed within the limit; the
     store and the cluster at once, so that two dead ones cost one wait."""
-    checks = trial_checks(study_groups(study))
+    checks = trial_checks(study.groups)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         store = pool.submit(tracking_problems, study.tracking_uri(tracking_uri))
         if address:
@@ -276,9 +233,9 @@ def train_problems(
 ) -> list[str]:
     """`slotsweep train`'s checks: the flags, the --json path, the device, the data, the store
     (None: nothing is logged)."""
-    group = Group(
-        config.model_dump(), {key: f"--{key.replace('_', '-')}" for key in given}, flags=True
-    )
+    settings = config.model_dump()
+    flags = {key: f"--{key.replace('_', '-')}" for key in given}
+    group = TrialGroup("flags", settings, flags, (config.seed,), flags=True)
     problems = group_problems([group])
     if tracking_uri is not None and not experiment.strip():
         problems.append("--experiment: give a name")

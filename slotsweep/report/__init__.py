@@ -9,7 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
-from slotsweep.report.figures import Figure, draw_figures
+from slotsweep.report.drawing import draw_figures
+from slotsweep.report.figures import Figure
 from slotsweep.report.findings import Finding, findings
 from slotsweep.report.paper import (
     DEFAULT_TOLERANCE,

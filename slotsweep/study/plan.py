@@ -32,17 +32,17 @@ def plan_table(study: Study) -> Table:
     for column in ("group", "trials", "varies", "seeds"):
         table.add_column(column, justify="right" if column == "trials" else "left")
     seeds = ", ".join(map(str, study.seeds))
-    if study.search.algorithm == "optuna":
+    searched = study.search.algorithm == "optuna"
+    space = [group for group in study.groups if not group.path.startswith("baselines")]
+    if searched:
         table.add_row(
             "optuna search", str(study.searched_trial_count()), _space(study), str(study.seeds[0])
         )
     else:
-        group = "grid" if study.search.algorithm == "grid" else "random search"
-        table.add_row(
-            group, str(len(study.space_points()) * len(study.seeds)), _space(study), seeds
-        )
-    for i, baseline in enumerate(study.baselines):
-        table.add_row(f"baselines[{i}]", str(len(study.seeds)), _settings(baseline), seeds)
+        name = "grid" if study.search.algorithm == "grid" else "random search"
+        table.add_row(name, str(sum(len(g.seeds) for g in space)), _space(study), seeds)
+    for group, baseline in zip(study.groups[len(space) :], study.baselines, strict=True):
+        table.add_row(group.path, str(len(group.seeds)), _settings(baseline), seeds)
     return table
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,6 +20,7 @@ from pydantic import (
 
 from slotsweep.config import ResolvedConfig, TrialConfig
 from slotsweep.registry import DEFAULT_TRACKING_URI
+from slotsweep.study.groups import TrialGroup
 
 DIMENSION_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
 DISCRETE_KINDS = ("grid", "choice")
@@ -206,13 +208,35 @@ class Study(_Strict):
                 break
         return list(points.values())
 
+    @functools.cached_property
+    def groups(self) -> tuple[TrialGroup, ...]:
+        """The study expanded once: every grid or random point (or, for Optuna, every bound of
+        every dimension, checked but not run), then every baseline, in run order."""
+        points = self.space_points()
+        if self.search.algorithm == "optuna":
+            points = [{key: value} for key, dim in self.space.items() for value in _bounds(dim)]
+        trial = {key: f"trial.{key}" for key in self.trial}
+        groups = [
+            TrialGroup(
+                _point_path(point),
+                {**self.trial, **point},
+                trial | {key: f"space.{key}" for key in point},
+                tuple(self.seeds),
+                runs=self.search.algorithm != "optuna",
+            )
+            for point in points
+        ]
+        for i, baseline in enumerate(self.baselines):
+            origin = trial | {key: f"baselines[{i}].{key}" for key in baseline}
+            groups.append(
+                TrialGroup(f"baselines[{i}]", {**self.trial, **baseline}, origin, tuple(self.seeds))
+            )
+        return tuple(groups)
+
     def fixed_trials(self) -> list[ResolvedConfig]:
         """Trials known before the study runs, resolved: grid points x seeds, then baselines x
         seeds."""
-        return [
-            TrialConfig.model_validate(settings).resolved()
-            for _, settings in self._fixed_settings()
-        ]
+        return [config for group in self.groups if group.runs for config in group.trials()]
 
     def searched_trial_count(self) -> int:
         """Trials Optuna adds while the study runs (random search's are fixed in advance)."""
@@ -220,7 +244,8 @@ class Study(_Strict):
 
     def trial_count(self) -> int:
         """Every trial of the study, fixed and searched."""
-        return sum(1 for _ in self._fixed_settings()) + self.searched_trial_count()
+        fixed = sum(len(group.seeds) for group in self.groups if group.runs)
+        return fixed + self.searched_trial_count()
 
     def scheduler_max_t(self) -> int:
         """The scheduler's horizon in epochs: max_t, else the most epochs any trial runs."""
@@ -233,13 +258,14 @@ class Study(_Strict):
             epochs += dim.values if dim.kind in DISCRETE_KINDS else [dim.bounds[1] - 1]
         return max(epochs)
 
-    def _fixed_settings(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(key path, settings) of every fixed trial, in run order."""
-        groups = [(_point_path(point), point) for point in self.space_points()]
-        groups += [(f"baselines[{i}]", baseline) for i, baseline in enumerate(self.baselines)]
-        for path, overrides in groups:
-            for seed in self.seeds:
-                yield path, {**self.trial, **overrides, "seed": seed}
+
+def _bounds(dim: Dimension) -> list[Any]:
+    """The values whose validity stands for the whole dimension's: every value of a discrete
+    one, the bounds of a range (randint's upper bound excluded)."""
+    if dim.kind in DISCRETE_KINDS:
+        return dim.values
+    lo, hi = dim.bounds
+    return [lo, hi - 1 if dim.kind == "randint" else hi]
 
 
 def _point_path(point: dict[str, Any]) -> str:

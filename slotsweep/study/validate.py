@@ -156,14 +156,16 @@ def _cross_problems(raw: dict[str, Any], dims: dict[str, Dimension]) -> list[str
 def _study_problems(study: Study) -> list[str]:
     """Checks of a study valid part by part: fixed trials build and differ, asha fits."""
     problems, paths = [], {}
-    for path, settings in study._fixed_settings():
-        errors = [f"{path}: {message}" for _, message in _config_errors(settings)]
-        if errors:  # a combination of good values: one failing point stands for the rest
-            problems += [] if problems else errors
-            continue
-        key = trial_key(TrialConfig.model_validate(settings).resolved())
-        problems += [f"{path}: same trial as {paths[key]}"] if key in paths else []
-        paths.setdefault(key, path)
+    for group in (group for group in study.groups if group.runs):
+        for seed in group.seeds:
+            settings = {**group.settings, "seed": seed}
+            errors = [f"{group.path}: {message}" for _, message in _config_errors(settings)]
+            if errors:  # a combination of good values: one failing point stands for the rest
+                problems += [] if problems else errors
+                continue
+            key = trial_key(group.config(seed).resolved())
+            problems += [f"{group.path}: same trial as {paths[key]}"] if key in paths else []
+            paths.setdefault(key, group.path)
     if study.scheduler.name == "asha" and study.scheduler.grace_period > study.scheduler_max_t():
         problems.append(f"scheduler.grace_period: exceeds max_t ({study.scheduler_max_t()})")
     return problems

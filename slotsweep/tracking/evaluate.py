@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from slotsweep.config import TrialConfig
@@ -57,10 +58,13 @@ def rebuilt_test_accuracy(config: TrialConfig, ticket: bytes) -> tuple[float, in
 
 
 def evaluate_run(uri: str, run_id: str, data_root: str | None = None) -> Evaluation:
-    """Downloads a trial run's network and recipe, rebuilds it and evaluates it."""
-
+    """Downloads a trial run's network and recipe, rebuilds it and evaluates it (LookupError
+    for a run the store does not hold or that holds no network)."""
     with tempfile.TemporaryDirectory() as folder:
-        download = download_network(uri, run_id, Path(folder))
+        try:
+            download = download_network(uri, run_id, Path(folder))
+        except MlflowException as error:
+            raise LookupError(error.message) from None
         ticket = download.path.read_bytes()
     settings = {
         key: value for key, value in download.config.items() if key in TrialConfig.model_fields

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slotsweep.config import TrialConfig
+from slotsweep.config import ResolvedConfig, TrialConfig
 from slotsweep.data import BatchLoader, DataSplits, load_data
 from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec, SlotMixin, native
@@ -284,6 +284,73 @@ def frozen_heap() -> Iterator[Callable[[], None]]:
         gc.unfreeze()
 
 
+def _slot_phase(
+    runner: _Runner, model: nn.Module, resume_from: TrainingState | None, fused: bool
+) -> tuple[_PhaseResult, str]:
+    """The first phase (slot, dense or edge-popup training) and which update ran; a restore in
+    finetuning takes both from its checkpoint."""
+    config = runner.config
+    if resume_from is not None and resume_from.phase == "finetune":
+        model.load_state_dict(resume_from.slot_model)
+        # the slot phase ran before the restore: its update path comes with the checkpoint
+        return _PhaseResult(**resume_from.earlier), resume_from.extra.get("impl", "reference")
+    last = not config.finetune_epochs
+    result = runner.run(_Phase("train", model, config.lr, config.epochs, last))
+    return result, native.update_tag(model) if fused else "reference"
+
+
+def _finetune_phase(
+    runner: _Runner, model: nn.Module, slot: _PhaseResult, impl: str
+) -> _PhaseResult:
+    """Weight-trains the selected network (dense, its default lr), carrying the slot phase's
+    results in every checkpoint."""
+    config = runner.config
+    dense = build_model(config, runner.data, method="dense")
+    copy_selected_weights(model, dense)
+    runner.carry = {
+        "earlier": dataclasses.asdict(slot),
+        "slot_model": model.state_dict(),
+        "extra": {"impl": impl},
+    }
+    lr = config.default_lr_for("dense")
+    return runner.run(_Phase("finetune", dense, lr, config.finetune_epochs), slot.flops)
+
+
+def _result(
+    config: ResolvedConfig,
+    runner: _Runner,
+    model: nn.Module,
+    data: DataSplits,
+    result: _PhaseResult,
+    flops: float,
+    finetune_test: float | None,
+    impl: str,
+    peak: PeakMemory,
+    started: float,
+) -> TrialResult:
+    """The trial's result: the first phase's selection and its test accuracy at the best
+    validation epoch, the cost of every phase, memory and storage."""
+    return TrialResult(
+        test_accuracy=result.test_at_best,
+        best_val_accuracy=result.best_val,
+        best_epoch=result.best_epoch,
+        training_cost_flops=flops,
+        memory_state_bytes=result.memory_state,
+        peak_memory_bytes=peak.peak_bytes(),
+        model_size_bytes=model_size_bytes(model),
+        train_time_s=runner.elapsed + time.perf_counter() - started,
+        params=config.model_dump(),
+        epochs=runner.epochs,
+        selection_sha256=selection_sha256(model),
+        finetune_test_accuracy=finetune_test,
+        device=str(runner.device),
+        impl=impl,
+        training_memory_bytes=peak.training_bytes(),
+        datasets=split_summaries(data, config.dataset),
+        ticket=runner.ticket,
+    )
+
+
 def train_trial(
     config: TrialConfig,
     report: EpochCallback | None = None,
@@ -325,45 +392,9 @@ def train_trial(
         runner = _Runner(
             config, data, device, on_epoch, on_checkpoint, checkpoint_every, resume_from
         )
-        last = not config.finetune_epochs
-        if resume_from is not None and resume_from.phase == "finetune":
-            model.load_state_dict(resume_from.slot_model)
-            result = _PhaseResult(**resume_from.earlier)
-            # the slot phase ran before the restore: its update path comes with the checkpoint
-            impl = resume_from.extra.get("impl", "reference")
-        else:
-            result = runner.run(_Phase("train", model, config.lr, config.epochs, last))
-            impl = native.update_tag(model) if fused else "reference"
+        result, impl = _slot_phase(runner, model, resume_from, fused)
         flops, finetune_test = result.flops, None
         if config.finetune_epochs:
-            dense = build_model(config, data, method="dense")
-            copy_selected_weights(model, dense)
-            runner.carry = {
-                "earlier": dataclasses.asdict(result),
-                "slot_model": model.state_dict(),
-                "extra": {"impl": impl},
-            }
-            tuned = runner.run(
-                _Phase("finetune", dense, config.default_lr_for("dense"), config.finetune_epochs),
-                flops,
-            )
+            tuned = _finetune_phase(runner, model, result, impl)
             flops, finetune_test = tuned.flops, tuned.test_at_best
-    return TrialResult(
-        test_accuracy=result.test_at_best,
-        best_val_accuracy=result.best_val,
-        best_epoch=result.best_epoch,
-        training_cost_flops=flops,
-        memory_state_bytes=result.memory_state,
-        peak_memory_bytes=peak.peak_bytes(),
-        model_size_bytes=model_size_bytes(model),
-        train_time_s=runner.elapsed + time.perf_counter() - started,
-        params=config.model_dump(),
-        epochs=runner.epochs,
-        selection_sha256=selection_sha256(model),
-        finetune_test_accuracy=finetune_test,
-        device=str(device),
-        impl=impl,
-        training_memory_bytes=peak.training_bytes(),
-        datasets=split_summaries(data, config.dataset),
-        ticket=runner.ticket,
-    )
+    return _result(config, runner, model, data, result, flops, finetune_test, impl, peak, started)
