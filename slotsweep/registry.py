@@ -5,7 +5,7 @@ Adding a name is one entry here or one decorated definition beside its code:
 - an architecture: `@register_model(default_dropout=...)` on its builder in `slotsweep/models.py`;
 - a layer family (a method): `@register_family` on a `LayerFamily` subclass (`slotsweep/nn/`);
 - a data set: one `DatasetSpec` in `DATASETS` (`slotsweep/data/catalog.py`);
-- a learning-rate schedule: `@register_schedule` in `slotsweep/optim.py`;
+- a learning-rate schedule: `@register_schedule` in `slotsweep/train/optim.py`;
 - a metric: one `Metric` in `METRICS` below (the trainer must then measure it);
 - a trial key: one field of `TrialConfig` (`slotsweep/config.py`), its role and where it applies
   in `json_schema_extra`.

@@ -171,20 +171,6 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_the_import_rules_the_readme_states_hold():
-    """Ray only in launch/, MLflow only in tracking/ (and the command line's `evaluate`, which
-    catches MLflow's exception type); the library, train, study, preflight and report import
-    neither."""
-    package = ROOT / "slotsweep"
-    for path in sorted(package.rglob("*.py")):
-        part = path.relative_to(package).parts[0]
-        imported = _imports(path)
-        if "ray" in imported:
-            assert part == "launch", f"{path.relative_to(ROOT)} imports Ray"
-        if "mlflow" in imported:
-            assert part in ("tracking", "cli"), f"{path.relative_to(ROOT)} imports MLflow"
-
-
 # --- links ---
 
 

@@ -26,7 +26,8 @@ from slotsweep.train.optim import build_optimizer, build_schedule, register_sche
 from slotsweep.train.result import EpochMetrics, tune_epoch_keys
 from slotsweep.train.trainer import train_trial
 
-README = Path(__file__).parents[1] / "README.md"
+ROOT = Path(__file__).parents[1]
+DOCS = ROOT / "docs"
 QUICK = {"dataset": "synthetic", "epochs": 1, "train_subset": 200, "batch_size": 50}
 
 
@@ -96,23 +97,22 @@ def test_no_reference_to_material_users_do_not_have():
     assert [p.name for p in files if marker in p.read_text()] == []
 
 
-# --- the README's tables are the registry's ---
+# --- the docs' tables are the registry's ---
 
 
-def test_every_trial_key_has_a_train_flag_and_a_readme_row():
-    done = run_cli("train", "--help", cwd=README.parent)
+def test_every_trial_key_has_a_train_flag_and_a_docs_row():
+    done = run_cli("train", "--help", cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    text = README.read_text()
+    text = (DOCS / "study-file.md").read_text()
     for name in TrialConfig.model_fields:
         assert re.search(rf"{re.escape(flag_name(name))}\b", done.stdout), name
         assert f"| `{name}` |" in text, name
     assert reference.trial_key_table() in text
 
 
-def test_readme_shows_the_registry_tables():
-    text = README.read_text()
-    assert reference.vocabulary_table() in text
-    assert reference.metric_table() in text
+def test_docs_show_the_registry_tables():
+    assert reference.vocabulary_table() in (DOCS / "development.md").read_text()
+    assert reference.metric_table() in (DOCS / "mlflow.md").read_text()
 
 
 def test_train_takes_the_keys_that_had_no_flag(tmp_path):
