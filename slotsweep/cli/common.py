@@ -1,4 +1,5 @@
-"""The `slotsweep` command: launch, validate, train, report, ui, evaluate."""
+"""The command line's shared parts: the Typer app, the consoles, the options several commands
+take, and how a bad study or a failed pre-flight check ends a command (exit code 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The `slotsweep` command: launch, validate, train, report, ui, evaluate."""
+"""`slotsweep report`: the comparison, ours beside the paper, the figures and the HTML page, logged
+to the study's latest parent run."""
 
 from __future__ import annotations
 

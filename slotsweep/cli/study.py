@@ -1,4 +1,4 @@
-"""The `slotsweep` command: launch, validate, train, report, ui, evaluate."""
+"""`slotsweep validate` and `slotsweep launch`: a study checked, planned and run."""
 
 from __future__ import annotations
 

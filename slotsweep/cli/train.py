@@ -1,4 +1,5 @@
-"""The `slotsweep` command: launch, validate, train, report, ui, evaluate."""
+"""`slotsweep train`: one trial in this process, without Ray, through the code path every study
+trial runs."""
 
 from __future__ import annotations
 

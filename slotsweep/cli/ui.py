@@ -1,4 +1,5 @@
-"""The `slotsweep` command: launch, validate, train, report, ui, evaluate."""
+"""`slotsweep ui` (MLflow's UI with links to a study's latest launch) and `slotsweep evaluate`
+(a logged network rebuilt and tested)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Runs a study on Ray Tune: trials as Tune trials, Optuna searches, MLflow runs, a live view."""
+"""One launch of a study on Ray Tune: its parent run, the fixed trials as a Tune grid, the Optuna
+search, the live view, and Ray started and stopped when the launch owns it."""
 
 from __future__ import annotations
 

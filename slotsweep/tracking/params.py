@@ -1,4 +1,5 @@
-"""MLflow: one parent run per study launch, one nested child run per trial, stable identities."""
+"""What a trial logs besides its tags: its resolved settings as params (the same keys for every
+method), per-epoch metric names, its data splits as dataset inputs."""
 
 from __future__ import annotations
 

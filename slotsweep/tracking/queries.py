@@ -1,4 +1,5 @@
-"""MLflow: one parent run per study launch, one nested child run per trial, stable identities."""
+"""Reading a study back from MLflow: its trial runs as records, its latest launch, the study that
+ran, the parent run's summary written."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""MLflow: one parent run per study launch, one nested child run per trial, stable identities."""
+"""The MLflow runs of a launch: one parent run per study launch, one nested child run per trial,
+found again by its trial key when a study resumes."""
 
 from __future__ import annotations
 

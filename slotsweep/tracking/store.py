@@ -1,4 +1,5 @@
-"""MLflow: one parent run per study launch, one nested child run per trial, stable identities."""
+"""An MLflow store and experiment: the experiment created with local artifacts beside a SQLite
+store, every page of a query, and where a trial logs (`TrackingTarget`)."""
 
 from __future__ import annotations
 
