@@ -83,9 +83,7 @@ def _dataset_size(dataset: str) -> int | None:
 
 def split_problems(group: TrialGroup) -> list[str]:
     """A training split that cannot hold one batch, or a validation split left empty."""
-    from slotsweep.data.catalog import get_spec
-
-    config = group.config(group.seeds[0])
+    config = group.config(group.seeds[0]).resolved()
     full = _dataset_size(config.dataset)
     if full is not None and config.train_subset and config.train_subset > full:
         return [
@@ -95,7 +93,7 @@ def split_problems(group: TrialGroup) -> list[str]:
     n = config.train_subset or full
     if n is None:
         return []
-    fraction = config.val_fraction or get_spec(config.dataset).val_fraction
+    fraction = config.val_fraction
     held = round(n * fraction)
     if not 0 < held < n:
         return [
