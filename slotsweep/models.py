@@ -190,28 +190,7 @@ def vgg19(
     dropout: float,
 ) -> nn.Module:
     """VGG-19 with non-affine BatchNorm, padded convs, global average pool and a 512-10 head."""
-    widths = [
-        64,
-        64,
-        "M",
-        128,
-        128,
-        "M",
-        256,
-        256,
-        256,
-        256,
-        "M",
-        512,
-        512,
-        512,
-        512,
-        "M",
-        512,
-        512,
-        512,
-        512,
-    ]
+    widths = [64, 64, "M", 128, 128, "M", *[256] * 4, "M", *[512] * 4, "M", *[512] * 4]
     plan = [w if w == "M" else (w, 1) for w in widths]
     features, channels, _ = _conv_stack(layers, in_channels, image_size, plan, True)
     return nn.Sequential(

@@ -592,8 +592,8 @@ def test_every_slotsweep_exception_survives_pickling() -> None:
     from slotsweep.data import DataFormatError, DataNotFoundError
     from slotsweep.data.download import DownloadError
     from slotsweep.study.schema import StudyError
+    from slotsweep.train.result import TrialFailed
     from slotsweep.train.ticket import TicketError
-    from slotsweep.train.trainer import TrialFailed
 
     samples = [
         DataNotFoundError("mnist", [Path("/a"), Path("/b")], "no network", "apt-get"),

@@ -12,13 +12,7 @@ import statistics
 import pytest
 
 from slotsweep.config import TrialConfig
-from slotsweep.report import (
-    compare,
-    comparison_table,
-    findings,
-    paper_points,
-    write_report,
-)
+from slotsweep.report import compare, comparison_table, findings, paper_points, write_report
 from slotsweep.report.paper_numbers import FIGURE, NUMBERS, TEXT, paper_number
 from slotsweep.tracking.params import trial_params
 from slotsweep.train.result import TrialRecord

@@ -8,7 +8,9 @@ import torch
 
 from slotsweep.config import TrialConfig
 from slotsweep.data import load_data
-from slotsweep.train.trainer import TrialFailed, build_model, copy_selected_weights, train_trial
+from slotsweep.train.build import build_model, copy_selected_weights
+from slotsweep.train.result import TrialFailed
+from slotsweep.train.trainer import train_trial
 
 QUICK = {
     "dataset": "synthetic",

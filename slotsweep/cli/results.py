@@ -44,10 +44,7 @@ def report(
     from slotsweep.preflight.checks import output_problems, tracking_problems
     from slotsweep.report import compare
     from slotsweep.study.store import absolute_tracking_uri
-    from slotsweep.tracking.queries import (
-        latest_study_run,
-        trial_records,
-    )
+    from slotsweep.tracking.queries import latest_study_run, trial_records
 
     if study_file is None and experiment is None:
         err.print("give a STUDY_FILE or --experiment NAME")

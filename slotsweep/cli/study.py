@@ -33,7 +33,7 @@ def validate(
     check_env: Annotated[
         bool,
         typer.Option(
-            help="Also check the store, the cluster, the devices and the data, as launch does",
+            help="Also check the store, the cluster, the devices and the data, as launch does"
         ),
     ] = False,
     address: AddressOption = None,

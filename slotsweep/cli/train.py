@@ -39,7 +39,7 @@ def train(
     from slotsweep.launch.trial import run_trial
     from slotsweep.preflight.checks import train_problems
     from slotsweep.tracking.store import TrackingTarget
-    from slotsweep.train.trainer import TrialFailed
+    from slotsweep.train.result import TrialFailed
 
     exit_on_problems(
         train_problems(

@@ -13,11 +13,7 @@ from rich.console import Console
 from slotsweep.config import TrialConfig
 from slotsweep.launch.progress import StudyProgress, error_reason
 from slotsweep.launch.trial import run_trial
-from slotsweep.launch.workers import (
-    node_tags,
-    prepare_gpu,
-    tune_checkpointing,
-)
+from slotsweep.launch.workers import node_tags, prepare_gpu, tune_checkpointing
 from slotsweep.study.schema import Dimension, Study
 from slotsweep.tracking.store import TrackingTarget
 from slotsweep.train.result import EpochMetrics, tune_epoch_keys

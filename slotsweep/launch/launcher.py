@@ -27,10 +27,7 @@ from slotsweep.launch.adapter import (
     tune_trial,
 )
 from slotsweep.launch.progress import StudyProgress, distinguishing_keys, trial_name
-from slotsweep.launch.workers import (
-    cluster_summary,
-    credentials_env,
-)
+from slotsweep.launch.workers import cluster_summary, credentials_env
 from slotsweep.study.schema import Study
 from slotsweep.study.store import absolute_tracking_uri
 from slotsweep.tracking.runs import StudyRun, finished_search_trials, finished_trial_keys

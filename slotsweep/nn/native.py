@@ -28,13 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from slotsweep.nn.kernel_build import (
-    COMPILER,
-    FLAG_SETS,
-    PREBUILT_NAME,
-    SOURCE,
-    build_identity,
-)
+from slotsweep.nn.kernel_build import COMPILER, FLAG_SETS, PREBUILT_NAME, SOURCE, build_identity
 from slotsweep.nn.slot import SlotMixin
 
 logger = logging.getLogger(__name__)

@@ -26,9 +26,8 @@ class SlotMixin(SelectingLayer):
     `slotsweep.nn.fused.SlotSGD` from the dense gradient, without materialising `scores.grad`.
     """
 
-    def _init_slots(
+    def _init_slots(  # positional: each layer passes its constructor's settings on in order
         self,
-        *,
         weight_shape: tuple[int, ...],
         is_conv: bool,
         k: int,
@@ -151,18 +150,9 @@ class SlotLinear(SlotMixin):
     ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self._init_slots(
-            weight_shape=(out_features, in_features),
-            is_conv=False,
-            k=k,
-            selection=selection,
-            sharing=sharing,
-            score_lambda=score_lambda,
-            recipe=recipe,
-            seed=seed,
-            values_seed=values_seed,
-            fused=fused,
-        )
+        shape = (out_features, in_features)
+        settings = (selection, sharing, score_lambda, recipe, seed, values_seed, fused)
+        self._init_slots(shape, False, k, *settings)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight())
@@ -197,18 +187,8 @@ class SlotConv2d(SlotMixin):
         super().__init__()
         self.stride, self.padding = stride, padding
         shape = (out_channels, in_channels, kernel_size, kernel_size)
-        self._init_slots(
-            weight_shape=shape,
-            is_conv=True,
-            k=k,
-            selection=selection,
-            sharing=sharing,
-            score_lambda=score_lambda,
-            recipe=recipe,
-            seed=seed,
-            values_seed=values_seed,
-            fused=fused,
-        )
+        settings = (selection, sharing, score_lambda, recipe, seed, values_seed, fused)
+        self._init_slots(shape, True, k, *settings)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.effective_weight(), stride=self.stride, padding=self.padding)

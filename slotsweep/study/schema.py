@@ -9,14 +9,7 @@ import random
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from slotsweep.config import ResolvedConfig, TrialConfig
 from slotsweep.registry import DEFAULT_TRACKING_URI

@@ -6,10 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, get_args
 
-from pydantic import (
-    BaseModel,
-    ValidationError,
-)
+from pydantic import BaseModel, ValidationError
 
 from slotsweep.config import TrialConfig, runtime_keys, trial_key
 from slotsweep.study.schema import (

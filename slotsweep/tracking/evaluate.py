@@ -11,11 +11,11 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from slotsweep.config import TrialConfig
-from slotsweep.data import BatchLoader, load_data
+from slotsweep.config import ResolvedConfig, TrialConfig
+from slotsweep.data import BatchLoader
 from slotsweep.tracking.tags import NETWORK_TAG
+from slotsweep.train.build import EVAL_BATCH, build_model, evaluate, resolve_device, trial_data
 from slotsweep.train.ticket import load_ticket
-from slotsweep.train.trainer import EVAL_BATCH, build_model, evaluate, resolve_device
 
 
 @dataclass(frozen=True)
@@ -37,18 +37,12 @@ class Evaluation:
         )
 
 
-def rebuilt_test_accuracy(config: TrialConfig, ticket: bytes) -> tuple[float, int]:
+def rebuilt_test_accuracy(config: ResolvedConfig, ticket: bytes) -> tuple[float, int]:
     """(accuracy, examples) on the test split of the network the recipe and ticket make."""
     if config.num_threads:
         torch.set_num_threads(config.num_threads)  # the trial's threads: the same sums
     device = resolve_device(config.device)
-    data = load_data(
-        config.dataset,
-        config.data_root,
-        seed=config.seed,
-        val_fraction=config.val_fraction,
-        train_subset=config.train_subset,
-    )
+    data = trial_data(config)
     model = build_model(config, data)
     load_ticket(model, ticket)
     loader = BatchLoader(
@@ -71,7 +65,9 @@ def evaluate_run(uri: str, run_id: str, data_root: str | None = None) -> Evaluat
     }
     if data_root:
         settings["data_root"] = data_root
-    accuracy, examples = rebuilt_test_accuracy(TrialConfig.model_validate(settings), ticket)
+    accuracy, examples = rebuilt_test_accuracy(
+        TrialConfig.model_validate(settings).resolved(), ticket
+    )
     return Evaluation(
         accuracy,
         download.metrics.get("test_accuracy"),

@@ -6,11 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-from mlflow.entities import (
-    Dataset,
-    DatasetInput,
-    InputTag,
-)
+from mlflow.entities import Dataset, DatasetInput, InputTag
 
 from slotsweep.config import NOT_APPLICABLE, UNSET_PARAM, ResolvedConfig, inapplicable_to_method
 from slotsweep.registry import metric_names

@@ -8,10 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.entities import (
-    Metric,
-    RunTag,
-)
+from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 

@@ -8,13 +8,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.entities import (
-    Metric,
-    Param,
-    Run,
-    RunStatus,
-    RunTag,
-)
+from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 

@@ -8,10 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.entities import (
-    Run,
-    ViewType,
-)
+from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from slotsweep.study.store import absolute_tracking_uri

@@ -6,11 +6,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import (
-    CosineAnnealingLR,
-    CosineAnnealingWarmRestarts,
-    LRScheduler,
-)
+from torch.optim.lr_scheduler import CosineAnnealingLR, CosineAnnealingWarmRestarts, LRScheduler
 
 from slotsweep.nn.fused import SlotSGD, fused_layers
 from slotsweep.registry import SCHEDULES

@@ -101,3 +101,7 @@ def tune_epoch_keys() -> tuple[str, ...]:
     """The per-epoch values a trial reports to Ray Tune, for schedulers and searchers to follow
     (read from the registry when asked, so a late registration is seen)."""
     return metric_names("epoch", "running")
+
+
+class TrialFailed(RuntimeError):
+    """Training cannot go on (for example the loss became NaN)."""

@@ -15,10 +15,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from slotsweep.config import ResolvedConfig, TrialConfig
-from slotsweep.data import BatchLoader, DataSplits, load_data
-from slotsweep.models import create_model
-from slotsweep.nn import LayerSpec, SlotMixin, native
+from slotsweep.data import BatchLoader, DataSplits
+from slotsweep.nn import native
 from slotsweep.seeding import seed_torch
+from slotsweep.train.build import (
+    EVAL_BATCH,
+    build_model,
+    copy_selected_weights,
+    evaluate,
+    resolve_device,
+    trial_data,
+    use_fused,
+)
 from slotsweep.train.checkpoint import TrainingState, is_due, restore_rng, rng_state
 from slotsweep.train.metrics import (
     PeakMemory,
@@ -32,61 +40,11 @@ from slotsweep.train.metrics import (
     split_summaries,
 )
 from slotsweep.train.optim import build_optimizer, build_schedule
-from slotsweep.train.result import EpochMetrics, TrialResult
+from slotsweep.train.result import EpochMetrics, TrialFailed, TrialResult
 from slotsweep.train.ticket import encode_ticket
 
 EpochCallback = Callable[[EpochMetrics], None]
 CheckpointCallback = Callable[[TrainingState], None]
-EVAL_BATCH = 1024
-
-
-class TrialFailed(RuntimeError):
-    """Training cannot go on (for example the loss became NaN)."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; anything else is passed to torch."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrialFailed(f"device {name!r} requested but CUDA is not available")
-    return device
-
-
-def use_fused(config: TrialConfig, device: torch.device) -> bool:
-    """Whether slot layers take the fused update: asked for, or 'auto' where the kernel serves."""
-    if config.method != "slot" or config.selection != "greedy" or config.impl == "reference":
-        return False
-    return config.impl == "fused" or (device.type == "cpu" and native.available())
-
-
-def build_model(
-    config: TrialConfig, data: DataSplits, method: str | None = None, fused: bool = False
-) -> nn.Module:
-    """The trial's network for `method` (default: the config's)."""
-    spec = LayerSpec(
-        method=method or config.method,
-        k=config.k,
-        selection=config.selection,
-        sharing=config.sharing,
-        score_lambda=config.score_lambda,
-        score_lambda_conv=config.score_lambda_conv,
-        recipe=config.recipe,
-        keep_fraction=config.keep_fraction,
-        seed=config.seed,
-        fused=fused,
-    )
-    channels, size = data.train.images.shape[1], data.train.images.shape[2]
-    return create_model(
-        config.arch,
-        spec,
-        in_channels=channels,
-        image_size=size,
-        num_classes=data.num_classes,
-        padding=config.padding,
-        dropout=config.dropout,
-    )
 
 
 @dataclass
@@ -107,18 +65,6 @@ class _PhaseResult:
     best_epoch: int
     flops: float
     memory_state: int
-
-
-def evaluate(model: nn.Module, loader: BatchLoader) -> float:
-    """Accuracy of `model` (eval mode: GS argmax, PS argmax, no dropout) on a loader."""
-    model.eval()
-    correct = torch.zeros((), dtype=torch.int64)
-    total = 0
-    with torch.no_grad():
-        for x, y in loader:
-            correct = correct + (model(x).argmax(1) == y).sum().cpu()
-            total += y.numel()
-    return correct.item() / max(total, 1)
 
 
 class _Runner:
@@ -253,15 +199,6 @@ class _Runner:
         return metrics, steps, seen
 
 
-def copy_selected_weights(source: nn.Module, target: nn.Module) -> None:
-    """Finetuning start: every slot layer's selected weight into the matching dense layer."""
-    slots = [m for m in source.modules() if isinstance(m, SlotMixin)]
-    denses = [m for m in target.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    with torch.no_grad():
-        for slot, dense in zip(slots, denses, strict=True):
-            dense.weight.copy_(slot.selected_weight())
-
-
 @contextlib.contextmanager
 def frozen_heap() -> Iterator[Callable[[], None]]:
     """Keeps the garbage collector off the objects that exist now while training runs.
@@ -373,13 +310,7 @@ def train_trial(
     device = resolve_device(config.device)
     peak = PeakMemory(device)
     started = time.perf_counter()
-    data = load_data(
-        config.dataset,
-        config.data_root,
-        seed=config.seed,
-        val_fraction=config.val_fraction,
-        train_subset=config.train_subset,
-    )
+    data = trial_data(config)
     fused = use_fused(config, device)
     model = build_model(config, data, fused=fused)
     with frozen_heap() as settle:
