@@ -1,54 +1,19 @@
-"""Shared helpers: run the CLI as a user would, in a temporary folder."""
+"""The suite's fixtures and hooks. Helpers that tests import are in `helpers.py` (the CLI, the
+UI server, waits), the writers of the data formats in `writers.py`.
+
+Markers (registered in pyproject.toml, `--strict-markers`): `slow` on every test that starts
+Ray, spawns a CLI that trains, starts a server (MLflow, PostgreSQL, a Ray node), drives
+Chromium, or trains more than a few dozen steps or on real data; `paper_full` on the paper
+studies beyond the three the suite runs end to end, deselected unless `-m` names it (below)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import writers
+from helpers import FASHION
 
-# The writers lived in the package as slotsweep.data.writers; tests written against that name
-# still import it.
-sys.modules.setdefault("slotsweep.data.writers", writers)
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-CLI_ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
-
-
-def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`slotsweep ARGS` in `cwd`, output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "slotsweep", *args],
-        cwd=cwd,
-        env=CLI_ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def popen_cli(*args: str, cwd: Path, **popen: object) -> subprocess.Popen:
-    """`slotsweep ARGS` started in the background (output discarded unless `stdout` is given)."""
-    output = popen.pop("stdout", subprocess.DEVNULL)
-    return subprocess.Popen(
-        [sys.executable, "-m", "slotsweep", *args],
-        cwd=cwd,
-        env=CLI_ENV,
-        stdout=output,
-        stderr=subprocess.DEVNULL,
-        **popen,
-    )
+PAPER_FULL = "paper_full"
 
 
 @pytest.fixture
@@ -59,35 +24,14 @@ def fashion_mnist() -> Path:
     return FASHION
 
 
-@contextlib.contextmanager
-def ui_server(study: Path, cwd: Path) -> Iterator[str]:
-    """`slotsweep ui STUDY` on a free port; yields its base URL and stops it (and its workers).
-
-    What it prints (the links) is in `cwd / "ui.out"`."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    output = (cwd / "ui.out").open("w")
-    process = popen_cli(
-        "ui", str(study), "--port", str(port), cwd=cwd, start_new_session=True, stdout=output
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240  # a loaded 2-core machine starts MLflow slowly
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise TimeoutError("slotsweep ui did not answer within 240 s")
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # MLflow's server can be slow to stop under load
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-        output.close()
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`paper_full` tests run only when the `-m` expression names the marker (`-m paper_full`,
+    `-m "slow or paper_full"`); any other selection, none included, leaves them out."""
+    if PAPER_FULL in (config.getoption("markexpr") or ""):
+        return
+    kept, left_out = [], []
+    for item in items:
+        (left_out if item.get_closest_marker(PAPER_FULL) else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept

@@ -1,8 +1,10 @@
-"""The command line end to end, run as a user would in a temporary folder (no Ray here)."""
+"""The command line end to end, run as a user would in a temporary folder (no Ray here). The
+tests whose command trains are `slow`; the others are refused or print a plan."""
 
 import json
 
-from conftest import run_cli
+import pytest
+from helpers import run_cli
 from mlflow.tracking import MlflowClient
 
 from slotsweep.registry import metric_names
@@ -21,6 +23,7 @@ CONTRACT_KEYS = {
 }
 
 
+@pytest.mark.slow
 def test_train_on_real_fashion_mnist_logs_one_mlflow_run(tmp_path, fashion_mnist):
     args = [
         "train",
@@ -51,6 +54,7 @@ def test_train_on_real_fashion_mnist_logs_one_mlflow_run(tmp_path, fashion_mnist
     assert [m.step for m in history] == [1, 2]
 
 
+@pytest.mark.slow
 def test_train_is_deterministic(tmp_path):
     hashes = []
     for name in ("a.json", "b.json"):

@@ -15,54 +15,39 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
 import uuid
 from base64 import b64encode
 from collections.abc import Iterator
 from pathlib import Path
 
+import helpers
 import psutil
 import pytest
-from conftest import CLI_ENV
+from helpers import CLI_ENV, answers, free_port, wait_until
 from mlflow.tracking import MlflowClient
+
+from slotsweep.tracking.tags import CHECKPOINT
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 ROLE, ROLE_PASSWORD = "slotsweep_ci", "slotsweep_ci"
-EPOCHS = 8
+# Trials long enough that the state a test waits for (a trial checkpointed and still running)
+# lasts tens of epochs, not one poll: about 0.25 s an epoch on an idle 2-core machine.
+EPOCHS = 40
 # a busy machine starts a node's agents slowly; Ray's defaults give them 30 s
 SLOW_START = {"RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
 ENV = {**CLI_ENV, **SLOW_START}
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    """`slotsweep ARGS` in `cwd` as conftest's, with Ray's start-up limits raised."""
-    return subprocess.run(
-        [sys.executable, "-m", "slotsweep", *args],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """`slotsweep ARGS` in `cwd`, with Ray's start-up limits raised."""
+    return helpers.run_cli(*args, cwd=cwd, timeout=timeout, env=ENV)
 
 
 def popen_cli(*args: str, cwd: Path, **popen: object) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "slotsweep", *args],
-        cwd=cwd,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        **popen,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """`slotsweep ARGS` in the background, with Ray's start-up limits raised."""
+    return helpers.popen_cli(*args, cwd=cwd, env=ENV, **popen)
 
 
 def _session(sid: int) -> list[psutil.Process]:
@@ -84,16 +69,6 @@ def _kill_session(sid: int) -> None:
     psutil.wait_procs(processes, timeout=30)
 
 
-def _wait(predicate, timeout: float, what: str, every: float = 1.0):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _psql(sql: str) -> str:
     done = subprocess.run(
         ["runuser", "-u", "postgres", "--", "psql", "-v", "ON_ERROR_STOP=1", "-Atc", sql],
@@ -111,7 +86,9 @@ def postgres() -> Iterator[tuple[str, str]]:
     if not shutil.which("pg_ctlcluster") or os.geteuid() != 0:
         pytest.skip("needs Debian's PostgreSQL (pg_ctlcluster) and root")
     subprocess.run(["pg_ctlcluster", "15", "main", "start"], capture_output=True, timeout=120)
-    _wait(lambda: subprocess.run(["pg_isready", "-q"]).returncode == 0, 60, "PostgreSQL")
+    wait_until(
+        lambda: subprocess.run(["pg_isready", "-q"]).returncode == 0, timeout=60, what="PostgreSQL"
+    )
     _psql(
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN "
         f"CREATE ROLE {ROLE} LOGIN PASSWORD '{ROLE_PASSWORD}'; END IF; END $$;"
@@ -156,7 +133,7 @@ def mlflow_server(postgres, tmp_path) -> Iterator[tuple[str, str, str]]:
         authorization_function = mlflow.server.auth:authenticate_request_basic_auth
         """)
     )
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MLFLOW_AUTH_CONFIG_PATH": str(config),
@@ -164,7 +141,8 @@ def mlflow_server(postgres, tmp_path) -> Iterator[tuple[str, str, str]]:
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }  # no job runner (its 7 consumers)
-    log = (tmp_path / "mlflow-server.log").open("w")
+    log_path = tmp_path / "mlflow-server.log"
+    log = log_path.open("w")
     server = subprocess.Popen(
         [
             sys.executable,
@@ -191,16 +169,13 @@ def mlflow_server(postgres, tmp_path) -> Iterator[tuple[str, str, str]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-
-        def up() -> bool:
-            assert server.poll() is None, (tmp_path / "mlflow-server.log").read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                return True
-            except OSError:
-                return False
-
-        _wait(up, 180, "mlflow server")
+        wait_until(
+            lambda: answers(f"{url}/health"),
+            timeout=180,
+            what="mlflow server answering /health",
+            process=server,
+            log=log_path,
+        )
         _http(
             f"{url}/api/2.0/mlflow/users/create",
             "admin",
@@ -231,7 +206,7 @@ def ray_cluster(tmp_path) -> Iterator[dict]:
         "RAY_USAGE_STATS_ENABLED": "0",
         **SLOW_START,
     }
-    port = _free_port()
+    port = free_port()
     address = f"127.0.0.1:{port}"
     temp = Path(os.environ.get("TMPDIR", "/tmp")) / f"ssray{uuid.uuid4().hex[:6]}"
     nodes = []
@@ -246,7 +221,8 @@ def ray_cluster(tmp_path) -> Iterator[dict]:
             ),
             (f"--address={address}", "--node-ip-address=127.0.0.1"),
         ):
-            log = (tmp_path / f"ray-node-{len(nodes)}.log").open("w")
+            log_path = tmp_path / f"ray-node-{len(nodes)}.log"
+            log = log_path.open("w")
             nodes.append(
                 subprocess.Popen(
                     _ray("start", "--block", "--num-cpus=1", *args),
@@ -267,7 +243,14 @@ def ray_cluster(tmp_path) -> Iterator[dict]:
                 )
                 return status.stdout.count(" node_") >= count
 
-            _wait(joined, 300, f"{len(nodes)} Ray nodes", every=5)
+            wait_until(
+                joined,
+                timeout=300,
+                what=f"{len(nodes)} Ray nodes",
+                process=nodes[-1],
+                every=5,
+                log=log_path,
+            )
         yield {"address": address, "token": token, "head": nodes[0], "worker": nodes[1]}
     finally:
         for node in reversed(nodes):
@@ -276,19 +259,21 @@ def ray_cluster(tmp_path) -> Iterator[dict]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _study(folder: Path, name: str, seeds: list[int], **extra: object) -> Path:
-    settings = ", ".join(f"{k}: {v}" for k, v in extra.items())
+def _study(folder: Path, name: str, seeds: list[int], extra: str = "") -> Path:
+    """Slot trials of EPOCHS epochs, two at a time, a checkpoint every epoch; `extra`: more
+    lines of the study file."""
     path = folder / "study.yaml"
     path.write_text(
         textwrap.dedent(f"""\
         name: {name}
         trial: {{arch: lenet_300_100, dataset: synthetic, method: slot, k: 4,
-                 train_subset: 1500, epochs: {EPOCHS}{", " + settings if settings else ""}}}
+                 train_subset: 1500, epochs: {EPOCHS}}}
         seeds: {seeds}
         max_concurrent: 2
         checkpoint_every: 1
         retries: 2
         """)
+        + extra
     )
     return path
 
@@ -380,14 +365,20 @@ def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(
             for run in _trial_runs(client, "cluster"):
                 tags = run.data.tags
                 if (
-                    "slotsweep.train.checkpoint" in tags
+                    run.info.status == "RUNNING"
+                    and CHECKPOINT in tags
                     and tags.get("slotsweep.pid") in worker_pids
                 ):
                     return run
             return None
 
-        victim = _wait(
-            checkpointed_on_worker, 420, "a checkpoint of the second node's trial", every=0.5
+        # the trial checkpoints every epoch and runs EPOCHS: the state lasts EPOCHS - 1 epochs
+        victim = wait_until(
+            checkpointed_on_worker,
+            timeout=420,
+            what="the second node's trial running with a checkpoint",
+            process=launcher,
+            log=tmp_path / "launch.log",
         )
         _kill_session(worker_sid)  # the second node is lost, mid-trial
         killed_at = len(_steps(client, victim.info.run_id))
@@ -417,10 +408,22 @@ def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(
 
 
 def test_a_killed_launcher_resumes_its_trials_from_their_checkpoints(tmp_path):
-    study = _study(tmp_path, "killed", [0, 1, 2])
+    """The launcher is killed while one trial has finished and another runs with a checkpoint.
+    That moment is made to last: the two trials start together, one of 1 epoch and one of
+    EPOCHS, so the long one runs checkpointed for EPOCHS - 1 epochs after the short one ends."""
+    study = _study(tmp_path, "killed", [0], "baselines: [{epochs: 1}]\n")
     db = tmp_path / "mlflow.db"
+    log_path = tmp_path / "launch.log"
+    log = log_path.open("w")
     launcher = popen_cli(
-        "launch", str(study), "--num-cpus", "2", cwd=tmp_path, start_new_session=True
+        "launch",
+        str(study),
+        "--num-cpus",
+        "2",
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     client = MlflowClient(f"sqlite:///{db}")
     try:
@@ -428,20 +431,22 @@ def test_a_killed_launcher_resumes_its_trials_from_their_checkpoints(tmp_path):
         def one_finished_one_checkpointed():
             if not db.exists():
                 return None
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # the launcher may be creating the store
                 runs = _trial_runs(client, "killed")
                 finished = [r for r in runs if r.info.status == "FINISHED"]
                 saved = [
-                    r
-                    for r in runs
-                    if r.info.status == "RUNNING" and "slotsweep.train.checkpoint" in r.data.tags
+                    r for r in runs if r.info.status == "RUNNING" and CHECKPOINT in r.data.tags
                 ]
                 if finished and saved:
                     return finished, saved
             return None
 
-        finished, saved = _wait(
-            one_finished_one_checkpointed, 540, "a finished and a checkpointed trial"
+        finished, saved = wait_until(
+            one_finished_one_checkpointed,
+            timeout=540,
+            what="one trial finished while the other runs with a checkpoint",
+            process=launcher,
+            log=log_path,
         )
         launcher.send_signal(signal.SIGKILL)  # the launcher only, as `kill -9 PID` does
         launcher.wait(timeout=30)
@@ -451,13 +456,15 @@ def test_a_killed_launcher_resumes_its_trials_from_their_checkpoints(tmp_path):
         assert not _session(launcher.pid), "Ray processes of the killed launch are left"
     finally:
         _kill_session(launcher.pid)
+        log.close()
     runs = _trial_runs(client, "killed")
-    assert len(runs) == 3 and all(run.info.status == "FINISHED" for run in runs)
+    assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)
     by_id = {run.info.run_id: run for run in runs}
     for before in finished:  # not trained again
         after = by_id[before.info.run_id]
         assert after.info.end_time == before.info.end_time
         assert "slotsweep.resumed_from_epochs" not in after.data.tags
+    assert {int(by_id[r.info.run_id].data.params["epochs"]) for r in saved} == {EPOCHS}
     for run_id, logged in checkpointed.items():
         assert _steps(client, run_id) == list(range(1, EPOCHS + 1))  # no epoch twice, no gap
         resumed_from = int(by_id[run_id].data.tags["slotsweep.resumed_from_epochs"])

@@ -4,12 +4,12 @@ import csv
 import json
 import signal
 import sqlite3
+import statistics
 import textwrap
-import time
 import urllib.request
 
 import pytest
-from conftest import popen_cli, run_cli, ui_server
+from helpers import popen_cli, run_cli, ui_server, wait_until
 from mlflow.tracking import MlflowClient
 
 from slotsweep.launch.adapter import objective as _objective
@@ -44,12 +44,13 @@ def _launch(study, *args, cpus=2):
     return done
 
 
-def _quick_study(folder, name, body, **trial):
-    """A study of quick slot trials on synthetic data (epochs 1, 256 examples, 2 at a time)."""
+def _quick_study(folder, name, body, concurrent=2, **trial):
+    """A study of quick slot trials on synthetic data (epochs 1, 256 examples, `concurrent` at a
+    time)."""
     settings = ", ".join(f"{key}: {value}" for key, value in {"epochs": 1, **trial}.items())
     header = (
         f"name: {name}\ntrial: {{arch: lenet_300_100, dataset: synthetic, method: slot, "
-        f"train_subset: 256, {settings}}}\nmax_concurrent: 2\n"
+        f"train_subset: 256, {settings}}}\nmax_concurrent: {concurrent}\n"
     )
     return _write_study(folder, header + textwrap.dedent(body))
 
@@ -175,29 +176,63 @@ def test_failing_trials_are_recorded_and_the_others_finish(tmp_path):
     assert "2 failed" in done.stdout
 
 
+def _asha_epochs(costs: list[float], max_t: int, rungs: list[int]) -> list[int]:
+    """The epochs ASHA (one bracket, reduction factor 2, mode min) lets each trial run, the
+    trials started one at a time in this order: at each rung, a trial whose cost is above the
+    median of those recorded there before it is stopped. `costs`: the trials' cost per epoch, or
+    any increasing affine function of it (a median follows such a map)."""
+    recorded: dict[int, list[float]] = {rung: [] for rung in rungs}
+    epochs = []
+    for cost in costs:
+        ran = max_t
+        for rung in sorted(rungs):
+            before = list(recorded[rung])
+            recorded[rung].append(cost)
+            if before and cost > statistics.median(before):
+                ran = rung
+                break
+        epochs.append(ran)
+    return epochs
+
+
 def test_optuna_search_with_asha(tmp_path):
+    """ASHA stops trials early, deterministically: Optuna's seeded sampler proposes the same K
+    in the same order each time, one trial runs at a time, and the followed metric is one that K
+    alone sets (training cost, cumulative FLOPs: a slot layer adds 2K-1 per connection and
+    step). So which trial ASHA stops, and at which rung, follows from the order of K alone: with
+    seed 6 it is 2, 8, 2, and the K=8 trial is stopped after its first epoch."""
     study = _quick_study(
         tmp_path,
         "searched",
         """
         space:
-          k: {choice: [2, 4, 8]}
+          k: {choice: [2, 8]}
           lr: {loguniform: [0.01, 1.0]}
         seeds: [7]
-        search: {algorithm: optuna, sampler: tpe, num_samples: 4, metric: best_val_accuracy,
-                 mode: max, seed: 3}
+        search: {algorithm: optuna, sampler: tpe, num_samples: 3, metric: training_cost_flops,
+                 mode: min, seed: 6}
         scheduler: {name: asha, grace_period: 1, reduction_factor: 2}
     """,
-        epochs=2,
+        concurrent=1,
+        epochs=3,
     )
     _launch(study)
     client, parents, children = _runs(tmp_path, "searched")
-    assert len(children) == 4
-    assert all(c.info.status in ("FINISHED", "KILLED") for c in children)
+    assert len(children) == 3
+    children.sort(key=lambda c: c.info.start_time)  # one at a time: the order ASHA saw them in
+    ks = [int(c.data.params["k"]) for c in children]
+    logged = [
+        [m.step for m in client.get_metric_history(c.info.run_id, "train_loss")] for c in children
+    ]
+    # rungs at 1 and 2 epochs (grace_period 1, max_t 3); the cost per epoch is affine in K
+    expected = _asha_epochs(ks, max_t=3, rungs=[1, 2])
+    assert 1 in expected, f"K in the order sampled, {ks}: no trial trails at its first rung"
+    assert logged == [list(range(1, n + 1)) for n in expected], ks
+    for child, epochs in zip(children, expected, strict=True):
+        assert child.info.status == ("FINISHED" if epochs == 3 else "KILLED")
     assert {c.data.params["seed"] for c in children} == {"7"}
     lrs = {float(c.data.params["lr"]) for c in children}
-    assert len(lrs) == 4 and all(0.01 <= lr <= 1.0 for lr in lrs)
-    assert {c.data.params["k"] for c in children} <= {"2", "4", "8"}
+    assert len(lrs) == 3 and all(0.01 <= lr <= 1.0 for lr in lrs)
 
 
 def test_optuna_nsga2_follows_two_objectives(tmp_path):
@@ -234,11 +269,14 @@ def test_interrupted_study_resumes_without_logging_a_trial_twice(tmp_path):
     )
     launch = popen_cli("launch", str(study), "--num-cpus", "1", cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and launch.poll() is None:
-            if _finished_trial_rows(tmp_path / "mlflow.db"):
-                break
-            time.sleep(1)
+        # one trial at a time, each a few seconds: the three after the first outlast the poll
+        wait_until(
+            lambda: _finished_trial_rows(tmp_path / "mlflow.db"),
+            timeout=300,
+            what="a finished trial (then Ctrl-C)",
+            process=launch,
+            every=0.2,
+        )
         launch.send_signal(signal.SIGINT)
         launch.wait(timeout=120)
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import signal
 import socket
 import subprocess
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CLI_ENV
+from helpers import CLI_ENV
 
 LIMIT_S = 3  # SLOTSWEEP_CONNECT_TIMEOUT in these tests; the default is 30
 WITHIN_S = 60  # "returned within the limit": start-up of a loaded 2-core machine included
@@ -443,7 +444,11 @@ def ray_cluster() -> Iterator[str]:
         start_new_session=True,
     )
     try:
-        yield process.stdout.readline().strip()
+        # its address once Ray is up; a driver that exited ends the wait at once (end of file)
+        started, _, _ = select.select([process.stdout], [], [], 300)
+        address = process.stdout.readline().strip() if started else ""
+        assert address, f"the Ray driver gave no address (exit code {process.poll()})"
+        yield address
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)

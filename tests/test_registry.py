@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 from torch import nn
 from writers import write_idx_folder
 
@@ -115,6 +115,7 @@ def test_docs_show_the_registry_tables():
     assert reference.metric_table() in (DOCS / "mlflow.md").read_text()
 
 
+@pytest.mark.slow  # the CLI trains
 def test_train_takes_the_keys_that_had_no_flag(tmp_path):
     done = run_cli(
         "train",

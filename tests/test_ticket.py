@@ -8,7 +8,7 @@ import re
 
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 from torch import nn
 
 from slotsweep.config import TrialConfig
@@ -165,7 +165,6 @@ def test_a_downloaded_ticket_gives_the_runs_test_accuracy(tmp_path, method):
     assert f"{metrics['test_accuracy']:.6f}" in evaluated.stdout
 
 
-@pytest.mark.slow
 def test_evaluate_names_a_bad_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'store.db'}"
     missing = run_cli("evaluate", "0" * 32, "--tracking-uri", uri, cwd=tmp_path)

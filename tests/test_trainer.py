@@ -49,6 +49,7 @@ def test_every_method_trains_and_reports_each_epoch(settings):
         assert 0 <= reported[-1].selection_change_fraction <= 1
 
 
+@pytest.mark.slow  # about a hundred steps: two trials on the whole synthetic set
 def test_slot_machine_learns_while_k1_cannot():
     learned = train_trial(TrialConfig(**{**QUICK, "train_subset": None}, k=8))
     frozen = train_trial(TrialConfig(**{**QUICK, "train_subset": None}, k=1))

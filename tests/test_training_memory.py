@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 CONNECTIONS = 784 * 300 + 300 * 100 + 100 * 10  # Lenet-300-100, no biases
 

@@ -7,7 +7,7 @@ import shutil
 import textwrap
 
 import pytest
-from conftest import run_cli, ui_server
+from helpers import run_cli, ui_server, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -76,30 +76,54 @@ def test_the_printed_links_open_on_the_trials_and_their_comparison(tmp_path):
             # wide enough that the grid renders every column (it draws only visible ones)
             page = browser.new_page(viewport={"width": 3600, "height": 1200})
             page.set_default_timeout(180_000)  # MLflow's bundles on a loaded 2-core machine
-            runs_text = _visit(page, runs_link, trials, tmp_path / "runs.png")
-            assert "/runs" in page.url and "overview" not in page.url
-            assert f"{len(trials)} matching runs" in runs_text  # the trials, not the parent
-            for header in ("k", "log2_k", "test_accuracy", "training_memory_bytes"):
-                assert re.search(rf"^{header}$", runs_text, re.M), header
-            for run in trials:
-                assert _as_js_number(run.data.metrics["test_accuracy"]) in runs_text
-            compare_text = _visit(page, compare_link, trials, tmp_path / "compare.png")
-            assert f"Comparing {len(trials)} Runs" in compare_text
-            assert "Parallel Coordinates Plot" in compare_text
-            # its axes start on the first differing params: the varied key and its log2
-            axes = compare_text.split("Parameters:", 1)[1].split("Metrics:", 1)[0]
-            assert re.search(r"^k$", axes, re.M) and re.search(r"^log2_k$", axes, re.M)
-            # (its metrics table draws only the rows in view: test accuracy is checked above)
+
+            def runs_page(text: str) -> None:
+                assert "/runs" in page.url and "overview" not in page.url
+                assert f"{len(trials)} matching runs" in text  # the trials, not the parent
+                for header in ("k", "log2_k", "test_accuracy", "training_memory_bytes"):
+                    assert re.search(rf"^{header}$", text, re.M), header
+                for run in trials:
+                    assert _as_js_number(run.data.metrics["test_accuracy"]) in text
+
+            def compare_page(text: str) -> None:
+                assert f"Comparing {len(trials)} Runs" in text
+                assert "Parallel Coordinates Plot" in text
+                # its axes start on the first differing params: the varied key and its log2
+                assert "Parameters:" in text and "Metrics:" in text
+                axes = text.split("Parameters:", 1)[1].split("Metrics:", 1)[0]
+                assert re.search(r"^k$", axes, re.M) and re.search(r"^log2_k$", axes, re.M)
+                # (its metrics table draws only the rows in view: test accuracy is checked above)
+
+            runs_text = _visit(page, runs_link, trials, runs_page, tmp_path / "runs.png")
+            compare_text = _visit(
+                page, compare_link, trials, compare_page, tmp_path / "compare.png"
+            )
             for text in (runs_text, compare_text):
                 assert not any(marker in text for marker in GENAI_OVERVIEW)
             browser.close()
 
 
-def _visit(page, link: str, trials, screenshot) -> str:
-    """Opens a link, waits until every trial's name is drawn, returns the page's text."""
+def _visit(page, link: str, trials, check, screenshot) -> str:
+    """Opens a link and returns the page's text once every trial's name is drawn and
+    `check(text)` passes: the page draws its cells as its scripts get to them, so the checks are
+    retried until they pass, for at most 180 s (a loaded 2-core machine)."""
     page.goto(link)
-    for run in trials:
-        page.get_by_text(run.info.run_name).first.wait_for()
-    page.wait_for_timeout(2000)  # let the last cells render
-    page.screenshot(path=str(screenshot))
-    return page.inner_text("body")
+    failed: list[AssertionError] = []
+
+    def drawn() -> str | None:
+        text = page.inner_text("body")
+        try:
+            for run in trials:
+                assert run.info.run_name in text, run.info.run_name
+            check(text)
+        except AssertionError as error:
+            failed[:] = [error]
+            return None
+        return text
+
+    try:
+        return wait_until(drawn, timeout=180, what=f"{link} drawn", every=1)
+    except pytest.fail.Exception:
+        pytest.fail(f"{link}: not drawn as expected within 180 s; last check: {failed[-1]!r}")
+    finally:
+        page.screenshot(path=str(screenshot))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
+from helpers import wait_until
 from mlflow.tracking import MlflowClient
 
 from slotsweep.config import TrialConfig
@@ -66,7 +66,6 @@ def _launch(tmp_path):
     return uri, parent
 
 
-@pytest.mark.slow
 def test_the_parent_run_summarises_the_study(tmp_path):
     uri, parent = _launch(tmp_path)
     study = Study.model_validate(
@@ -109,7 +108,6 @@ def test_the_parent_run_summarises_the_study(tmp_path):
     assert len(table["data"]) == 4
 
 
-@pytest.mark.slow
 def test_links_name_the_latest_launch_and_its_view(tmp_path):
     uri, parent = _launch(tmp_path)
     coords = study_coordinates(uri, "exp")
@@ -133,10 +131,7 @@ def test_links_name_the_latest_launch_and_its_view(tmp_path):
     assert links.varied[:2] == ["method", "k"]
 
 
-@pytest.mark.slow
 def test_a_trial_logs_system_metrics_its_data_and_its_network(tmp_path, monkeypatch):
-    import time
-
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # MLflow's own knob
     uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
     parent = StudyRun.start(uri, "exp", "exp", "", resume=False)
@@ -144,7 +139,13 @@ def test_a_trial_logs_system_metrics_its_data_and_its_network(tmp_path, monkeypa
     run = TrialRun.open(
         uri, parent.experiment_id, config, trial_key="k", trial_id="t", parent_run_id=parent.run_id
     )
-    time.sleep(1.5)  # a few samples of the system-metrics monitor
+    client = MlflowClient(uri)
+    wait_until(  # the monitor's first sample (it logs each one as it is taken)
+        lambda: client.get_metric_history(run.run_id, "system/cpu_utilization_percentage"),
+        timeout=120,
+        what="the system-metrics monitor's first sample in the run",
+        every=0.2,
+    )
     result = _result(config, 0.5, 0.5)
     result.datasets = [
         {
@@ -158,7 +159,6 @@ def test_a_trial_logs_system_metrics_its_data_and_its_network(tmp_path, monkeypa
     ]
     result.ticket = b"\x01\x02\x03"
     run.finish(result)
-    client = MlflowClient(uri)
     logged = client.get_run(run.run_id)
     assert "system/cpu_utilization_percentage" in logged.data.metrics
     assert "system/system_memory_usage_megabytes" in logged.data.metrics

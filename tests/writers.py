@@ -1,7 +1,6 @@
 """Writers of the on-disk formats the readers accept, for tests and small offline fixtures.
 
-Test-only, so outside the package; `conftest.py` also makes it importable under its earlier
-name, `slotsweep.data.writers`."""
+Test-only, so outside the package (tests import it as `writers`, beside `helpers`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,140 @@
+"""Helpers the tests import: run the CLI as a user would, in a temporary folder; serve the UI;
+wait for a state without depending on the machine's speed. (Fixtures and hooks are in
+`conftest.py`; the writers of the data formats in `writers.py`.)"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+CLI_ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+
+T = TypeVar("T")
+
+
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`slotsweep ARGS` in `cwd`, output captured (`env`: instead of `CLI_ENV`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "slotsweep", *args],
+        cwd=cwd,
+        env=CLI_ENV if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def popen_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, **popen: object
+) -> subprocess.Popen:
+    """`slotsweep ARGS` started in the background (output discarded unless `stdout` is given)."""
+    output = popen.pop("stdout", subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "slotsweep", *args],
+        cwd=cwd,
+        env=CLI_ENV if env is None else env,
+        stdout=output,
+        stderr=popen.pop("stderr", subprocess.DEVNULL),
+        **popen,
+    )
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    *,
+    timeout: float,
+    what: str,
+    process: subprocess.Popen | None = None,
+    every: float = 0.5,
+    log: Path | None = None,
+) -> T:
+    """The first true value `predicate()` returns, polled every `every` s.
+
+    Fails the test as soon as `process` (the one that should bring the state about) has exited
+    without the state being reached, or after `timeout` s: a wait ends when what it waits for
+    can no longer come, not at its limit. `log`: a file whose tail the failure shows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        exited = process.poll() if process is not None else None
+        value = predicate()
+        if value:
+            return value
+        if exited is not None:  # polled before the last look: a state reached as it exited counts
+            pytest.fail(f"{what}: never seen; its process exited with {exited}{_tail(log)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not seen within {timeout:.0f} s{_tail(log)}")
+        time.sleep(every)
+
+
+def _tail(log: Path | None) -> str:
+    return f"\n--- {log} ---\n{log.read_text()[-3000:]}" if log and log.exists() else ""
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers `url` (any status but a refused or hung connection)."""
+    try:
+        urllib.request.urlopen(url, timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def ui_server(study: Path, cwd: Path) -> Iterator[str]:
+    """`slotsweep ui STUDY` on a free port; yields its base URL and stops it (and its workers).
+
+    What it prints (the links) is in `cwd / "ui.out"`, its errors in `cwd / "ui.err"`."""
+    port = free_port()
+    output, errors = (cwd / "ui.out").open("w"), (cwd / "ui.err").open("w")
+    process = popen_cli(
+        "ui",
+        str(study),
+        "--port",
+        str(port),
+        cwd=cwd,
+        start_new_session=True,
+        stdout=output,
+        stderr=errors,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        # a loaded 2-core machine starts MLflow slowly; a server that died ends the wait at once
+        wait_until(
+            lambda: answers(f"{url}/health"),
+            timeout=240,
+            what="slotsweep ui answering /health",
+            process=process,
+            log=cwd / "ui.err",
+        )
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # MLflow's server can be slow to stop under load
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        output.close()
+        errors.close()
