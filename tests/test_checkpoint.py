@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from slotsweep.config import TrialConfig
+from slotsweep.tracking import tags
 from slotsweep.train.checkpoint import TrainingState, is_due
 from slotsweep.train.trainer import train_trial
 
@@ -148,7 +149,7 @@ def test_a_trial_restored_from_its_run_goes_on_in_that_run_logging_each_epoch_on
     client = MlflowClient(uri)
     (stopped,) = parent.children()
     assert stopped.info.status == "KILLED"  # the second checkpoint was never recorded
-    assert stopped.data.tags["slotsweep.train.checkpoint"] == str(saves[0])
+    assert stopped.data.tags[tags.CHECKPOINT] == str(saves[0])
     outcome = run_trial(
         config,
         target,

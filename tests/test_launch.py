@@ -235,6 +235,36 @@ def test_optuna_search_with_asha(tmp_path):
     assert len(lrs) == 3 and all(0.01 <= lr <= 1.0 for lr in lrs)
 
 
+def test_a_grid_with_asha_stops_the_costlier_trials(tmp_path):
+    """ASHA on fixed trials (a grid): they run in grid order, one at a time, so the trials of
+    K=8, costlier per epoch than those of K=2 before them, are stopped at the first rung."""
+    study = _quick_study(
+        tmp_path,
+        "gridasha",
+        """
+        space:
+          k: {grid: [2, 8]}
+        seeds: [0, 1]
+        search: {algorithm: grid, metric: training_cost_flops, mode: min}
+        scheduler: {name: asha, grace_period: 1, reduction_factor: 2}
+    """,
+        concurrent=1,
+        epochs=3,
+    )
+    _launch(study)
+    client, _, children = _runs(tmp_path, "gridasha")
+    children.sort(key=lambda c: c.info.start_time)
+    ks = [int(c.data.params["k"]) for c in children]
+    assert ks == [2, 2, 8, 8]
+    expected = _asha_epochs(ks, max_t=3, rungs=[1, 2])
+    assert expected == [3, 3, 1, 1]
+    logged = [
+        [m.step for m in client.get_metric_history(c.info.run_id, "train_loss")] for c in children
+    ]
+    assert logged == [list(range(1, n + 1)) for n in expected]
+    assert [c.info.status for c in children] == ["FINISHED", "FINISHED", "KILLED", "KILLED"]
+
+
 def test_optuna_nsga2_follows_two_objectives(tmp_path):
     study = _quick_study(
         tmp_path,

@@ -258,11 +258,13 @@ class Launcher:
         if not fixed:
             return
         metric, mode = objective(self.study)
-        single = isinstance(metric, str)
+        scheduler = asha_scheduler(self.study, self._finetune_epochs())
+        # Ray refuses a metric given both to the TuneConfig and to its scheduler
+        follow = isinstance(metric, str) and scheduler is None
         config = tune.TuneConfig(
-            metric=metric if single else None,
-            mode=mode if single else None,
-            scheduler=asha_scheduler(self.study, self._finetune_epochs()),
+            metric=metric if follow else None,
+            mode=mode if follow else None,
+            scheduler=scheduler,
             max_concurrent_trials=self.concurrency,
             trial_dirname_creator=lambda trial: trial.trial_id,
         )
