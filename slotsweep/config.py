@@ -38,13 +38,16 @@ NOT_APPLICABLE = "n/a"  # how MLflow params show a slot-only setting of another 
 CONV_X_ARCHS = ("conv2", "conv4", "conv6")  # CONV-x's dropout and the authors' padding
 
 
-def applies(**conditions: tuple[str, ...]) -> Any:
+def applies(placeholder: str | None = None, **conditions: tuple[str, ...]) -> Any:
     """Field metadata: the key takes effect only where each named key holds one of its values
-    (`applies(method=("slot",))`)."""
-    return {"applies": conditions}
+    (`applies(method=("slot",))`). A `placeholder` is what a run of another method shows for
+    the key in its MLflow params (the slot machine's own settings: K and its values' selection,
+    sharing and scale), so that MLflow's plots keep every run on a comparable axis."""
+    extra: dict[str, Any] = {"applies": conditions}
+    return extra if placeholder is None else {**extra, "placeholder": placeholder}
 
 
-SLOT_ONLY: Any = applies(method=("slot",))
+SLOT_ONLY: Any = applies(NOT_APPLICABLE, method=("slot",))
 
 
 class TrialConfig(BaseModel):
@@ -73,7 +76,12 @@ class TrialConfig(BaseModel):
         "slot", description="`slot`, `dense` (weight-trained baseline), `edge_popup`"
     )
     k: int = Field(
-        8, ge=1, le=1024, json_schema_extra=SLOT_ONLY, description="candidate values per connection"
+        8,
+        ge=1,
+        le=1024,
+        # K = 0 (no candidate values) keeps MLflow's K axis numeric for the other methods
+        json_schema_extra=applies("0", method=("slot",)),
+        description="candidate values per connection",
     )
     selection: Selection = Field(
         "greedy",
@@ -238,13 +246,12 @@ class TrialConfig(BaseModel):
     @classmethod
     def from_params(cls, params: dict[str, str]) -> ResolvedConfig:
         """The resolved config behind a run's MLflow params (strings; `auto` for an unset
-        setting; `n/a` and K = 0 where a key does not apply to the run's method)."""
-        fields = cls.model_fields
-        method = params.get("method", "slot")
+        setting; the placeholders of another method's run, K = 0 and `n/a`, left out)."""
+        fields, shown = cls.model_fields, param_placeholders(params.get("method", "slot"))
         values = {
             key: None if value == UNSET_PARAM and fields[key].default is None else value
             for key, value in params.items()
-            if key in fields and key not in inapplicable_to_method(method)
+            if key in fields and key not in shown
         }
         return cls.model_validate(values).resolved()
 
@@ -281,21 +288,22 @@ Role = Literal["identity", "runtime"]  # runtime: where or how fast a trial runs
 @dataclass(frozen=True)
 class TrialKey:
     """One trial key: `identity` keys make a trial's `trial_key`; `applies` names the values of
-    other keys under which it takes effect (empty: always)."""
+    other keys under which it takes effect (empty: always); `placeholder`: its MLflow param in a
+    run of another method."""
 
     name: str
     role: Role
     applies: dict[str, tuple[str, ...]]
     default: Any
     description: str
+    placeholder: str | None = None
 
 
 def _trial_key(name: str, field: FieldInfo) -> TrialKey:
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     conditions = {key: tuple(values) for key, values in extra.get("applies", {}).items()}
-    return TrialKey(
-        name, extra.get("role", "identity"), conditions, field.default, field.description or ""
-    )
+    role, placeholder = extra.get("role", "identity"), extra.get("placeholder")
+    return TrialKey(name, role, conditions, field.default, field.description or "", placeholder)
 
 
 def trial_keys() -> list[TrialKey]:
@@ -327,6 +335,16 @@ def inapplicable_to_method(method: str) -> frozenset[str]:
         for key in trial_keys()
         if "method" in key.applies and method not in key.applies["method"]
     )
+
+
+def param_placeholders(method: str) -> dict[str, str]:
+    """What a run of `method` shows in its MLflow params for the slot machine's own settings
+    that it does not have (`k` 0, `n/a`); empty for a slot machine."""
+    return {
+        key.name: key.placeholder
+        for key in trial_keys()
+        if key.placeholder is not None and method not in key.applies.get("method", (method,))
+    }
 
 
 def trial_key(config: ResolvedConfig) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.table import Table
 
 from slotsweep import registry
-from slotsweep.config import NOT_APPLICABLE, default_lr, inapplicable_to_method
+from slotsweep.config import default_lr, inapplicable_to_method
 from slotsweep.report.paper_numbers import EDGE_POPUP_EPOCHS, SETTINGS, PaperNumber, paper_number
 from slotsweep.report.tables import ConfigurationRow, varying_settings
 
@@ -43,8 +43,7 @@ def paper_match(row: ConfigurationRow) -> PaperNumber | None:
     initialisation, no sharing, no finetuning); None for anything the paper did not measure."""
     s = row.settings
     method, arch = s.get("method"), s.get("arch", "")
-    # a dense run's recipe is `n/a`: it takes no effect there
-    if arch not in SETTINGS or s.get("recipe", "paper") not in ("paper", NOT_APPLICABLE):
+    if arch not in SETTINGS or s.get("recipe", "paper") != "paper":
         return None
     if method == "dense":
         return paper_number(arch, "dense") if float(s.get("lr", 0)) == 0.01 else None
@@ -84,8 +83,7 @@ def scale_notes(row: ConfigurationRow) -> list[str]:
         "edge_popup": EDGE_POPUP_EPOCHS,
     }.get(method, paper.slot_epochs)
     notes = []
-    tuned = s.get("finetune_epochs", 0)
-    epochs = int(s.get("epochs", full)) + (0 if tuned == NOT_APPLICABLE else int(tuned or 0))
+    epochs = int(s.get("epochs", full)) + int(s.get("finetune_epochs", 0) or 0)
     if epochs < full:
         notes.append(f"{epochs} of {full} epochs")
     if not _is_auto(s.get("train_subset")):

@@ -8,12 +8,12 @@ import math
 
 from mlflow.entities import Dataset, DatasetInput, InputTag
 
-from slotsweep.config import NOT_APPLICABLE, UNSET_PARAM, ResolvedConfig, inapplicable_to_method
+from slotsweep.config import UNSET_PARAM, ResolvedConfig, param_placeholders
 from slotsweep.registry import metric_names
 from slotsweep.train.result import EpochMetrics
 
 MAX_PARAM_LENGTH = 6000
-NO_K, NO_LOG2_K = 0, -1.0  # what a dense or edge-popup run shows for K
+NO_LOG2_K = -1.0  # what a dense or edge-popup run shows for log2(K) (K itself: 0)
 SYSTEM_METRICS_INTERVAL_S = 5.0  # MLflow's own MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides
 SPLIT_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
 
@@ -24,14 +24,15 @@ def trial_params(config: ResolvedConfig) -> dict[str, str]:
     MLflow's parallel-coordinates and scatter plots drop a run that lacks a chosen key and turn a
     numeric axis into categories when one value is not a number. So a dense or edge-popup run
     shows `k` = 0 and `log2_k` = -1 (no candidate values; on a log2 axis just left of K=1), and
-    `n/a` for the other settings that do not apply to its method (`TrialConfig`'s `applies`).
+    `n/a` for the slot machine's other own settings (`TrialConfig`'s placeholders).
     """
     config = config.resolved()  # as it is where it was resolved already
     values = config.model_dump()
     values["log2_k"] = math.log2(config.k)
-    values.update(dict.fromkeys(inapplicable_to_method(config.method), NOT_APPLICABLE))
-    if config.method != "slot":
-        values.update(k=NO_K, log2_k=NO_LOG2_K)
+    placeholders = param_placeholders(config.method)
+    values.update(placeholders)
+    if "k" in placeholders:  # no candidate values: on a log2 axis just left of K=1
+        values["log2_k"] = NO_LOG2_K
     return {
         key: UNSET_PARAM if value is None else str(value)[:MAX_PARAM_LENGTH]
         for key, value in values.items()
