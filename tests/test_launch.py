@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 from helpers import popen_cli, run_cli, ui_server, wait_until
 from mlflow.tracking import MlflowClient
+from writers import write_unreadable_idx_folder
 
 from slotsweep.launch.adapter import objective as _objective
 from slotsweep.registry import metric_names
@@ -143,15 +144,7 @@ def test_grid_study_nests_one_child_per_trial_and_resumes_without_duplicates(tmp
 
 def test_failing_trials_are_recorded_and_the_others_finish(tmp_path):
     # data that pre-flight finds (the four files are there) but a trial cannot read
-    corrupt = tmp_path / "corrupt"
-    corrupt.mkdir()
-    for name in (
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ):
-        (corrupt / name).write_bytes(b"not idx")
+    corrupt = write_unreadable_idx_folder(tmp_path / "corrupt")
     study = _quick_study(
         tmp_path,
         "failing",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import CLI_ENV
+from writers import write_unreadable_idx_folder
 
 LIMIT_S = 3  # SLOTSWEEP_CONNECT_TIMEOUT in these tests; the default is 30
 WITHIN_S = 60  # "returned within the limit": start-up of a loaded 2-core machine included
@@ -507,15 +508,7 @@ def test_every_trial_failing_gives_one_line_each_and_exit_1(tmp_path: Path) -> N
     (live view and closing table), its traceback only in its error.txt."""
     from mlflow.tracking import MlflowClient
 
-    corrupt = tmp_path / "corrupt"
-    corrupt.mkdir()
-    for name in (
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ):
-        (corrupt / name).write_bytes(b"not idx")
+    corrupt = write_unreadable_idx_folder(tmp_path / "corrupt")
     name = study(
         tmp_path,
         "name: allfail\n"

@@ -35,6 +35,16 @@ def write_idx_folder(folder: Path, train: Split, test: Split, *, gz: bool = Fals
         write_idx(folder / label_stem, split.labels, LABELS_MAGIC, gz=gz)
 
 
+def write_unreadable_idx_folder(folder: Path) -> Path:
+    """The four MNIST file names holding no IDX data: found by pre-flight, unreadable by a
+    trial."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stems in STEMS.values():
+        for stem in stems:
+            (folder / stem).write_bytes(b"not idx")
+    return folder
+
+
 def write_cifar_folder(folder: Path, train: Split, test: Split) -> None:
     """`train` in five pickled batches and `test` in test_batch, in torchvision's format."""
     folder.mkdir(parents=True, exist_ok=True)
