@@ -227,7 +227,11 @@ class TrialConfig(BaseModel):
             if self.val_fraction is None
             else self.val_fraction
         )
-        lr = self.lr if self.lr is not None else self.default_lr_for(self.method)
+        lr = (
+            self.lr
+            if self.lr is not None
+            else default_lr(self.method, self.selection, self.k, self.recipe)
+        )
         return ResolvedConfig.model_validate(
             {
                 **self.model_dump(),
@@ -238,10 +242,6 @@ class TrialConfig(BaseModel):
                 "val_fraction": val_fraction,
             }
         )
-
-    def default_lr_for(self, method: str) -> float:
-        """The default learning rate of `method` with this config's selection, K and recipe."""
-        return default_lr(method, self.selection, self.k, self.recipe)
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> ResolvedConfig:
@@ -261,11 +261,13 @@ class ResolvedConfig(TrialConfig):
     with, logs as params and hashes into its `trial_key`. Downstream code takes this type and
     trusts it rather than resolving again."""
 
-    score_lambda: float = Field(gt=0, json_schema_extra=SLOT_ONLY)
-    score_lambda_conv: float = Field(gt=0, json_schema_extra=SLOT_ONLY)
-    lr: float = Field(gt=0)
-    dropout: float = Field(ge=0, lt=1, json_schema_extra=applies(arch=CONV_X_ARCHS))
-    val_fraction: float = Field(gt=0, lt=1)
+    # the settings `resolved()` fills in, no longer optional; their bounds, role and where they
+    # apply stay declared once, on TrialConfig's fields (what `trial_keys()` reads)
+    score_lambda: float
+    score_lambda_conv: float
+    lr: float
+    dropout: float
+    val_fraction: float
 
     def resolved(self) -> ResolvedConfig:
         return self
@@ -329,7 +331,7 @@ def inapplicable(config: TrialConfig, key: str) -> str | None:
 
 def inapplicable_to_method(method: str) -> frozenset[str]:
     """Keys that take no effect under `method` whatever else is set (a dense baseline's K, a
-    slot machine's keep_fraction): shown as `n/a` in its params and left out of its name."""
+    slot machine's keep_fraction): left out of its name and of what a report finds varying."""
     return frozenset(
         key.name
         for key in trial_keys()
@@ -347,10 +349,15 @@ def param_placeholders(method: str) -> dict[str, str]:
     }
 
 
+def require_resolved(config: TrialConfig, user: str) -> None:
+    """TypeError unless `config` is resolved: what is hashed or logged must be what trains."""
+    if not isinstance(config, ResolvedConfig):
+        raise TypeError(f"{user} takes a resolved config: call TrialConfig.resolved() first")
+
+
 def trial_key(config: ResolvedConfig) -> str:
     """A trial's identity across resumes: a hash of the resolved settings that can change its
     results (a default spelled out is the same trial)."""
-    if not isinstance(config, ResolvedConfig):
-        raise TypeError("trial_key takes a resolved config: call TrialConfig.resolved() first")
+    require_resolved(config, "trial_key")
     settings = config.model_dump(mode="json", exclude=set(runtime_keys()))
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]

@@ -37,7 +37,9 @@ def record(accuracies, status="FINISHED", **settings):
         }
         if config.finetune_epochs:
             metrics["finetune_test_accuracy"] = accuracy + 0.01
-        records.append(TrialRecord(f"run{next(_ids)}", status, trial_params(config), metrics, None))
+        records.append(
+            TrialRecord(f"run{next(_ids)}", status, trial_params(config.resolved()), metrics, None)
+        )
     return records
 
 

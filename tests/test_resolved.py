@@ -64,7 +64,7 @@ def test_a_default_spelled_out_is_the_same_trial():
 )
 def test_params_parse_back_to_the_typed_config(settings):
     config = TrialConfig(**settings)
-    params = trial_params(config)
+    params = trial_params(config.resolved())
     assert all(isinstance(value, str) for value in params.values())
     assert TrialConfig.from_params(params) == config.resolved()
 

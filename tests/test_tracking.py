@@ -24,7 +24,7 @@ def test_tracking_uris_become_absolute(tmp_path, monkeypatch):
 def test_trial_runs_keep_their_identity_under_a_parent(tmp_path):
     uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
     parent = StudyRun.start(uri, "exp", "study", "", resume=False)
-    config = TrialConfig(k=4)
+    config = TrialConfig(k=4).resolved()
     stale = TrialRun.open(
         uri,
         parent.experiment_id,
@@ -63,12 +63,13 @@ def test_trial_runs_keep_their_identity_under_a_parent(tmp_path):
 
 
 def test_params_line_up_across_methods():
-    slot, dense = trial_params(TrialConfig(k=8)), trial_params(TrialConfig(method="dense"))
-    edge = trial_params(TrialConfig(method="edge_popup"))
+    slot = trial_params(TrialConfig(k=8).resolved())
+    dense = trial_params(TrialConfig(method="dense").resolved())
+    edge = trial_params(TrialConfig(method="edge_popup").resolved())
     assert set(slot) == set(dense) == set(edge)
     assert {"k", "log2_k", "selection", "sharing", "score_lambda"} <= set(slot)
     assert (slot["k"], slot["log2_k"]) == ("8", "3.0")
-    assert trial_params(TrialConfig(k=1))["log2_k"] == "0.0"
+    assert trial_params(TrialConfig(k=1).resolved())["log2_k"] == "0.0"
     for baseline in (dense, edge):  # numeric axes stay numeric; words say "n/a"
         assert (baseline["k"], baseline["log2_k"]) == ("0", "-1.0")
         assert baseline["selection"] == baseline["sharing"] == baseline["score_lambda"] == "n/a"

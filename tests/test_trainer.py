@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from slotsweep.config import TrialConfig
+from slotsweep.config import TrialConfig, default_lr
 from slotsweep.data import load_data
 from slotsweep.train.build import build_model, copy_selected_weights
 from slotsweep.train.result import TrialFailed
@@ -92,12 +92,12 @@ def test_nan_loss_fails_the_trial():
 
 
 def test_learning_rate_defaults_follow_the_recipes():
-    assert TrialConfig(selection="greedy", k=8, recipe="paper").default_lr_for("slot") == 0.2
-    assert TrialConfig(selection="greedy", k=16, recipe="paper").default_lr_for("slot") == 0.1
-    assert TrialConfig(selection="greedy", k=8, recipe="authors").default_lr_for("slot") == 0.1
-    assert TrialConfig(selection="greedy", k=16, recipe="authors").default_lr_for("slot") == 0.01
-    assert TrialConfig(selection="probabilistic", k=8, recipe="paper").default_lr_for("slot") == 25
-    assert TrialConfig(selection="greedy", k=8, recipe="paper").default_lr_for("dense") == 0.01
+    assert default_lr("slot", "greedy", 8, "paper") == 0.2
+    assert default_lr("slot", "greedy", 16, "paper") == 0.1
+    assert default_lr("slot", "greedy", 8, "authors") == 0.1
+    assert default_lr("slot", "greedy", 16, "authors") == 0.01
+    assert default_lr("slot", "probabilistic", 8, "paper") == 25
+    assert default_lr("dense", "greedy", 8, "paper") == 0.01
     assert TrialConfig(k=32).resolved().lr == 0.1 and TrialConfig(lr=0.3).resolved().lr == 0.3
 
 

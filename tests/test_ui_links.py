@@ -47,7 +47,7 @@ def _launch(tmp_path):
         run = TrialRun.open(
             uri,
             parent.experiment_id,
-            config,
+            config.resolved(),
             trial_key=f"key{i}",
             trial_id=f"t{i}",
             parent_run_id=parent.run_id,
@@ -56,7 +56,7 @@ def _launch(tmp_path):
     failed = TrialRun.open(
         uri,
         parent.experiment_id,
-        TrialConfig(k=4),
+        TrialConfig(k=4).resolved(),
         trial_key="bad",
         trial_id="t9",
         parent_run_id=parent.run_id,
@@ -135,7 +135,7 @@ def test_a_trial_logs_system_metrics_its_data_and_its_network(tmp_path, monkeypa
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # MLflow's own knob
     uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
     parent = StudyRun.start(uri, "exp", "exp", "", resume=False)
-    config = TrialConfig(k=4)
+    config = TrialConfig(k=4).resolved()
     run = TrialRun.open(
         uri, parent.experiment_id, config, trial_key="k", trial_id="t", parent_run_id=parent.run_id
     )

@@ -81,7 +81,7 @@ def run_trial(
         resumed = {RESUMED_FROM_EPOCHS: str(resume.epochs_done)} if resume else {}
         run.set_tags({**(tags or {}), **resumed})
     reports = _Reports(config, run, checkpointing, on_epoch)
-    result = _train_logged(config, run, reports, resume)
+    result = _train_logged(reports, resume)
     metrics = result.final_metrics()
     if on_final:
         on_final(reports.last, metrics)
@@ -145,17 +145,12 @@ class _Reports:
             self.on_epoch(metrics)
 
 
-def _train_logged(
-    config: ResolvedConfig,
-    run: MlflowTrialRun | None,
-    reports: _Reports,
-    resume: TrainingState | None,
-) -> TrialResult:
+def _train_logged(reports: _Reports, resume: TrainingState | None) -> TrialResult:
     """Trains, and ends the MLflow run as the training ended: FINISHED, KILLED or FAILED."""
-    checkpointing = reports.checkpointing
+    run, checkpointing = reports.run, reports.checkpointing
     try:
         result = train_trial(
-            config,
+            reports.config,
             reports.report,
             resume_from=resume,
             on_checkpoint=reports.keep if checkpointing else None,

@@ -34,8 +34,6 @@ from slotsweep.train.result import metrics_every_trial_reports
 
 def _ignored(config: TrialConfig, key: str) -> str | None:
     """Why an explicit `key` takes no effect in this trial, or None when it does."""
-    if key not in TrialConfig.model_fields:
-        return None
     reason = inapplicable(config, key)
     if reason is None and key == "impl" and config.impl == "fused" and config.selection != "greedy":
         # a value that falls back, not a key that does not apply

@@ -58,14 +58,15 @@ class ConfigurationRow:
 def compare(records: list[TrialRecord]) -> list[ConfigurationRow]:
     """Groups trial runs by configuration, ordered by `order_rows` (not by finishing order)."""
     rows: dict[tuple, ConfigurationRow] = {}
+    skipped, metrics = not_configuration(), reported_metrics()  # read once, not per record
     for record in records:
-        settings = {k: v for k, v in sorted(record.params.items()) if k not in not_configuration()}
+        settings = {k: v for k, v in sorted(record.params.items()) if k not in skipped}
         row = rows.setdefault(tuple(settings.items()), ConfigurationRow(settings))
         if record.status != "FINISHED":
             row.failed += 1
             continue
         row.finished += 1
-        for metric in reported_metrics():
+        for metric in metrics:
             if metric in record.metrics:
                 row.values.setdefault(metric, []).append(record.metrics[metric])
     return order_rows(list(rows.values()))
@@ -113,13 +114,14 @@ def order_rows(rows: list[ConfigurationRow]) -> list[ConfigurationRow]:
 def varying_settings(rows: list[ConfigurationRow]) -> list[str]:
     """Settings that differ between configurations (method always shown first)."""
     keys = sorted({key for row in rows for key in row.settings})
+    methods = {row.settings.get("method", "slot") for row in rows}
+    ignored = {method: inapplicable_to_method(method) for method in methods}
     # a baseline's placeholders for slot-only keys (k = 0, `n/a`) do not make a key vary
     present = {
         key: {
             row.settings[key]
             for row in rows
-            if key in row.settings
-            and key not in inapplicable_to_method(row.settings.get("method", "slot"))
+            if key in row.settings and key not in ignored[row.settings.get("method", "slot")]
         }
         for key in keys
     }
@@ -163,19 +165,15 @@ def write_csv(
 ) -> None:
     """Every setting, counts, and mean/std of every reported metric, one line per configuration;
     `extra` adds columns per row (by index in `rows`): the paper's value beside ours."""
-    keys = sorted({key for row in rows for key in row.settings})
+    keys, metrics = sorted({key for row in rows for key in row.settings}), reported_metrics()
     extra = extra or {}
     added = list(dict.fromkeys(column for values in extra.values() for column in values))
-    header = (
-        keys
-        + ["finished", "failed"]
-        + [f"{m}_{s}" for m in reported_metrics() for s in ("mean", "std")]
-    )
+    header = keys + ["finished", "failed"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header + added)
         for index, row in enumerate(rows):
-            stats = [value for m in reported_metrics() for value in (row.mean(m), row.std(m))]
+            stats = [value for m in metrics for value in (row.mean(m), row.std(m))]
             more = [extra.get(index, {}).get(column, "") for column in added]
             writer.writerow(
                 [row.settings.get(k, "") for k in keys]

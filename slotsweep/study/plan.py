@@ -32,9 +32,9 @@ def plan_table(study: Study) -> Table:
     for column in ("group", "trials", "varies", "seeds"):
         table.add_column(column, justify="right" if column == "trials" else "left")
     seeds = ", ".join(map(str, study.seeds))
-    searched = study.search.algorithm == "optuna"
-    space = [group for group in study.groups if not group.path.startswith("baselines")]
-    if searched:
+    # the space's groups, then one per baseline (`Study.groups`' order)
+    space = study.groups[: len(study.groups) - len(study.baselines)]
+    if study.search.algorithm == "optuna":
         table.add_row(
             "optuna search", str(study.searched_trial_count()), _space(study), str(study.seeds[0])
         )

@@ -84,6 +84,14 @@ class Dimension(_Strict):
             return len(set(map(repr, self.values)))
         return self.bounds[1] - self.bounds[0] if self.kind == "randint" else math.inf
 
+    def probe_values(self) -> list[Any]:
+        """The values whose validity stands for the whole dimension's: every value of a
+        discrete one, the bounds of a range (randint's upper bound excluded)."""
+        if self.kind in DISCRETE_KINDS:
+            return self.values
+        lo, hi = self.bounds
+        return [lo, hi - 1 if self.kind == "randint" else hi]
+
     @property
     def bounds(self) -> tuple[float, float]:
         """[lo, hi] of a uniform, loguniform or randint dimension."""
@@ -207,7 +215,9 @@ class Study(_Strict):
         every dimension, checked but not run), then every baseline, in run order."""
         points = self.space_points()
         if self.search.algorithm == "optuna":
-            points = [{key: value} for key, dim in self.space.items() for value in _bounds(dim)]
+            points = [
+                {key: value} for key, dim in self.space.items() for value in dim.probe_values()
+            ]
         trial = {key: f"trial.{key}" for key in self.trial}
         groups = [
             TrialGroup(
@@ -250,15 +260,6 @@ class Study(_Strict):
             dim = self.space["epochs"]
             epochs += dim.values if dim.kind in DISCRETE_KINDS else [dim.bounds[1] - 1]
         return max(epochs)
-
-
-def _bounds(dim: Dimension) -> list[Any]:
-    """The values whose validity stands for the whole dimension's: every value of a discrete
-    one, the bounds of a range (randint's upper bound excluded)."""
-    if dim.kind in DISCRETE_KINDS:
-        return dim.values
-    lo, hi = dim.bounds
-    return [lo, hi - 1 if dim.kind == "randint" else hi]
 
 
 def _point_path(point: dict[str, Any]) -> str:

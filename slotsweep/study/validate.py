@@ -64,14 +64,6 @@ def _override_problems(
     return problems
 
 
-def _probes(dim: Dimension) -> list[tuple[str, Any]]:
-    """(path suffix, value) pairs whose validity stands for the whole dimension's."""
-    if dim.kind in DISCRETE_KINDS:
-        return [(f"{dim.kind}[{i}]", value) for i, value in enumerate(dim.values)]
-    lo, hi = dim.bounds
-    return [(f"{dim.kind}[0]", lo), (f"{dim.kind}[1]", hi - 1 if dim.kind == "randint" else hi)]
-
-
 def _dimension_problems(
     key: str, dim: Dimension, base: dict[str, Any], known: set[str]
 ) -> list[str]:
@@ -89,8 +81,8 @@ def _dimension_problems(
     ):
         return [f"{path}.{dim.kind}: samples floats, but {key} takes none; use randint or choice"]
     return [
-        f"{path}.{suffix}: {message}"
-        for suffix, value in _probes(dim)
+        f"{path}.{dim.kind}[{i}]: {message}"
+        for i, value in enumerate(dim.probe_values())
         for error_key, message in _config_errors({**base, key: value})
         if error_key == key or (error_key is None and message not in known)
     ]

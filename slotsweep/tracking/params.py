@@ -8,13 +8,12 @@ import math
 
 from mlflow.entities import Dataset, DatasetInput, InputTag
 
-from slotsweep.config import UNSET_PARAM, ResolvedConfig, param_placeholders
+from slotsweep.config import UNSET_PARAM, ResolvedConfig, param_placeholders, require_resolved
 from slotsweep.registry import metric_names
 from slotsweep.train.result import EpochMetrics
 
 MAX_PARAM_LENGTH = 6000
 NO_LOG2_K = -1.0  # what a dense or edge-popup run shows for log2(K) (K itself: 0)
-SYSTEM_METRICS_INTERVAL_S = 5.0  # MLflow's own MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides
 SPLIT_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
 
 
@@ -26,7 +25,7 @@ def trial_params(config: ResolvedConfig) -> dict[str, str]:
     shows `k` = 0 and `log2_k` = -1 (no candidate values; on a log2 axis just left of K=1), and
     `n/a` for the slot machine's other own settings (`TrialConfig`'s placeholders).
     """
-    config = config.resolved()  # as it is where it was resolved already
+    require_resolved(config, "trial_params")
     values = config.model_dump()
     values["log2_k"] = math.log2(config.k)
     placeholders = param_placeholders(config.method)
@@ -51,7 +50,7 @@ def network_file(method: str) -> str:
     return "weights.bin" if method == "dense" else "ticket.bin"
 
 
-def _dataset_input(summary: dict[str, object]) -> DatasetInput:
+def dataset_input(summary: dict[str, object]) -> DatasetInput:
     """One split as an MLflow dataset input: name, digest, size and shape in its profile."""
     profile = {key: summary[key] for key in ("examples", "shape", "num_classes")}
     profile["sha256"] = summary["digest"]

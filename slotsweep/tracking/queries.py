@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from slotsweep.tracking import tags as tags_
-from slotsweep.tracking.store import _now_ms, find_runs
+from slotsweep.tracking.store import find_runs, now_ms
 from slotsweep.tracking.tags import ERROR, ROLE
 from slotsweep.train.result import TrialRecord
 
@@ -87,7 +87,7 @@ def log_study_summary(
     counts, the comparison as an MLflow table (the UI's artifact view shows it as a grid), the
     report's files (figures show as images), and the plan as the run's description."""
     client = MlflowClient(uri)
-    stamp = _now_ms()
+    stamp = now_ms()
     batch_tags = [RunTag(key, value[:5000]) for key, value in tags.items()]
     if note is not None:
         batch_tags.append(RunTag(tags_.NOTE, note))

@@ -13,15 +13,9 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from slotsweep import __version__
-from slotsweep.config import TrialConfig
-from slotsweep.tracking.params import (
-    SYSTEM_METRICS_INTERVAL_S,
-    _dataset_input,
-    epoch_metric_values,
-    network_file,
-    trial_params,
-)
-from slotsweep.tracking.store import _now_ms, experiment_id, find_runs, git_commit
+from slotsweep.config import ResolvedConfig
+from slotsweep.tracking.params import dataset_input, epoch_metric_values, network_file, trial_params
+from slotsweep.tracking.store import experiment_id, find_runs, git_commit, now_ms
 from slotsweep.tracking.tags import (
     CHECKPOINT,
     DEVICE,
@@ -39,6 +33,8 @@ from slotsweep.tracking.tags import (
     VERSION,
 )
 from slotsweep.train.result import EpochMetrics, TrialResult
+
+SYSTEM_METRICS_INTERVAL_S = 5.0  # MLflow's own MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides
 
 
 def _tags(role: str, commit: str | None, extra: dict[str, str | None]) -> dict[str, str]:
@@ -164,7 +160,7 @@ class MlflowTrialRun:
         cls,
         uri: str,
         experiment: str,
-        config: TrialConfig,
+        config: ResolvedConfig,
         *,
         trial_key: str,
         trial_id: str,
@@ -212,14 +208,14 @@ class MlflowTrialRun:
         trial.monitor = _system_metrics(uri, trial.run_id)
         params = [Param(k, v) for k, v in trial_params(config).items()]
         client.log_batch(trial.run_id, params=params, tags=[RunTag(MLFLOW_RUN_NAME, name)])
-        client.log_dict(trial.run_id, config.resolved().model_dump(), "trial_config.json")
+        client.log_dict(trial.run_id, config.model_dump(), "trial_config.json")
         return trial
 
     def log_epoch(self, metrics: EpochMetrics) -> None:
         """Per-epoch metrics at step = epoch (once: a reopened run skips epochs it holds)."""
         if (metrics.phase, metrics.epoch) in self.logged:
             return
-        stamp = _now_ms()
+        stamp = now_ms()
         batch = [
             Metric(key, value, stamp, metrics.epoch)
             for key, value in epoch_metric_values(metrics).items()
@@ -229,7 +225,7 @@ class MlflowTrialRun:
     def finish(self, result: TrialResult) -> None:
         """Final metrics, the data, the trained network, the result JSON, and FINISHED."""
         self._stop_monitor()
-        stamp = _now_ms()
+        stamp = now_ms()
         batch = [Metric(key, value, stamp, 0) for key, value in result.final_metrics().items()]
         tags = [RunTag(IMPL, result.impl), RunTag(DEVICE, result.device)]
         if result.selection_sha256:
@@ -238,7 +234,7 @@ class MlflowTrialRun:
         self.client.log_dict(self.run_id, result.to_dict(), "result.json")
         if result.datasets:
             self.client.log_inputs(
-                self.run_id, datasets=[_dataset_input(d) for d in result.datasets]
+                self.run_id, datasets=[dataset_input(d) for d in result.datasets]
             )
         if result.ticket is not None:
             self._log_network(result)

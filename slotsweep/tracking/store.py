@@ -50,7 +50,7 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     )
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slotsweep.config import ResolvedConfig, TrialConfig
+from slotsweep.config import ResolvedConfig, TrialConfig, default_lr
 from slotsweep.data import BatchLoader, DataSplits
 from slotsweep.nn import native
 from slotsweep.seeding import seed_torch
@@ -249,7 +249,7 @@ def _finetune_phase(
         "slot_model": model.state_dict(),
         "extra": {"impl": impl},
     }
-    lr = config.default_lr_for("dense")
+    lr = default_lr("dense", config.selection, config.k, config.recipe)
     return runner.run(_Phase("finetune", dense, lr, config.finetune_epochs), slot.flops)
 
 
