@@ -27,6 +27,7 @@ from slotsweep import registry
 from slotsweep.config import TrialConfig, trial_keys
 from slotsweep.registry import METRICS
 from slotsweep.report import paper_numbers
+from slotsweep.report.figures import SELECTION_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: README.md and docs/
 BLOCK = re.compile(
@@ -46,7 +47,7 @@ _TRAINING_KEYS = (
     "padding",
     "keep_fraction",
 )
-_SERIES = {"greedy": "GS", "probabilistic": "PS", None: "weight-trained"}
+_SERIES = {**SELECTION_NAMES, None: "weight-trained"}
 
 
 def _number(value: float) -> str:
