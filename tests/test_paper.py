@@ -137,8 +137,8 @@ def _shrink(path: Path) -> list[str]:
 # The suite's time budget runs one study per data format and per kind of figure path (MNIST IDX
 # and accuracy against K, CIFAR-10 batches, finetuning splits); the other runnable studies are
 # marked `paper_full` (2.6 minutes more on 2 idle cores, 2026-12-05; `pytest -m paper_full`
-# runs them). Their figures are tested from built records above, and every study and preset passes validation and
-# pre-flight. VGG-19 is not run: it needs 2.6 GB at K=8.
+# runs them). Their figures are tested from built records above, and every study and preset
+# passes validation and pre-flight. VGG-19 is not run: it needs 2.6 GB at K=8.
 BY_DEFAULT = ("lenet_mnist_k", "conv2_cifar10_k", "finetune_lenet")
 RUNNABLE = [
     pytest.param(s, id=s.stem, marks=() if s.stem in BY_DEFAULT else pytest.mark.paper_full)
