@@ -131,3 +131,47 @@ def test_a_finished_trial_is_not_trained_again(tmp_path):
     assert again.result is None and again.run_id == first.run_id
     assert finals == [(None, again.metrics)]
     assert again.metrics["test_accuracy"] == first.metrics["test_accuracy"]
+
+
+def test_concurrent_trials_log_the_same_data_set(tmp_path):
+    """Trials of one experiment running at once log the same data set as an input; MLflow looks
+    a dataset up, then inserts it, so without a retry one of them fails on the unique
+    constraint once the other has inserted it (as two Ray trials did)."""
+    import threading
+
+    from slotsweep.tracking.params import dataset_input
+    from slotsweep.tracking.runs import log_data_inputs
+
+    uri = absolute_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
+    client = MlflowClient(uri)
+    summary = {
+        "name": "synthetic-train",
+        "digest": "f" * 64,
+        "split": "train",
+        "examples": 10,
+        "shape": [1, 28, 28],
+        "num_classes": 10,
+    }
+    errors = []
+    for round_ in range(4):
+        experiment = client.create_experiment(f"e{round_}")
+        runs = [client.create_run(experiment).info.run_id for _ in range(6)]
+        start = threading.Barrier(len(runs))
+
+        def log(run_id, start=start):
+            own = MlflowClient(uri)  # one client a trial, as each Ray worker has
+            start.wait()
+            try:
+                log_data_inputs(own, run_id, [dataset_input(summary)])
+            except Exception as error:  # noqa: BLE001 - collected for the assertion
+                errors.append(error)
+
+        threads = [threading.Thread(target=log, args=(run_id,)) for run_id in runs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        for run_id in runs:
+            inputs = client.get_run(run_id).inputs.dataset_inputs
+            assert [i.dataset.name for i in inputs] == ["synthetic-train"]

@@ -8,7 +8,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
+from mlflow.entities import DatasetInput, Metric, Param, Run, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
@@ -35,6 +36,24 @@ from slotsweep.tracking.tags import (
 from slotsweep.train.result import EpochMetrics, TrialResult
 
 SYSTEM_METRICS_INTERVAL_S = 5.0  # MLflow's own MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides
+
+
+# what a store says when a row another process just inserted is inserted again
+_DUPLICATE_ROW = ("UNIQUE constraint failed", "duplicate key value")
+
+
+def log_data_inputs(client: MlflowClient, run_id: str, inputs: list[DatasetInput]) -> None:
+    """Logs a run's data inputs. Concurrent trials of one experiment log the same data set, and
+    MLflow looks a dataset up before it inserts it: two trials may both insert it, and one then
+    fails on the unique constraint (its transaction rolled back). Tried again, it finds the
+    other's row and links to it."""
+    for attempt in range(3):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except MlflowException as error:
+            if attempt == 2 or not any(text in str(error) for text in _DUPLICATE_ROW):
+                raise
 
 
 def _tags(role: str, commit: str | None, extra: dict[str, str | None]) -> dict[str, str]:
@@ -233,9 +252,7 @@ class MlflowTrialRun:
         self.client.log_batch(self.run_id, metrics=batch, tags=tags)
         self.client.log_dict(self.run_id, result.to_dict(), "result.json")
         if result.datasets:
-            self.client.log_inputs(
-                self.run_id, datasets=[dataset_input(d) for d in result.datasets]
-            )
+            log_data_inputs(self.client, self.run_id, [dataset_input(d) for d in result.datasets])
         if result.ticket is not None:
             self._log_network(result)
         self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FINISHED))
