@@ -186,10 +186,10 @@ class TrialConfig(BaseModel):
     impl: Impl = Field(
         "auto",
         json_schema_extra=applies(method=("slot",)),
-        description="slot update: `auto` (fused where the native kernel serves), `fused` "
-        "(one-pass update), `reference` (autograd + torch SGD); the run's tag `slotsweep.impl` "
-        "says which ran: `fused-native-prebuilt`, `fused-runtime-build`, `fused-pytorch`, "
-        "`reference`",
+        description="slot update: `auto` (fused where a kernel serves: native on the CPU, "
+        "Triton on CUDA), `fused` (one-pass update), `reference` (autograd + torch SGD); the "
+        "run's tag `slotsweep.impl` says which ran: `fused-triton`, `fused-native-prebuilt`, "
+        "`fused-runtime-build`, `fused-pytorch`, `reference`",
     )
     num_threads: int | None = Field(
         None,

@@ -111,8 +111,13 @@ PADDINGS.register("authors", "unpadded CONV-2/4 and first four convs of CONV-6")
 PADDINGS.register("same", "every conv padded by 1")
 
 IMPLS: Registry[str] = Registry("impl")
-IMPLS.register("auto", "fused where the native kernel serves (CPU), else reference")
-IMPLS.register("fused", "one-pass fused update (native kernel where it loads, else PyTorch)")
+IMPLS.register(
+    "auto", "fused where a kernel serves (native on the CPU, Triton on CUDA), else reference"
+)
+IMPLS.register(
+    "fused",
+    "one-pass fused update (Triton on CUDA, native on the CPU where it loads, else PyTorch)",
+)
 IMPLS.register("reference", "autograd + torch SGD")
 
 

@@ -4,8 +4,9 @@ A fused layer caches its selected weight as a leaf; backward leaves the ordinary
 dL/dW in that leaf's `.grad`. `SlotSGD.step` then does, per connection and for every k,
     g = dL/dW * W_k + weight_decay * s_k;  buf_k = momentum * buf_k + g;  s_k -= lr * buf_k
 and picks the new argmax, exactly as autograd + `torch.optim.SGD` + argmax would, but reading
-each (K)-sized array once. The plain PyTorch version below is what the native kernel is tested
-against; `slotsweep.nn.native` supplies the kernel (built at install, else at run time).
+each (K)-sized array once. The plain PyTorch version below is what the kernels are tested
+against: `slotsweep.nn.triton_update` on CUDA, `slotsweep.nn.native` on the CPU (built at
+install, else at run time).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from slotsweep.nn import native
+from slotsweep.nn import native, triton_update
 from slotsweep.nn.selection import gather_values, score_gradient
 from slotsweep.nn.slot import SlotMixin
 
@@ -44,16 +45,17 @@ def fused_update_reference(
 def fused_update(
     layer: SlotMixin, buffer: torch.Tensor | None, lr: float, momentum: float, weight_decay: float
 ) -> torch.Tensor | None:
-    """One fused step, native where the kernel serves this layer, else the PyTorch version;
-    `layer.update_path` records which ran ('native' or 'pytorch', for `native.update_tag`)."""
-    if native.supports(layer):
-        layer.update_path = "native"
-        if momentum and buffer is None:
-            buffer = torch.empty_like(layer.scores)
-            native.update(layer, buffer, lr, momentum, weight_decay, first_step=True)
-        else:
-            native.update(layer, buffer, lr, momentum, weight_decay, first_step=False)
-        return buffer
+    """One fused step: the Triton kernel where it serves this layer (CUDA), the native one where
+    it does (CPU), else the PyTorch version; `layer.update_path` records which ran ('triton',
+    'native' or 'pytorch', for `native.update_tag`)."""
+    for path, kernel in (("triton", triton_update), ("native", native)):
+        if kernel.supports(layer):
+            layer.update_path = path
+            first_step = bool(momentum) and buffer is None
+            if first_step:
+                buffer = torch.empty_like(layer.scores)
+            kernel.update(layer, buffer, lr, momentum, weight_decay, first_step=first_step)
+            return buffer
     layer.update_path = "pytorch"
     return fused_update_reference(layer, buffer, lr, momentum, weight_decay)
 

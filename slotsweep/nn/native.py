@@ -143,16 +143,19 @@ def origin() -> str | None:
 
 def update_tag(model: nn.Module) -> str:
     """Which update the fused slot layers of a trained `model` ran (`slotsweep.impl`):
-    `fused-native-prebuilt` or `fused-runtime-build` (the native kernel), `fused-pytorch` (the
-    fused update in PyTorch: no kernel, or layers it cannot serve), `fused-mixed` (both)."""
+    `fused-triton` (the Triton kernel, CUDA), `fused-native-prebuilt` or `fused-runtime-build`
+    (the native kernel, CPU), `fused-pytorch` (the fused update in PyTorch: no kernel, or layers
+    no kernel serves), `fused-mixed` (more than one of these)."""
     paths = {
         getattr(m, "update_path", None)
         for m in model.modules()
         if isinstance(m, SlotMixin) and m.fused
-    }
+    } - {None}  # a layer that never stepped ran no update
+    if len(paths) > 1:
+        return "fused-mixed"
     if paths == {"native"}:
         return ORIGINS[_load()[1]]
-    return "fused-mixed" if "native" in paths else "fused-pytorch"
+    return "fused-triton" if paths == {"triton"} else "fused-pytorch"
 
 
 def available() -> bool:

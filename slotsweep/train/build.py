@@ -9,7 +9,7 @@ from torch import nn
 from slotsweep.config import ResolvedConfig, TrialConfig
 from slotsweep.data import BatchLoader, DataSplits, load_data
 from slotsweep.models import create_model
-from slotsweep.nn import LayerSpec, SlotMixin, native
+from slotsweep.nn import LayerSpec, SlotMixin, native, triton_update
 from slotsweep.train.result import TrialFailed
 
 EVAL_BATCH = 1024
@@ -26,10 +26,14 @@ def resolve_device(name: str) -> torch.device:
 
 
 def use_fused(config: TrialConfig, device: torch.device) -> bool:
-    """Whether slot layers take the fused update: asked for, or 'auto' where the kernel serves."""
+    """Whether slot layers take the fused update: asked for, or 'auto' where a kernel serves
+    (the native one on the CPU, the Triton one on CUDA)."""
     if config.method != "slot" or config.selection != "greedy" or config.impl == "reference":
         return False
-    return config.impl == "fused" or (device.type == "cpu" and native.available())
+    if config.impl == "fused":
+        return True
+    kernel = {"cpu": native, "cuda": triton_update}.get(device.type)
+    return kernel is not None and kernel.available()
 
 
 def trial_data(config: ResolvedConfig) -> DataSplits:
