@@ -31,11 +31,15 @@ Recipe = registry.RECIPES.field_type()
 Schedule = registry.SCHEDULES.field_type()
 Padding = registry.PADDINGS.field_type()
 Impl = registry.IMPLS.field_type()
+Precision = registry.PRECISIONS.field_type()
 
 RUNTIME: Any = {"role": "runtime"}  # where or how fast a trial runs: not part of its identity
 UNSET_PARAM = "auto"  # how MLflow params show a setting left to its default (None)
 NOT_APPLICABLE = "n/a"  # how MLflow params show a slot-only setting of another method
 CONV_X_ARCHS = ("conv2", "conv4", "conv6")  # CONV-x's dropout and the authors' padding
+# identity keys added after trials were stored: left out of `trial_key` at these defaults, so a
+# stored trial keeps its key (and a resumed study finds its runs)
+LATER_KEYS = {"precision": "fp32"}
 
 
 def applies(placeholder: str | None = None, **conditions: tuple[str, ...]) -> Any:
@@ -59,7 +63,9 @@ class TrialConfig(BaseModel):
     arch: Arch = Field(
         "lenet_300_100",
         description="architecture: `lenet_300_100`, `conv2`, "
-        "`conv4`, `conv6`, `vgg19` (the paper's weight counts, tested)",
+        "`conv4`, `conv6`, `vgg19` (the paper's weight counts, tested), or `torchvision/NAME`: "
+        "any torchvision classification model, untrained, built for the data set's classes, "
+        "channels and image size, every linear and conv layer of the trial's method",
     )
     dataset: Dataset = Field(
         "fashion_mnist",
@@ -190,6 +196,11 @@ class TrialConfig(BaseModel):
         "Triton on CUDA), `fused` (one-pass update), `reference` (autograd + torch SGD); the "
         "run's tag `slotsweep.impl` says which ran: `fused-triton`, `fused-native-prebuilt`, "
         "`fused-runtime-build`, `fused-pytorch`, `reference`",
+    )
+    precision: Precision = Field(
+        "fp32",
+        description="`fp32` (float32 matmuls and convolutions everywhere) or `tf32` (TF32 "
+        "tensor cores for them on CUDA: faster, about 3 decimal digits; no effect on the CPU)",
     )
     num_threads: int | None = Field(
         None,
@@ -360,4 +371,7 @@ def trial_key(config: ResolvedConfig) -> str:
     results (a default spelled out is the same trial)."""
     require_resolved(config, "trial_key")
     settings = config.model_dump(mode="json", exclude=set(runtime_keys()))
+    for key, default in LATER_KEYS.items():  # trials stored before the key keep their identity
+        if settings.get(key) == default:
+            del settings[key]
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from slotsweep.nn.family import LayerFactory, LayerSpec
+from slotsweep.nn.slotify import replace_layers, replaceable
 from slotsweep.registry import ARCHS, PADDINGS
 
 ModelBuilder = Callable[..., nn.Module]
@@ -196,3 +198,104 @@ def vgg19(
     return nn.Sequential(
         *features, nn.AdaptiveAvgPool2d(1), nn.Flatten(), layers.linear(channels, num_classes)
     )
+
+
+# --- torchvision's classification models: `arch: torchvision/NAME` ---
+
+TORCHVISION = "torchvision"
+# builders that need more than the class count to fit small inputs or the trainer's loss
+_TORCHVISION_OPTIONS: dict[str, Callable[[int], dict[str, object]]] = {
+    "googlenet": lambda size: {"aux_logits": False, "init_weights": True},
+    "inception_v3": lambda size: {"aux_logits": False, "init_weights": True},
+    **{
+        name: lambda size: {"image_size": size}
+        for name in ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")
+    },
+}
+
+
+@functools.cache
+def torchvision_names() -> tuple[str, ...]:
+    """The classification models torchvision builds (`torchvision.models.list_models`)."""
+    from torchvision import models
+
+    return tuple(models.list_models(module=models))
+
+
+def _torchvision_arch(name: str) -> ArchSpec:
+    """The `ARCHS` entry of `torchvision/NAME` (ValueError for a name torchvision lacks)."""
+    try:
+        names = torchvision_names()
+    except ImportError as error:
+        raise ValueError(f"arch {TORCHVISION}/{name} needs torchvision: {error}") from None
+    if name not in names:
+        raise ValueError(
+            f"unknown {TORCHVISION} classification model {name!r}; choose one of {', '.join(names)}"
+        )
+    return ArchSpec(functools.partial(_torchvision_model, name))
+
+
+ARCHS.register_prefix(TORCHVISION, _torchvision_arch)
+
+
+def _torchvision_model(
+    name: str,
+    layers: LayerFactory,
+    *,
+    in_channels: int,
+    image_size: int,
+    num_classes: int,
+    padding: str,
+    dropout: float,
+) -> nn.Module:
+    """torchvision's `name`, untrained, for `num_classes` classes and `in_channels` x
+    `image_size`^2 inputs, with every linear and conv layer of `layers`' family (`slotify`).
+    `padding` and `dropout` are CONV-x settings: the model keeps its own. Whatever is left of
+    torchvision's own initialisation (normalisation, layers a family keeps) draws from the
+    trial's seed."""
+    from torchvision import models
+
+    options = _TORCHVISION_OPTIONS.get(name, lambda size: {})(image_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(layers.spec.seed)
+        model = models.get_model(name, weights=None, num_classes=num_classes, **options)
+    _adapt_input(model, in_channels)
+    _check_input(model, f"{TORCHVISION}/{name}", in_channels, image_size)
+    return replace_layers(model, layers)
+
+
+def _adapt_input(model: nn.Module, in_channels: int) -> None:
+    """The first convolution takes `in_channels` channels (torchvision's take 3)."""
+    convs = [(n, m) for n, m in replaceable(model) if isinstance(m, nn.Conv2d)]
+    if not convs or convs[0][1].in_channels == in_channels:
+        return
+    name, first = convs[0]
+    if first.groups != 1:
+        raise ValueError(f"the first convolution {name} is grouped: cannot take {in_channels}")
+    parent, _, attribute = name.rpartition(".")
+    adapted = nn.Conv2d(
+        in_channels,
+        first.out_channels,
+        first.kernel_size,
+        stride=first.stride,
+        padding=first.padding,
+        dilation=first.dilation,
+        bias=first.bias is not None,
+    )
+    setattr(model.get_submodule(parent), attribute, adapted)
+
+
+def _check_input(model: nn.Module, arch: str, in_channels: int, image_size: int) -> None:
+    """A clear error now for a model that cannot take these inputs (too small for its
+    pooling), rather than a shape error in the first training step."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, in_channels, image_size, image_size))
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(
+            f"{arch} does not take {in_channels}x{image_size}x{image_size} inputs: {error}"
+        ) from None
+    finally:
+        model.train(was_training)

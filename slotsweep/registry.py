@@ -16,7 +16,7 @@ first time they are read, so importing this module stays cheap.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -41,6 +41,8 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._provider = provider  # the module whose import registers the built-in entries
+        # prefix -> resolver of the names under it (`torchvision/NAME`): entries made on demand
+        self._prefixes: dict[str, Callable[[str], T]] = {}
 
     def _loaded(self) -> dict[str, T]:
         if self._provider is not None:
@@ -55,6 +57,17 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def register_prefix(self, prefix: str, resolve: Callable[[str], T]) -> None:
+        """Names `PREFIX/NAME` resolve to `resolve(NAME)`, which raises ValueError naming the
+        known ones for an unknown NAME: a vocabulary of another library (torchvision's models),
+        not listed by `names()` but accepted by `get` and validation."""
+        self._prefixes[prefix] = resolve
+
+    def prefixes(self) -> tuple[str, ...]:
+        """The prefixes of names resolved on demand (`register_prefix`)."""
+        self._loaded()
+        return tuple(self._prefixes)
+
     def unregister(self, name: str) -> T:
         """Removes and returns the entry `name` (tests that register a toy one clean up)."""
         return self._loaded().pop(name)
@@ -65,25 +78,45 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The entry `name`; ValueError naming every known one otherwise."""
         entries = self._loaded()
-        if name not in entries:
-            raise ValueError(f"unknown {self.kind} {name!r}; choose one of {_either(self.names())}")
-        return entries[name]
+        if name in entries:
+            return entries[name]
+        prefix, _, rest = name.partition("/")
+        if rest and prefix in self._prefixes:
+            return self._prefixes[prefix](rest)
+        also = [f"'{prefix}/NAME'" for prefix in self._prefixes]
+        raise ValueError(
+            f"unknown {self.kind} {name!r}; choose one of {_either(self.names())}"
+            + (f" (or {', '.join(also)})" if also else "")
+        )
 
     def items(self) -> list[tuple[str, T]]:
         return list(self._loaded().items())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._loaded()
+        if name in self._loaded():
+            return True
+        try:
+            return isinstance(name, str) and "/" in name and self.get(name) is not None
+        except ValueError:
+            return False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def _check(self, value: str) -> str:
-        if value not in self:
-            raise PydanticCustomError(
-                "literal_error", "Input should be {expected}", {"expected": _either(self.names())}
-            )
-        return value
+        if value in self:
+            return value
+        if "/" in value:  # the resolver's message names what is known under the prefix
+            try:
+                self.get(value)
+            except ValueError as error:
+                raise PydanticCustomError(
+                    "value_error", "{reason}", {"reason": str(error)}
+                ) from None
+        names = self.names() + tuple(f"{prefix}/NAME" for prefix in self._prefixes)
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": _either(names)}
+        )
 
     def field_type(self) -> Any:
         """A pydantic type accepting the names registered when a value is validated, so a name
@@ -119,6 +152,12 @@ IMPLS.register(
     "one-pass fused update (Triton on CUDA, native on the CPU where it loads, else PyTorch)",
 )
 IMPLS.register("reference", "autograd + torch SGD")
+
+PRECISIONS: Registry[str] = Registry("precision")
+PRECISIONS.register("fp32", "float32 matmuls and convolutions (CUDA's TF32 off)")
+PRECISIONS.register(
+    "tf32", "TF32 tensor-core matmuls and convolutions on CUDA (10-bit mantissa inputs); CPU: fp32"
+)
 
 
 @dataclass(frozen=True)

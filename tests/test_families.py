@@ -1,7 +1,10 @@
-"""The contract every registered layer family passes, on a linear and a conv network.
+"""The contract every registered layer family passes, on a linear and a conv network, and on
+two torchvision models (`arch: torchvision/NAME`, their layers replaced by `slotify`).
 
 Each case is a family with settings; a new family registered in `slotsweep.nn` is run here too
-(its registered name with default settings), so it cannot skip the contract.
+(its registered name with default settings), so it cannot skip the contract. The torchvision
+models run the registered families and the fused update (`TORCHVISION_CASES`); they are slow
+(resnet18 holds 11 M connections; tests/test_slotify.py has the quick checks).
 """
 
 import copy
@@ -15,6 +18,7 @@ from torch import nn
 from slotsweep import registry
 from slotsweep.models import create_model
 from slotsweep.nn import LayerSpec, SelectingLayer, to_dense
+from slotsweep.nn.dense import conv_options
 from slotsweep.train.metrics import memory_state_bytes, model_size_bytes, selecting_layers
 from slotsweep.train.optim import build_optimizer
 
@@ -26,7 +30,16 @@ VARIANTS = {
     "slot-global-shared": LayerSpec(method="slot", k=4, sharing="global"),
 }
 CASES = {**VARIANTS, **{name: LayerSpec(method=name, k=4) for name in registry.FAMILIES.names()}}
-NETWORKS = {"mlp": ("lenet_300_100", 1, 28), "conv": ("conv2", 3, 10)}
+TORCHVISION = {
+    "mobilenet": ("torchvision/mobilenet_v3_small", 3, 32),
+    "resnet18": ("torchvision/resnet18", 3, 32),
+}
+NETWORKS = {"mlp": ("lenet_300_100", 1, 28), "conv": ("conv2", 3, 10), **TORCHVISION}
+# what each torchvision model runs (the suite's time: resnet18 holds 11 M connections)
+TORCHVISION_CASES = {
+    "mobilenet": ("slot-fused", *registry.FAMILIES.names()),
+    "resnet18": ("slot", "edge_popup"),
+}
 
 
 def _build(case: str, network: str, seed: int = 0) -> nn.Module:
@@ -58,12 +71,21 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-parametrized = pytest.mark.parametrize("network", NETWORKS)
-every_case = pytest.mark.parametrize("case", CASES)
+def _pairs(cases):
+    """(case, network) parameters: every case on the paper's networks, the torchvision cases
+    on torchvision's (slow)."""
+    for network in NETWORKS:
+        for case in cases:
+            if network in TORCHVISION and case not in TORCHVISION_CASES[network]:
+                continue
+            marks = [pytest.mark.slow] if network in TORCHVISION else []
+            yield pytest.param(case, network, marks=marks, id=f"{case}-{network}")
+
+
+every_case = pytest.mark.parametrize("case,network", list(_pairs(CASES)))
 
 
 @every_case
-@parametrized
 def test_same_seed_same_network_and_training(case, network):
     a, b, other = _build(case, network), _build(case, network), _build(case, network, seed=1)
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
@@ -89,7 +111,6 @@ def _per_connection_bytes(case: str, layer: nn.Module) -> float:
 
 
 @every_case
-@parametrized
 def test_state_and_model_size_match_a_count_by_hand(case, network):
     if CASES[case].method not in ("slot", "dense", "edge_popup"):
         pytest.skip("no count by hand for a family registered elsewhere")
@@ -106,17 +127,21 @@ def test_state_and_model_size_match_a_count_by_hand(case, network):
     )
     if CASES[case].method == "slot" and CASES[case].sharing != "none":
         expected += 4 * CASES[case].k * len(layers)  # K values per layer (global: scaled copies)
+    norms = [m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    # torchvision's batch norms: affine weight and bias (each with gradient and momentum), the
+    # running mean and variance, and an int64 batch count
+    expected += sum(2 * 3 * 4 * c + 2 * 4 * c + 8 for c in norms)
     assert memory_state_bytes(model, optimizer) == expected
     if CASES[case].method == "dense":
         size = 4 * sum(connections)
     else:
         bits = 2 if CASES[case].method == "slot" else 1  # ceil(log2 4) or a mask
         size = sum(math.ceil(n * bits / 8) + 8 for n in connections)
+    size += sum(4 * 4 * c for c in norms)  # affine weight and bias, running mean and variance
     assert model_size_bytes(model) == size
 
 
 @every_case
-@parametrized
 def test_export_to_a_dense_network_computes_the_same(case, network):
     model = _build(case, network)
     _step(model, network)
@@ -124,7 +149,7 @@ def test_export_to_a_dense_network_computes_the_same(case, network):
     dense = to_dense(model).eval()
     assert not selecting_layers(dense)
     assert all(
-        isinstance(m, (nn.Linear, nn.Conv2d))
+        isinstance(m, (nn.Linear, nn.Conv2d, nn.BatchNorm2d))  # torchvision's norms are affine
         for m in dense.modules()
         if any(True for _ in m.parameters(recurse=False))
     )
@@ -134,7 +159,6 @@ def test_export_to_a_dense_network_computes_the_same(case, network):
 
 
 @every_case
-@parametrized
 def test_device_moves_carry_every_tensor(case, network):
     """`.to(device)` moves every tensor a layer holds, and a later forward follows: on CUDA
     where there is one, else on PyTorch's `meta` device (shapes without data)."""
@@ -156,15 +180,19 @@ def _dense_gradient(layer: nn.Module, weight: torch.Tensor, x: torch.Tensor) -> 
     if weight.dim() == 2:
         out = F.linear(x, weight)
     else:
-        out = F.conv2d(x, weight, stride=layer.stride, padding=layer.padding)
+        out = F.conv2d(x, weight, **conv_options(layer))
     (out.square().sum() / 2).backward()
     return weight.grad
 
 
 @pytest.mark.parametrize(
-    "case", [c for c in CASES if CASES[c].method in ("slot", "edge_popup") and not CASES[c].fused]
+    "case,network",
+    list(
+        _pairs(
+            [c for c in CASES if CASES[c].method in ("slot", "edge_popup") and not CASES[c].fused]
+        )
+    ),
 )
-@parametrized
 def test_gradient_contract(case, network):
     """Slot: scores.grad[..., k] = dL/dW * candidates[..., k] (GS; PS with the weight it
     sampled); edge-popup: scores.grad = sign(s) * dL/dw_eff * w. (Fused layers leave dL/dW on
@@ -173,14 +201,11 @@ def test_gradient_contract(case, network):
     model.train()
     for layer in selecting_layers(model):
         shape = layer.weight_shape
-        x = torch.randn(3, shape[1]) if len(shape) == 2 else torch.randn(2, shape[1], 6, 6)
+        channels = shape[1] * getattr(layer, "groups", 1)
+        x = torch.randn(3, shape[1]) if len(shape) == 2 else torch.randn(2, channels, 6, 6)
         torch.manual_seed(0)
         weight = layer.effective_weight()
-        out = (
-            F.linear(x, weight)
-            if len(shape) == 2
-            else F.conv2d(x, weight, stride=layer.stride, padding=layer.padding)
-        )
+        out = F.linear(x, weight) if len(shape) == 2 else F.conv2d(x, weight, **conv_options(layer))
         layer.scores.grad = None
         (out.square().sum() / 2).backward()
         grad_w = _dense_gradient(layer, weight, x)

@@ -35,4 +35,9 @@ def random_flip_crop(
     batch = images.shape[0]
     flips = torch.rand(batch, generator=generator) < 0.5
     offsets = torch.randint(0, 2 * pad + 1, (batch, 2), generator=generator)
-    return flip_crop(images, flips.to(images.device), offsets.to(images.device), pad)
+    if images.is_cuda:  # from pinned memory the copies do not wait for the GPU (no host sync)
+        flips, offsets = flips.pin_memory(), offsets.pin_memory()
+    device = images.device
+    return flip_crop(
+        images, flips.to(device, non_blocking=True), offsets.to(device, non_blocking=True), pad
+    )

@@ -17,6 +17,7 @@ from slotsweep.nn.family import (
     register_family,
 )
 from slotsweep.nn.slot import SlotConv2d, SlotFamily, SlotLinear, SlotMixin
+from slotsweep.nn.slotify import slotify
 
 for _family in (SlotFamily, DenseFamily, EdgePopupFamily):
     register_family(_family)
@@ -38,5 +39,6 @@ __all__ = [
     "SlotMixin",
     "family_class",
     "register_family",
+    "slotify",
     "to_dense",
 ]

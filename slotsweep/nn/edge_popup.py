@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slotsweep.nn.dense import dense_holding
+from slotsweep.nn.dense import Size, conv_options, conv_weight_shape, dense_holding
 from slotsweep.nn.family import LayerFamily, SelectingLayer
 from slotsweep.nn.init import fans
 from slotsweep.seeding import generator
@@ -78,11 +78,7 @@ class EdgePopupMixin(SelectingLayer):
 
     def as_dense(self) -> nn.Module:
         """The ordinary layer computing what this one computes."""
-        return dense_holding(
-            self.dense_weight(),
-            stride=getattr(self, "stride", 1),
-            padding=getattr(self, "padding", 0),
-        )
+        return dense_holding(self.dense_weight(), **conv_options(self))
 
 
 class EdgePopupLinear(EdgePopupMixin):
@@ -107,20 +103,22 @@ class EdgePopupConv2d(EdgePopupMixin):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
+        kernel_size: Size,
         *,
         keep_fraction: float = 0.5,
-        stride: int = 1,
-        padding: int = 0,
+        stride: Size = 1,
+        padding: Size | str = 0,
+        dilation: Size = 1,
+        groups: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.stride, self.padding = stride, padding
-        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        shape = conv_weight_shape(in_channels, out_channels, kernel_size, groups)
         self._init_edge_popup(weight_shape=shape, keep_fraction=keep_fraction, seed=seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.effective_weight(), stride=self.stride, padding=self.padding)
+        return F.conv2d(x, self.effective_weight(), **conv_options(self))
 
 
 class EdgePopupFamily(LayerFamily):
@@ -135,7 +133,14 @@ class EdgePopupFamily(LayerFamily):
         )
 
     def conv(
-        self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int, seed: int
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Size,
+        *,
+        padding: Size | str,
+        seed: int,
+        **geometry: object,
     ) -> nn.Module:
         return EdgePopupConv2d(
             in_channels,
@@ -144,4 +149,5 @@ class EdgePopupFamily(LayerFamily):
             keep_fraction=self.spec.keep_fraction,
             padding=padding,
             seed=seed,
+            **geometry,
         )

@@ -53,9 +53,18 @@ class LayerFamily(abc.ABC):
 
     @abc.abstractmethod
     def conv(
-        self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int, seed: int
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        *,
+        padding: int | tuple[int, int] | str,
+        seed: int,
+        **geometry: object,
     ) -> nn.Module:
-        """A bias-free convolution."""
+        """A bias-free convolution; `geometry`: `stride`, `dilation`, `groups` as `nn.Conv2d`
+        takes them (passed by `slotify` for layers of other models; the paper's archs use the
+        defaults), kept under those names as `nn.Conv2d` keeps them."""
 
 
 def register_family(family: type[LayerFamily]) -> type[LayerFamily]:
@@ -110,3 +119,25 @@ class LayerFactory:
     def conv(self, in_channels: int, out_channels: int, padding: int) -> nn.Module:
         """A bias-free 3x3 convolution of this family."""
         return self.family.conv(in_channels, out_channels, 3, padding=padding, seed=self._seed())
+
+    def like(self, module: nn.Linear | nn.Conv2d) -> nn.Module:
+        """A bias-free layer of this family with the shape and geometry of `module` (an
+        `nn.Linear` or `nn.Conv2d`), on its device; its bias, if any, is not carried over."""
+        if isinstance(module, nn.Conv2d):
+            if module.padding_mode != "zeros":
+                raise ValueError(f"padding_mode {module.padding_mode!r} is not supported")
+            layer = self.family.conv(
+                module.in_channels,
+                module.out_channels,
+                module.kernel_size,
+                padding=module.padding,
+                seed=self._seed(),
+                stride=module.stride,
+                dilation=module.dilation,
+                groups=module.groups,
+            )
+        elif isinstance(module, nn.Linear):
+            layer = self.family.linear(module.in_features, module.out_features, seed=self._seed())
+        else:
+            raise TypeError(f"a linear or conv layer, not {type(module).__name__}")
+        return layer.to(module.weight.device)

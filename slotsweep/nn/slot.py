@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slotsweep.nn.dense import dense_holding
+from slotsweep.nn.dense import Size, conv_options, conv_weight_shape, dense_holding
 from slotsweep.nn.family import LayerFamily, SelectingLayer
 from slotsweep.nn.init import default_score_lambda, value_sigma
 from slotsweep.nn.selection import SelectWeight, gather_values, greedy_indices, sampled_indices
@@ -94,11 +94,7 @@ class SlotMixin(SelectingLayer):
 
     def as_dense(self) -> nn.Module:
         """The ordinary layer computing what this one computes at evaluation."""
-        return dense_holding(
-            self.dense_weight(),
-            stride=getattr(self, "stride", 1),
-            padding=getattr(self, "padding", 0),
-        )
+        return dense_holding(self.dense_weight(), **conv_options(self))
 
     def _sample_generator(self) -> torch.Generator:
         if self._sampler is None or self._sampler.device != self.scores.device:
@@ -171,11 +167,13 @@ class SlotConv2d(SlotMixin):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
+        kernel_size: Size,
         k: int,
         *,
-        stride: int = 1,
-        padding: int = 0,
+        stride: Size = 1,
+        padding: Size | str = 0,
+        dilation: Size = 1,
+        groups: int = 1,
         selection: str = "greedy",
         sharing: str = "none",
         score_lambda: float | None = None,
@@ -185,19 +183,22 @@ class SlotConv2d(SlotMixin):
         fused: bool = False,
     ) -> None:
         super().__init__()
-        self.stride, self.padding = stride, padding
-        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        shape = conv_weight_shape(in_channels, out_channels, kernel_size, groups)
         settings = (selection, sharing, score_lambda, recipe, seed, values_seed, fused)
         self._init_slots(shape, True, k, *settings)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.effective_weight(), stride=self.stride, padding=self.padding)
+        return F.conv2d(x, self.effective_weight(), **conv_options(self))
 
     def extra_repr(self) -> str:
+        out, per_group, kh, kw = self.weight_shape
         return (
-            f"{self.weight_shape[1]}, {self.weight_shape[0]}, kernel={self.weight_shape[2]}, "
+            f"{per_group * self.groups}, {out}, kernel={(kh, kw) if kh != kw else kh}, "
             f"k={self.k}, stride={self.stride}, padding={self.padding}, "
-            f"selection={self.selection}, sharing={self.sharing}"
+            + (f"dilation={self.dilation}, " if self.dilation not in (1, (1, 1)) else "")
+            + (f"groups={self.groups}, " if self.groups != 1 else "")
+            + f"selection={self.selection}, sharing={self.sharing}"
         )
 
 
@@ -226,7 +227,14 @@ class SlotFamily(LayerFamily):
         )
 
     def conv(
-        self, in_channels: int, out_channels: int, kernel_size: int, *, padding: int, seed: int
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Size,
+        *,
+        padding: Size | str,
+        seed: int,
+        **geometry: object,
     ) -> nn.Module:
         spec = self.spec
         conv_lambda = spec.score_lambda_conv
@@ -238,5 +246,6 @@ class SlotFamily(LayerFamily):
             kernel_size,
             spec.k,
             padding=padding,
+            **geometry,
             **self._options(seed, conv_lambda),
         )

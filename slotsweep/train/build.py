@@ -78,11 +78,11 @@ def build_model(
 def evaluate(model: nn.Module, loader: BatchLoader) -> float:
     """Accuracy of `model` (eval mode: GS argmax, PS argmax, no dropout) on a loader."""
     model.eval()
-    correct = torch.zeros((), dtype=torch.int64)
+    correct = torch.zeros((), dtype=torch.int64, device=loader.device)
     total = 0
     with torch.no_grad():
         for x, y in loader:
-            correct = correct + (model(x).argmax(1) == y).sum().cpu()
+            correct += (model(x).argmax(1) == y).sum()  # on the device: no sync per batch
             total += y.numel()
     return correct.item() / max(total, 1)
 

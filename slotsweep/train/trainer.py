@@ -28,6 +28,7 @@ from slotsweep.train.build import (
     use_fused,
 )
 from slotsweep.train.checkpoint import TrainingState, is_due, restore_rng, rng_state
+from slotsweep.train.device import apply_precision
 from slotsweep.train.metrics import (
     PeakMemory,
     change_fraction,
@@ -308,6 +309,7 @@ def train_trial(
         torch.set_num_threads(config.num_threads)
     seed_torch(config.seed)  # dropout draws from torch's generator
     device = resolve_device(config.device)
+    apply_precision(config.precision, device)
     peak = PeakMemory(device)
     started = time.perf_counter()
     data = trial_data(config)
