@@ -20,9 +20,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator
-from pydantic_core import PydanticCustomError
-
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default, relative to the folder
 
 T = TypeVar("T")
@@ -104,6 +101,10 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def _check(self, value: str) -> str:
+        # pydantic is imported by what validates: the layers and `bench/gpu_check.py` run where
+        # it is not installed
+        from pydantic_core import PydanticCustomError
+
         if value in self:
             return value
         if "/" in value:  # the resolver's message names what is known under the prefix
@@ -121,6 +122,8 @@ class Registry(Generic[T]):
     def field_type(self) -> Any:
         """A pydantic type accepting the names registered when a value is validated, so a name
         registered after `TrialConfig` was defined is accepted too."""
+        from pydantic import AfterValidator
+
         return Annotated[str, AfterValidator(self._check)]
 
 

@@ -23,6 +23,8 @@ from slotsweep.nn.slot import SlotMixin
 
 MODES = {"plain": 0, "first": 1, "momentum": 2}  # as the native kernel's
 BLOCK_ELEMENTS = 2048  # scores per program: BLOCK_N connections x BLOCK_K (K rounded up to 2^n)
+# The interpreter runs each program with numpy: fewer, larger programs (same results)
+INTERPRETED_BLOCK_ELEMENTS = 1 << 16
 
 
 def interpreting() -> bool:
@@ -113,10 +115,10 @@ def supports(layer: SlotMixin) -> bool:
     return values_fit and weight.shape == scores.shape[:-1] and available()
 
 
-def block_shape(k: int) -> tuple[int, int]:
-    """(connections, K slots) per program: K rounded up to a power of two, ~2048 scores."""
+def block_shape(k: int, elements: int = BLOCK_ELEMENTS) -> tuple[int, int]:
+    """(connections, K slots) per program: K rounded up to a power of two, `elements` scores."""
     block_k = 1 << max(0, (k - 1).bit_length())
-    return max(1, BLOCK_ELEMENTS // block_k), block_k
+    return max(1, elements // block_k), block_k
 
 
 def update(
@@ -139,7 +141,9 @@ def update(
     ):
         raise ValueError("momentum needs a contiguous float32 buffer shaped like the scores")
     n, k = grad.numel(), layer.k
-    block_n, block_k = block_shape(k)
+    block_n, block_k = block_shape(
+        k, INTERPRETED_BLOCK_ELEMENTS if interpreting() else BLOCK_ELEMENTS
+    )
     grid = ((n + block_n - 1) // block_n,)
     _kernel()[grid](
         scores,
