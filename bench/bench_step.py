@@ -10,7 +10,9 @@ kernel, prebuilt at install or built at run time, where `slotsweep.nn.native.ava
 `reference` (slot layers through autograd and torch SGD), and `one-hot`, the authors' design
 (maxwell-aladago/slot-machines): the weight is `(one_hot(argmax scores) * values).sum(-1)` with
 a straight-through one-hot, trained by torch SGD. Then a K sweep on Lenet, and the training
-state (`memory_state_bytes`) per connection.
+state (`memory_state_bytes`) per connection. Between them, a user's own loop: a plain torch Lenet
+`slotify`-ed at K=8, on one thread, stepped by `SlotSGD` or by torch's SGD and Adam (the default
+path: autograd fills `scores.grad`), against the dense step.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from slotsweep.models import create_model
-from slotsweep.nn import LayerSpec, SlotMixin, native
+from slotsweep.nn import LayerSpec, SlotMixin, native, slotify
 from slotsweep.train.metrics import memory_state_bytes
 from slotsweep.train.optim import build_optimizer
 
@@ -137,6 +139,45 @@ def headline(args: argparse.Namespace) -> None:
         )
 
 
+def plain_lenet() -> nn.Module:
+    """Lenet-300-100 as a user writes it: plain torch layers, with biases."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 300),
+        nn.ReLU(),
+        nn.Linear(300, 100),
+        nn.ReLU(),
+        nn.Linear(100, 10),
+    )
+
+
+def user_loop(args: argparse.Namespace) -> None:
+    """A user's own loop on one thread: a plain Lenet, dense and `slotify`-ed at K=8, stepped
+    by `SlotSGD` (the fused update, `fused=True`) or by any torch optimizer (autograd fills
+    `scores.grad`: the default path)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    _, _, _, batch = NETWORKS["lenet"]
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 1, 28, 28, generator=generator)
+    y = torch.randint(0, 10, (batch,), generator=generator)
+    sgd = functools.partial(torch.optim.SGD, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    runs = {}
+    dense = plain_lenet()
+    runs["dense SGD"] = Run(dense, sgd(dense.parameters()), x, y)
+    fused = slotify(plain_lenet(), k=8, fused=True)
+    runs["slot SlotSGD"] = Run(fused, build_optimizer(fused, LR, MOMENTUM, WEIGHT_DECAY), x, y)
+    for name, make in (("SGD", sgd), ("Adam", functools.partial(torch.optim.Adam, lr=1e-3))):
+        model = slotify(plain_lenet(), k=8)
+        runs[f"slot {name}"] = Run(model, make(model.parameters()), x, y)
+    ms = time_round_robin(runs, args.rounds, args.steps, args.warmup)
+    torch.set_num_threads(threads)
+    print("\nA user's loop: Lenet-300-100 slotify(k=8), batch 128, 1 thread (goal: slot SGD <= 3x)")
+    print(f"{'model and optimizer':20} {'ms/step':>8} {'/dense':>7}")
+    for name, value in ms.items():
+        print(f"{name:20} {value:8.2f} {value / ms['dense SGD']:7.2f}", flush=True)
+
+
 def k_sweep(args: argparse.Namespace) -> None:
     variants = ("dense", "fused", "reference")
     print(
@@ -188,6 +229,7 @@ def main() -> None:
         f"{args.rounds} rounds x {args.steps} steps\n"
     )
     headline(args)
+    user_loop(args)
     k_sweep(args)
     memory_table(8)
 
