@@ -355,7 +355,7 @@ def main(quick: bool) -> int:
             f"{counts[-1]} vs 1 per device: {gain:.2f}x",
         ],
     )
-    loaded = [m for m in FORBIDDEN if m in sys.modules]
+    loaded = [m for m in FORBIDDEN if sys.modules.get(m) is not None]  # None: blocked
     print(f"\nimported Ray/MLflow/Optuna/pydantic: {loaded or 'none'}")
     failed = sum(c["disagree"] for c in checks)
     verdict = "FAILED: Triton and reference selections differ" if failed else "agreement: ok"
