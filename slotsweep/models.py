@@ -12,6 +12,7 @@ from torch import nn
 from slotsweep.nn.family import LayerFactory, LayerSpec
 from slotsweep.nn.slotify import replace_layers, replaceable
 from slotsweep.registry import ARCHS, PADDINGS
+from slotsweep.seeding import seed_torch
 
 ModelBuilder = Callable[..., nn.Module]
 
@@ -256,8 +257,8 @@ def _torchvision_model(
     from torchvision import models
 
     options = _TORCHVISION_OPTIONS.get(name, lambda size: {})(image_size)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(layers.spec.seed)
+    with torch.random.fork_rng(devices=[]):  # the caller's global generator stays as it was
+        seed_torch(layers.spec.seed)
         model = models.get_model(name, weights=None, num_classes=num_classes, **options)
     _adapt_input(model, in_channels)
     _check_input(model, f"{TORCHVISION}/{name}", in_channels, image_size)

@@ -1,26 +1,49 @@
 """The Triton fused update against `fused_update_reference`, layer by layer.
 
-Without a GPU the kernel runs in Triton's interpreter on CPU tensors: TRITON_INTERPRET is set
-here, at collection, and the kernel module decorates its kernel on first use, so the setting
-holds whatever imported Triton before. Only this file's calls reach the kernel on the CPU
+Without a GPU the kernel runs in Triton's interpreter on CPU tensors. TRITON_INTERPRET must be
+set before Triton is imported (its own library functions, `tl.argmax` among them, are decorated
+then), so it is set here at collection when nothing has imported Triton yet; where something has
+(importing torchvision does), the cases run in a fresh process that sets it
+(`test_the_cases_in_a_fresh_interpreter`). Only this file's calls reach the kernel on the CPU
 (`triton_update.supports` refuses CPU layers, which keep the native kernel), so the setting
 changes nothing for other tests. With a GPU the same cases run the compiled kernel on CUDA.
 """
 
 import copy
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 CUDA = torch.cuda.is_available()
-if not CUDA:
+if not CUDA and "triton" not in sys.modules:
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def _runs_here() -> bool:
+    """Whether the kernel can run in this process: on CUDA, or in an interpreter that Triton's
+    library functions were decorated for."""
+    if CUDA:
+        return True
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        return False
+    try:
+        import triton.language as tl
+    except ImportError:
+        return False
+    return type(tl.standard.argmax).__name__ == "InterpretedFunction"
+
+
+HERE = _runs_here()
 
 from slotsweep.nn import SlotConv2d, SlotLinear, triton_update  # noqa: E402
 from slotsweep.nn.fused import fused_update, fused_update_reference  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not triton_update.available(), reason="triton not installed")
+here = pytest.mark.skipif(not HERE, reason="Triton was imported first: run in a fresh process")
 DEVICE = torch.device("cuda" if CUDA else "cpu")
 SHAPES = {
     "linear": lambda k, sharing: SlotLinear(7, 5, k, sharing=sharing, fused=True, seed=k),
@@ -42,6 +65,7 @@ def _step_both(reference, kernel, gradient, state, lr, momentum, weight_decay):
     return ref_buffer, kernel_buffer
 
 
+@here
 @pytest.mark.parametrize("setting", SETTINGS)
 @pytest.mark.parametrize("sharing", ["none", "layer", "global"])
 @pytest.mark.parametrize("k", [1, 2, 8, 64])
@@ -65,6 +89,7 @@ def test_kernel_matches_the_reference(shape, k, sharing, setting):
         assert torch.equal(kernel.cached_weight, reference.selected_weight())
 
 
+@here
 def test_ties_go_to_the_lowest_index_as_argmax():
     """Equal top scores pick the first of them, as `torch.argmax` does."""
     reference = SlotLinear(4, 3, 8, fused=True).to(DEVICE)
@@ -97,3 +122,18 @@ def test_block_shape_covers_k_with_a_power_of_two():
     assert triton_update.block_shape(8) == (256, 8)
     assert triton_update.block_shape(9) == (128, 16)
     assert triton_update.block_shape(1024) == (2, 1024)
+
+
+@pytest.mark.skipif(HERE, reason="the cases ran in this process")
+def test_the_cases_in_a_fresh_interpreter():
+    """This file in a process where TRITON_INTERPRET is set before Triton is imported."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parents[1],
+        env={**os.environ, "TRITON_INTERPRET": "1"},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "skipped" in done.stdout  # this test, skipped there
