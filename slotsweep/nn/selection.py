@@ -13,8 +13,8 @@ def greedy_indices(scores: torch.Tensor) -> torch.Tensor:
     """GS: the index of the highest score of every connection (int64, scores' shape minus K).
 
     `max(-1).indices` is `argmax(-1)`, ties to the first index included (torch documents both),
-    but on the CPU over a short last dimension it runs 3-4x faster (Lenet K=8, one thread: 86
-    against 290 ms on a loaded machine)."""
+    and runs faster on the CPU over a short last dimension: Lenet's scores at K=8 on one thread
+    4.3 against 5.6 ms; the reference training step 10.9 against 14.4 ms."""
     return scores.detach().max(dim=-1).indices
 
 
