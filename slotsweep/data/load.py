@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from .catalog import DatasetSpec, get_spec
 from .cifar import read_cifar_folder
 from .idx import read_idx_folder
@@ -27,13 +29,33 @@ def load_data(
     for the 28x28 sets, 10% for CIFAR-10) of the first `train_subset` training examples.
     """
     spec = get_spec(name)
-    train, test = _read(spec, data_root, seed=seed, download=download)
+    train, test = _read_cached(spec, data_root, seed=seed, download=download)
     if train_subset is not None:
         train = take_first(train, train_subset)
     fraction = spec.val_fraction if val_fraction is None else val_fraction
     train, val = split_validation(train, fraction, seed)
     mean, std = channel_stats(train.images)
     return DataSplits(train, val, test, spec.num_classes, mean, std, spec.augment)
+
+
+# A process that runs many trials (a reused Ray actor) reads each data set once: the splits as
+# read, keyed by what defines them (the set, its folder; the seed of a synthetic one). Nothing
+# downstream writes into them (subsets, splits and normalised copies are new tensors).
+_CACHE: OrderedDict[tuple, tuple[Split, Split]] = OrderedDict()
+CACHED_SETS = 2  # a study trains on one data set; CIFAR-10 as read is about 180 MB
+
+
+def _read_cached(
+    spec: DatasetSpec, data_root: str | None, *, seed: int, download: bool
+) -> tuple[Split, Split]:
+    key = (spec.name, data_root, seed if spec.kind == "synthetic" else None)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    _CACHE[key] = splits = _read(spec, data_root, seed=seed, download=download)
+    while len(_CACHE) > CACHED_SETS:
+        _CACHE.popitem(last=False)
+    return splits
 
 
 def _read(
