@@ -19,6 +19,7 @@ where the overhead goes:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import subprocess
@@ -30,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def launch(folder: Path, trials: int, slots: int, extra: list[str]) -> float:
-    """Runs the study; returns the wall time in seconds."""
+def launch(folder: Path, trials: int, slots: int, extra: list[str]) -> tuple[float, float]:
+    """Runs the study; returns when it started (epoch seconds) and its wall time."""
     seeds = list(range(-(-trials // 5)))
     args = [
         sys.executable,
@@ -54,13 +55,13 @@ def launch(folder: Path, trials: int, slots: int, extra: list[str]) -> float:
         *extra,
     ]
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))}
-    started = time.perf_counter()
+    began, started = time.time(), time.perf_counter()
     with open(folder / "launch.log", "w") as log:
         done = subprocess.run(args, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"launch failed ({done.returncode}): see {folder / 'launch.log'}")
-    return wall
+    return began, wall
 
 
 def trial_runs(folder: Path) -> list:
@@ -171,14 +172,14 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     folder.mkdir(parents=True, exist_ok=True)
-    wall = launch(folder, args.trials, args.slots, args.extra)
-    report(folder, wall, args.slots)
+    began, wall = launch(folder, args.trials, args.slots, args.extra)
+    report(folder, began, wall, args.slots)
 
 
-def report(folder: Path, wall: float, slots: int) -> None:
+def report(folder: Path, began: float, wall: float, slots: int) -> None:
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     runs = trial_runs(folder)
     launched = min(r.info.start_time for r in runs) / 1000
-    log_started = (folder / "launch.log").stat().st_ctime  # close to the launch's start
     own = sum(r.data.metrics.get("train_time_s", 0.0) for r in runs)
     in_run = [
         (r.info.end_time - r.info.start_time) / 1000 - r.data.metrics.get("train_time_s", 0.0)
@@ -186,7 +187,7 @@ def report(folder: Path, wall: float, slots: int) -> None:
     ]
     gaps = slot_gaps(runs, slots)
     tail = time.time() - max(r.info.end_time for r in runs) / 1000
-    startup = max(0.0, launched - log_started)
+    startup = launched - began
     per_slot = len(runs) / slots
     overhead = (wall - startup - own / slots) / per_slot
     rows = [

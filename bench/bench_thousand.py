@@ -58,7 +58,7 @@ def slotsweep(*args: str, folder: Path, **popen: object) -> subprocess.Popen:
 
 STUDY = """\
 name: thousand
-trial: {{arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 1, train_subset: 64,
+trial: {{arch: lenet_300_100, dataset: synthetic, method: slot, epochs: 1, train_subset: 128,
         batch_size: 64}}
 space:
   k: {{choice: [1, 2, 4, 8, 16]}}
@@ -79,6 +79,13 @@ def main() -> None:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-thousand-"))
     folder.mkdir(parents=True, exist_ok=True)
     database = f"slotsweep_b16_{uuid.uuid4().hex[:8]}"
+    if subprocess.run(["pg_isready", "-q"]).returncode != 0:  # as the tests start it
+        subprocess.run(["pg_ctlcluster", "15", "main", "start"], capture_output=True, timeout=120)
+        started = time.perf_counter()
+        while subprocess.run(["pg_isready", "-q"]).returncode != 0:
+            if time.perf_counter() - started > 60:
+                raise SystemExit("PostgreSQL did not start")
+            time.sleep(0.5)
     psql(
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN "
         f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'; END IF; END $$;"
@@ -113,6 +120,8 @@ def run(folder: Path, args: argparse.Namespace, uri: str, store: str) -> None:
                           stderr=subprocess.STDOUT)  # fmt: skip
         while first.poll() is None and log.read_text().count(" finished: ") < args.kill_at:
             time.sleep(0.5)
+        if first.poll() is not None:
+            raise SystemExit(f"the launch ended by itself ({first.returncode}): see {log}")
         first.send_signal(signal.SIGKILL)
         first.wait()
     killed = time.perf_counter() - started

@@ -39,8 +39,9 @@ def load_data(
 
 
 # A process that runs many trials (a reused Ray actor) reads each data set once: the splits as
-# read, keyed by what defines them (the set, its folder; the seed of a synthetic one). Nothing
-# downstream writes into them (subsets, splits and normalised copies are new tensors).
+# read, keyed by what defines them (a synthetic set's seed; the folder found, with its files' sizes
+# and times, so a changed file is read again). Nothing downstream writes into them (subsets,
+# splits and normalised copies are new tensors).
 _CACHE: OrderedDict[tuple, tuple[Split, Split]] = OrderedDict()
 CACHED_SETS = 2  # a study trains on one data set; CIFAR-10 as read is about 180 MB
 
@@ -48,20 +49,17 @@ CACHED_SETS = 2  # a study trains on one data set; CIFAR-10 as read is about 180
 def _read_cached(
     spec: DatasetSpec, data_root: str | None, *, seed: int, download: bool
 ) -> tuple[Split, Split]:
-    key = (spec.name, data_root, seed if spec.kind == "synthetic" else None)
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    _CACHE[key] = splits = _read(spec, data_root, seed=seed, download=download)
-    while len(_CACHE) > CACHED_SETS:
-        _CACHE.popitem(last=False)
-    return splits
-
-
-def _read(
-    spec: DatasetSpec, data_root: str | None, *, seed: int, download: bool
-) -> tuple[Split, Split]:
     if spec.kind == "synthetic":
-        return make_synthetic(seed)
-    folder = locate(spec, data_root, download_ok=download)
-    return READERS[spec.kind](folder)
+        key: tuple = (spec.name, seed)
+        read = lambda: make_synthetic(seed)  # noqa: E731
+    else:
+        folder = locate(spec, data_root, download_ok=download)
+        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir())
+        key = (spec.name, str(folder.resolve()), tuple(files))
+        read = lambda: READERS[spec.kind](folder)  # noqa: E731
+    if key not in _CACHE:
+        _CACHE[key] = read()
+        while len(_CACHE) > CACHED_SETS:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return _CACHE[key]

@@ -135,9 +135,10 @@ class _Reports:
         self.pending.append(state)
 
     def report(self, metrics: EpochMetrics) -> None:
+        last = is_last_epoch(self.config, metrics)
         if self.run is not None:
-            self.run.log_epoch(metrics)
-        if is_last_epoch(self.config, metrics):
+            self.run.log_epoch(metrics, last)
+        if last:
             self.last = metrics
         elif self.pending and self.checkpointing is not None:
             location = self.checkpointing.save(metrics, self.pending.pop())

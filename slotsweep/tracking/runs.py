@@ -137,6 +137,7 @@ class MlflowTrialRun:
         self.run_id = run.info.run_id
         self.logged: set[tuple[str, int]] = set()  # (phase, epoch) already in a reopened run
         self.monitor = None  # MLflow's system-metrics sampler while the trial trains
+        self.held: list[Metric] = []  # the last epoch's metrics, written with the final ones
 
     @property
     def checkpoint(self) -> str | None:
@@ -236,8 +237,10 @@ class MlflowTrialRun:
         client.log_dict(trial.run_id, config.model_dump(), "trial_config.json")
         return trial
 
-    def log_epoch(self, metrics: EpochMetrics) -> None:
-        """Per-epoch metrics at step = epoch (once: a reopened run skips epochs it holds)."""
+    def log_epoch(self, metrics: EpochMetrics, last: bool = False) -> None:
+        """Per-epoch metrics at step = epoch (once: a reopened run skips epochs it holds). The
+        `last` epoch's are held and written with the final metrics (or the failure) in one batch.
+        """
         if (metrics.phase, metrics.epoch) in self.logged:
             return
         stamp = now_ms()
@@ -245,9 +248,18 @@ class MlflowTrialRun:
             Metric(key, value, stamp, metrics.epoch)
             for key, value in epoch_metric_values(metrics).items()
         ]
+        if last:
+            self.held = batch
+            return
         # synchronous, one batch per epoch: MLflow's asynchronous queue would cost each run
         # about 0.9 s at its end (set_terminated waits for the queue's thread to stop)
         self.client.log_batch(self.run_id, metrics=batch)
+
+    def _write_held(self) -> None:
+        """The last epoch's metrics, when a run ends without its final batch."""
+        held, self.held = self.held, []
+        if held:
+            self.client.log_batch(self.run_id, metrics=held)
 
     def finish(self, result: TrialResult) -> None:
         """Final metrics and tags in one batch, the data, the trained network, the result JSON,
@@ -261,7 +273,8 @@ class MlflowTrialRun:
         network = network_file(str(result.params.get("method", "slot")))
         if result.ticket is not None:
             tags.append(RunTag(NETWORK_TAG, f"{NETWORK_DIR}/{network}"))
-        self.client.log_batch(self.run_id, metrics=batch, tags=tags)
+        held, self.held = self.held, []
+        self.client.log_batch(self.run_id, metrics=held + batch, tags=tags)
         self.client.log_dict(self.run_id, result.to_dict(), "result.json")
         if result.datasets:
             log_data_inputs(self.client, self.run_id, [dataset_input(d) for d in result.datasets])
@@ -284,6 +297,7 @@ class MlflowTrialRun:
     def fail(self, error: BaseException) -> None:
         """Records the error (tag and traceback artifact) and FAILED."""
         self._stop_monitor()
+        self._write_held()
         message = f"{type(error).__name__}: {error}"
         self.client.set_tag(self.run_id, ERROR, message[:5000])
         text = "".join(traceback.format_exception(error))
@@ -293,6 +307,7 @@ class MlflowTrialRun:
     def stop(self) -> None:
         """Records that the trial was stopped (KILLED), not that it failed."""
         self._stop_monitor()
+        self._write_held()
         _kill(self.client, self.run_id)
 
     def final_metrics(self) -> dict[str, float]:
