@@ -190,12 +190,15 @@ def report(folder: Path, began: float, wall: float, slots: int) -> None:
     startup = launched - began
     per_slot = len(runs) / slots
     overhead = (wall - startup - own / slots) / per_slot
+    span = (max(r.info.end_time for r in runs) - min(r.info.start_time for r in runs)) / 1000
+    steady = (span - own / slots) / per_slot
     rows = [
         ("trials", f"{len(runs)} ({slots} slots)"),
         ("wall time", f"{wall:.1f} s"),
         ("trials' own time", f"{own:.1f} s, {own / slots:.1f} s over the slots"),
         ("start-up (launch to first trial run)", f"{startup:.1f} s"),
         ("overhead per trial per slot", f"{overhead:.3f} s"),
+        ("  of which between the first run's start and the last's end", f"{steady:.3f} s"),
         ("  in-run MLflow time outside training (mean)", f"{statistics.mean(in_run):.3f} s"),
         ("  gap between runs on a slot (mean)", f"{statistics.mean(gaps or [0]):.3f} s"),
         ("  after the last run (summary, Ray stop)", f"{tail:.1f} s (approx.)"),
