@@ -1,7 +1,7 @@
 """A thousand-trial Optuna (TPE) search, max_concurrent 8, against `mlflow server` on PostgreSQL:
 launched with its output in a file, SIGKILLed once `--kill-at` trials finished, `--resume`d,
 then `report` and `ui` over it. Prints each step's time; run as root (it makes and drops its own
-PostgreSQL role and database with `runuser -u postgres psql`).
+PostgreSQL role and database with `runuser -u postgres psql`, and drops them after).
 
     .venv/bin/python bench/bench_thousand.py [--trials 1000] [--kill-at 400] [--keep DIR]
 """
@@ -108,6 +108,7 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
         psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        psql(f"DROP ROLE IF EXISTS {ROLE}")
 
 
 def run(folder: Path, args: argparse.Namespace, uri: str, store: str) -> None:
