@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import socket
 import time
@@ -420,3 +421,19 @@ def test_real_fashion_mnist_from_debian_folder(monkeypatch):
     counts = torch.bincount(torch.cat([data.train.labels, data.val.labels]), minlength=10)
     assert counts.tolist() == [6000] * 10
     assert 0.2 < data.mean[0] < 0.4 and 0.25 < data.std[0] < 0.45
+
+
+def test_a_process_reads_a_data_set_once_and_a_changed_one_again(tmp_path):
+    """Trials sharing a process share the data as read (same tensors, the same splits drawn
+    from them); a folder whose files changed is read again."""
+    write_labelled(tmp_path / "a", 1)
+    first = load_data("mnist", str(tmp_path / "a"), download=False, seed=0)
+    again = load_data("mnist", str(tmp_path / "a"), download=False, seed=0)
+    assert again.test.images is first.test.images  # read once
+    assert torch.equal(again.train.images, first.train.images)
+    write_labelled(tmp_path / "a", 5)
+    for path in (tmp_path / "a").iterdir():  # a later time, whatever the clock's resolution
+        stat = path.stat()
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    changed = load_data("mnist", str(tmp_path / "a"), download=False, seed=0)
+    assert int(changed.train.labels[0]) == 5

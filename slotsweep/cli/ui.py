@@ -60,7 +60,7 @@ def ui(
 
 def _print_links(uri: str, experiment: str, base: str) -> list[str]:
     """Prints (and returns) the links to a study's latest launch; publishes their view state."""
-    from slotsweep.tracking.links import SHARED_VIEW_TAG, study_links
+    from slotsweep.tracking.links import COMPARED_BY, SHARED_VIEW_TAG, study_links
     from slotsweep.tracking.queries import set_experiment_tag, study_coordinates
 
     try:
@@ -81,7 +81,12 @@ def _print_links(uri: str, experiment: str, base: str) -> list[str]:
     )
     console.print(f"trials:  {links.runs}", markup=False, soft_wrap=True)
     if links.compare:
-        console.print(f"compare: {links.compare}", markup=False, soft_wrap=True)
+        console.print(
+            f"compare: {links.compare}  (the best {links.compared} of {len(coords.trials)} "
+            f"trials by {COMPARED_BY})",
+            markup=False,
+            soft_wrap=True,
+        )
     if links.summary:
         console.print(f"summary: {links.summary}", markup=False, soft_wrap=True)
     return [link for link in (links.runs, links.compare) if link]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from .catalog import DatasetSpec, get_spec
 from .cifar import read_cifar_folder
 from .idx import read_idx_folder
@@ -27,7 +29,7 @@ def load_data(
     for the 28x28 sets, 10% for CIFAR-10) of the first `train_subset` training examples.
     """
     spec = get_spec(name)
-    train, test = _read(spec, data_root, seed=seed, download=download)
+    train, test = _read_cached(spec, data_root, seed=seed, download=download)
     if train_subset is not None:
         train = take_first(train, train_subset)
     fraction = spec.val_fraction if val_fraction is None else val_fraction
@@ -36,10 +38,28 @@ def load_data(
     return DataSplits(train, val, test, spec.num_classes, mean, std, spec.augment)
 
 
-def _read(
+# A process that runs many trials (a reused Ray actor) reads each data set once: the splits as
+# read, keyed by what defines them (a synthetic set's seed; the folder found, with its files' sizes
+# and times, so a changed file is read again). Nothing downstream writes into them (subsets,
+# splits and normalised copies are new tensors).
+_CACHE: OrderedDict[tuple, tuple[Split, Split]] = OrderedDict()
+CACHED_SETS = 2  # a study trains on one data set; CIFAR-10 as read is about 180 MB
+
+
+def _read_cached(
     spec: DatasetSpec, data_root: str | None, *, seed: int, download: bool
 ) -> tuple[Split, Split]:
     if spec.kind == "synthetic":
-        return make_synthetic(seed)
-    folder = locate(spec, data_root, download_ok=download)
-    return READERS[spec.kind](folder)
+        key: tuple = (spec.name, seed)
+        read = lambda: make_synthetic(seed)  # noqa: E731
+    else:
+        folder = locate(spec, data_root, download_ok=download)
+        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir())
+        key = (spec.name, str(folder.resolve()), tuple(files))
+        read = lambda: READERS[spec.kind](folder)  # noqa: E731
+    if key not in _CACHE:
+        _CACHE[key] = read()
+        while len(_CACHE) > CACHED_SETS:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return _CACHE[key]

@@ -158,8 +158,9 @@ class ProgressCallback(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
         failure = (trial.last_result or {}).get(FAILED)
         if failure:
-            self.progress.trial_failed(trial.trial_id)
-            if self.console is not None:  # one line per failed trial (MLflow has the traceback)
+            self.progress.trial_failed(trial.trial_id, str(failure))
+            if self.console is not None and self.progress.log is None:
+                # above the live view, one line per failed trial (MLflow has the traceback)
                 self.console.print(
                     f"trial {trial.trial_id} failed: {failure}", markup=False, highlight=False
                 )

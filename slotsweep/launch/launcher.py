@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import ray
 from ray import tune
 from rich.console import Console
-from rich.live import Live
 
 from slotsweep.config import ResolvedConfig, TrialConfig, trial_key
 from slotsweep.launch import local_ray
@@ -26,6 +25,7 @@ from slotsweep.launch.adapter import (
     tune_domain,
     tune_trial,
 )
+from slotsweep.launch.logview import progress_view
 from slotsweep.launch.progress import StudyProgress, distinguishing_keys, trial_name
 from slotsweep.launch.workers import cluster_summary, credentials_env
 from slotsweep.study.schema import Study
@@ -51,6 +51,9 @@ class LaunchOptions:
 
 
 DEFAULT_STORAGE = "ray_results"
+# A trial's process (Ray actor) runs the launch's next trials: no new process, imports or data
+# per trial. Every trial sets what it changes in the process (threads, seeds, GPU share) itself.
+REUSE_ACTORS = os.environ.get("SLOTSWEEP_REUSE_ACTORS", "1") != "0"
 
 
 @dataclass
@@ -123,7 +126,7 @@ class Launcher:
         )
         own_ray = self._start_ray()
         try:
-            with Live(progress, console=self.console, refresh_per_second=2, transient=False):
+            with progress_view(progress, self.console):
                 self._run_fixed(fixed, names, target, progress)
                 if progress.done == len(fixed):  # Tune returns normally after a Ctrl-C
                     self._run_search(earlier, target, progress)
@@ -178,6 +181,9 @@ class Launcher:
         # a failed trial's final result carries NaN objectives and the failure, not every metric
         os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        # MLflow is the record of every result: Tune's own per-result files (JSON, CSV,
+        # TensorBoard) would cost the driver a write per result and per trial
+        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
         # A failed trial is one line in the live view; its traceback goes to its error.txt
         # (MLflow, and the trial's folder), not through Tune's logger to the console.
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
@@ -267,6 +273,7 @@ class Launcher:
             scheduler=scheduler,
             max_concurrent_trials=self.concurrency,
             trial_dirname_creator=lambda trial: trial.trial_id,
+            reuse_actors=REUSE_ACTORS,
         )
         space = {"trial": tune.grid_search(fixed)}
         namer = lambda params: names[trial_key(params["trial"])]  # noqa: E731
@@ -308,6 +315,7 @@ class Launcher:
             scheduler=asha_scheduler(study, self._finetune_epochs()),
             num_samples=remaining,
             trial_dirname_creator=lambda trial: trial.trial_id,
+            reuse_actors=REUSE_ACTORS,
         )
         namer = lambda params: trial_name({**base, **params}, list(dims))  # noqa: E731
         self._fit(

@@ -4,7 +4,7 @@ reason), the best, the time left; and the closing list of failed trials."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,9 @@ class StudyProgress:
     best_trial: str | None = None
     last: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # trial id -> `slot k=32 seed 0`
+    values: dict[str, float] = field(default_factory=dict)  # trial id -> its latest objective
+    # where each trial event goes as one line (a launch whose output is not a terminal)
+    log: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self._bar = Progress(
@@ -68,6 +71,7 @@ class StudyProgress:
         self.running[trial_id] = time.monotonic()
         if name:
             self.names[trial_id] = name
+        self._log(f"trial {self.name(trial_id)} started")
 
     def name(self, trial_id: str | None) -> str:
         """A trial as its settings name it, else Tune's id."""
@@ -77,6 +81,7 @@ class StudyProgress:
         """Records a reported result; tracks the best value of the study's metric."""
         value = metrics.get(self.metric)
         if isinstance(value, (int, float)):
+            self.values[trial_id] = float(value)
             better = self.best is None or (
                 value > self.best if self.mode == "max" else value < self.best
             )
@@ -88,11 +93,24 @@ class StudyProgress:
     def trial_finished(self, trial_id: str) -> None:
         start = self.running.pop(trial_id, time.monotonic())
         self.durations.append(time.monotonic() - start)
+        value = self.values.get(trial_id)
+        shown = "-" if value is None else f"{value:.4f}"
+        self._log(
+            f"trial {self.name(trial_id)} finished: {self.metric} {shown} "
+            f"in {self.durations[-1]:.1f} s"
+        )
 
     def trial_failed(self, trial_id: str, reason: str = "") -> None:
-        self.running.pop(trial_id, None)
+        start = self.running.pop(trial_id, None)
         self.failed.append(trial_id)
-        self.reasons[trial_id] = one_line(reason) if reason else ""
+        # never an empty reason: the traceback is in the trial's error.txt either way
+        self.reasons[trial_id] = one_line(reason) if reason.strip() else error_reason(None)
+        after = "" if start is None else f" (after {time.monotonic() - start:.1f} s)"
+        self._log(f"trial {self.name(trial_id)} failed: {self.reasons[trial_id]}{after}")
+
+    def _log(self, line: str) -> None:
+        if self.log is not None:
+            self.log(line)
 
     def seconds_left(self) -> float | None:
         """Mean trial time x remaining trials / concurrency; None before any trial finished."""

@@ -71,7 +71,7 @@ def run_trial(
     resume = checkpointing.latest if checkpointing else None
     run = None
     if target is not None:
-        run, resume = _open_run(config, target, trial_id, checkpointing, resume)
+        run, resume = _open_run(config, target, trial_id, checkpointing, resume, tags)
         if run.finished:
             metrics = run.final_metrics()
             if on_final:
@@ -94,9 +94,10 @@ def _open_run(
     trial_id: str,
     checkpointing: Checkpointing | None,
     resume: TrainingState | None,
+    tags: dict[str, str] | None = None,
 ) -> tuple[MlflowTrialRun, TrainingState | None]:
     """The trial's MLflow run (reopened from a restored state's run id, found again by its
-    trial key, or new) and the state to go on from, if any."""
+    trial key, or new, created with `tags`) and the state to go on from, if any."""
     if resume is not None and resume.run_id:
         return MlflowTrialRun.reopen(target.uri, resume.run_id), resume
     run = MlflowTrialRun.open(
@@ -109,6 +110,7 @@ def _open_run(
         parent_run_id=target.parent_run_id,
         phase=target.phase,
         commit=target.commit,
+        extra_tags=tags,
     )
     if checkpointing and run.checkpoint and not run.finished:
         resume = checkpointing.load(run.checkpoint)
@@ -133,9 +135,10 @@ class _Reports:
         self.pending.append(state)
 
     def report(self, metrics: EpochMetrics) -> None:
+        last = is_last_epoch(self.config, metrics)
         if self.run is not None:
-            self.run.log_epoch(metrics)
-        if is_last_epoch(self.config, metrics):
+            self.run.log_epoch(metrics, last)
+        if last:
             self.last = metrics
         elif self.pending and self.checkpointing is not None:
             location = self.checkpointing.save(metrics, self.pending.pop())

@@ -137,6 +137,7 @@ class MlflowTrialRun:
         self.run_id = run.info.run_id
         self.logged: set[tuple[str, int]] = set()  # (phase, epoch) already in a reopened run
         self.monitor = None  # MLflow's system-metrics sampler while the trial trains
+        self.held: list[Metric] = []  # the last epoch's metrics, written with the final ones
 
     @property
     def checkpoint(self) -> str | None:
@@ -166,9 +167,12 @@ class MlflowTrialRun:
         self.client.set_tag(self.run_id, CHECKPOINT, location)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        """Extra tags (where the trial runs); a restored trial overwrites them."""
-        if tags:
-            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        """Extra tags (where the trial runs); a restored trial overwrites them. Tags the run
+        already holds (given when it was created) are not written again."""
+        held = self.run.data.tags
+        changed = [RunTag(k, v) for k, v in tags.items() if held.get(k) != v]
+        if changed:
+            self.client.log_batch(self.run_id, tags=changed)
 
     @property
     def finished(self) -> bool:
@@ -187,10 +191,11 @@ class MlflowTrialRun:
         parent_run_id: str | None = None,
         phase: str = "fixed",
         commit: str | None = None,
+        extra_tags: dict[str, str] | None = None,
     ) -> MlflowTrialRun:
         """The finished run of this trial key under the parent, else its newest unfinished run
         that saved a checkpoint (reopened: the trial goes on from there), else a new one (stale
-        runs removed)."""
+        runs removed) created with `extra_tags` (where it runs) among its tags."""
         client = MlflowClient(uri)
         if parent_run_id:
             runs = find_runs(
@@ -213,6 +218,7 @@ class MlflowTrialRun:
             "trial",
             commit,
             {
+                **(extra_tags or {}),
                 TRIAL_ID: trial_id,
                 TRIAL_KEY: trial_key,
                 PHASE: phase,
@@ -222,16 +228,19 @@ class MlflowTrialRun:
         )
         k = f"-k{config.k}" if config.method == "slot" else ""
         name = f"{config.method}-{config.arch}{k}-s{config.seed}-{trial_key[:6]}"
-        run = client.create_run(experiment, tags=tags, run_name=name)
+        # three writes: the run with every tag (its name among them), the params, the config
+        run = client.create_run(experiment, tags={**tags, MLFLOW_RUN_NAME: name}, run_name=name)
         trial = cls(client, run)
         trial.monitor = _system_metrics(uri, trial.run_id)
         params = [Param(k, v) for k, v in trial_params(config).items()]
-        client.log_batch(trial.run_id, params=params, tags=[RunTag(MLFLOW_RUN_NAME, name)])
+        client.log_batch(trial.run_id, params=params)
         client.log_dict(trial.run_id, config.model_dump(), "trial_config.json")
         return trial
 
-    def log_epoch(self, metrics: EpochMetrics) -> None:
-        """Per-epoch metrics at step = epoch (once: a reopened run skips epochs it holds)."""
+    def log_epoch(self, metrics: EpochMetrics, last: bool = False) -> None:
+        """Per-epoch metrics at step = epoch (once: a reopened run skips epochs it holds). The
+        `last` epoch's are held and written with the final metrics (or the failure) in one batch.
+        """
         if (metrics.phase, metrics.epoch) in self.logged:
             return
         stamp = now_ms()
@@ -239,32 +248,46 @@ class MlflowTrialRun:
             Metric(key, value, stamp, metrics.epoch)
             for key, value in epoch_metric_values(metrics).items()
         ]
+        if last:
+            self.held = batch
+            return
+        # synchronous, one batch per epoch: MLflow's asynchronous queue would cost each run
+        # about 0.9 s at its end (set_terminated waits for the queue's thread to stop)
         self.client.log_batch(self.run_id, metrics=batch)
 
+    def _write_held(self) -> None:
+        """The last epoch's metrics, when a run ends without its final batch."""
+        held, self.held = self.held, []
+        if held:
+            self.client.log_batch(self.run_id, metrics=held)
+
     def finish(self, result: TrialResult) -> None:
-        """Final metrics, the data, the trained network, the result JSON, and FINISHED."""
+        """Final metrics and tags in one batch, the data, the trained network, the result JSON,
+        and FINISHED once every write is in."""
         self._stop_monitor()
         stamp = now_ms()
         batch = [Metric(key, value, stamp, 0) for key, value in result.final_metrics().items()]
         tags = [RunTag(IMPL, result.impl), RunTag(DEVICE, result.device)]
         if result.selection_sha256:
             tags.append(RunTag(SELECTION_SHA256, result.selection_sha256))
-        self.client.log_batch(self.run_id, metrics=batch, tags=tags)
+        network = network_file(str(result.params.get("method", "slot")))
+        if result.ticket is not None:
+            tags.append(RunTag(NETWORK_TAG, f"{NETWORK_DIR}/{network}"))
+        held, self.held = self.held, []
+        self.client.log_batch(self.run_id, metrics=held + batch, tags=tags)
         self.client.log_dict(self.run_id, result.to_dict(), "result.json")
         if result.datasets:
             log_data_inputs(self.client, self.run_id, [dataset_input(d) for d in result.datasets])
         if result.ticket is not None:
-            self._log_network(result)
+            self._log_network(network, result.ticket)
         self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FINISHED))
 
-    def _log_network(self, result: TrialResult) -> None:
+    def _log_network(self, name: str, ticket: bytes) -> None:
         """The best-validation epoch's network: a ticket (slot, edge-popup) or the weights."""
-        name = network_file(str(result.params.get("method", "slot")))
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / name
-            path.write_bytes(result.ticket)
+            path.write_bytes(ticket)
             self.client.log_artifact(self.run_id, str(path), NETWORK_DIR)
-        self.client.set_tag(self.run_id, NETWORK_TAG, f"{NETWORK_DIR}/{name}")
 
     def _stop_monitor(self) -> None:
         if self.monitor is not None:
@@ -274,6 +297,7 @@ class MlflowTrialRun:
     def fail(self, error: BaseException) -> None:
         """Records the error (tag and traceback artifact) and FAILED."""
         self._stop_monitor()
+        self._write_held()
         message = f"{type(error).__name__}: {error}"
         self.client.set_tag(self.run_id, ERROR, message[:5000])
         text = "".join(traceback.format_exception(error))
@@ -283,6 +307,7 @@ class MlflowTrialRun:
     def stop(self) -> None:
         """Records that the trial was stopped (KILLED), not that it failed."""
         self._stop_monitor()
+        self._write_held()
         _kill(self.client, self.run_id)
 
     def final_metrics(self) -> dict[str, float]:

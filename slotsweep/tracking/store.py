@@ -54,6 +54,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+PAGE_SIZE = 1000  # runs a query asks for at a time (MLflow's default page is 1,000 as well)
+
+
 def find_runs(client: MlflowClient, experiment: str, filter_string: str) -> list[Run]:
     """Active runs of one experiment matching a filter, newest first, every page."""
     runs, token = [], None
@@ -62,7 +65,7 @@ def find_runs(client: MlflowClient, experiment: str, filter_string: str) -> list
             [experiment],
             filter_string,
             ViewType.ACTIVE_ONLY,
-            max_results=1000,
+            max_results=PAGE_SIZE,
             order_by=["attributes.start_time DESC"],
             page_token=token,
         )
