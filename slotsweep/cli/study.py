@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
+from rich.text import Text
 
 if TYPE_CHECKING:
     from slotsweep.launch.launcher import LaunchOptions, LaunchSummary
@@ -63,6 +65,7 @@ def _print_closing(study: Study, summary: LaunchSummary, slots: int) -> None:
     from slotsweep.cli.results import print_comparison
     from slotsweep.launch.progress import distinguishing_keys, failures_table, trial_name
     from slotsweep.report import compare
+    from slotsweep.tracking.notices import fault_notices
     from slotsweep.tracking.queries import trial_records
 
     records = trial_records(summary.tracking_uri, summary.experiment, summary.parent_run_id)
@@ -77,6 +80,8 @@ def _print_closing(study: Study, summary: LaunchSummary, slots: int) -> None:
     )
     if failed is not None:
         console.print(failed)
+    for line in fault_notices(summary.tracking_uri, summary.experiment, summary.parent_run_id):
+        err.print(line, style="yellow", markup=False, highlight=False)
     console.print(launch_timing(summary, records, slots))
 
 
@@ -97,11 +102,9 @@ def _stopped(study: Study, summary: LaunchSummary | None, signal_name: str) -> N
         stopped = sum(record.status == "KILLED" for record in records)
         finished = sum(record.status == "FINISHED" for record in records)
     left = max(0, study.trial_count() - finished)
-    err.print(
-        f"[bold yellow]{signal_name}[/]: "
-        + stopped_line(stopped, finished, left, resume_command()),
-        highlight=False,
-    )
+    line = stopped_line(stopped, finished, left, resume_command())
+    # one line however wide the terminal, and no markup: the command is copied as it is
+    err.print(Text.assemble((signal_name, "bold yellow"), ": ", line), soft_wrap=True)
     raise typer.Exit(STOPPED_EXIT_CODE)
 
 
@@ -179,6 +182,8 @@ def _locked_launch(
     from slotsweep.tracking.store import prepare_store
 
     uri = absolute_tracking_uri(study.tracking_uri(options.tracking_uri))
+    # MLflow prints "View run ... at" as each run of a server store ends: not into the live view
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     where = {"address": options.address, "num_cpus": options.num_cpus}
     exit_on_problems(
         launch_problems(study, storage=options.storage_path, **where)

@@ -214,6 +214,11 @@ class Launcher:
             ray.init(address=self.options.address, **common)
             self.console.print(cluster_summary(), markup=False)
         else:
+            # Ray warns at every new local cluster that it turned its token auth on (its safe
+            # default, kept): news the first time, noise in every launch's output after that
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+                logging.ERROR
+            )
             ended = local_ray.end_leftovers(self.study.name)  # of a launch killed before
             if ended:
                 self.console.print(f"ended {ended} Ray processes left by a killed launch")

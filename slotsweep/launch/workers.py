@@ -3,6 +3,7 @@ it runs (for its MLflow tags), its GPU share, and the credentials the launcher p
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import tempfile
@@ -40,6 +41,13 @@ def checkpoint_location(checkpoint: tune.Checkpoint) -> str:
     return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path}"
 
 
+def _named(error: OSError, where: str) -> OSError:
+    """A full disk, named: where the checkpoint was being written."""
+    if error.errno != errno.ENOSPC and "No space left" not in str(error):
+        return error
+    return OSError(errno.ENOSPC, f"No space left on device: saving a checkpoint into {where}")
+
+
 def tune_checkpointing(
     every: int,
     epoch_values: Callable[[EpochMetrics], dict[str, float]],
@@ -52,8 +60,15 @@ def tune_checkpointing(
 
     def save(metrics: EpochMetrics, state: TrainingState) -> str:
         with tempfile.TemporaryDirectory(prefix="slotsweep-checkpoint-") as folder:
-            state.save(folder)
-            tune.report(epoch_values(metrics), checkpoint=tune.Checkpoint.from_directory(folder))
+            try:
+                state.save(folder)
+            except OSError as error:
+                raise _named(error, folder) from error
+            try:
+                checkpoint = tune.Checkpoint.from_directory(folder)
+                tune.report(epoch_values(metrics), checkpoint=checkpoint)
+            except OSError as error:  # Tune's copy into its storage
+                raise _named(error, tune.get_context().get_trial_dir()) from error
         return checkpoint_location(tune.get_checkpoint())  # the copy Tune persisted
 
     checkpointing = Checkpointing(every, save, lambda location: None)
