@@ -243,3 +243,32 @@ def test_a_changed_search_alters_its_trials_and_more_samples_do_not(tmp_path):
     assert plan_changes(before, more, set(), True) == []
     other = study_plan(load_study(tmp_path / "o.yaml", ["search.sampler=random"]))
     assert plan_changes(before, other, set(), True) == ["search.sampler: tpe -> random"]
+
+
+@pytest.mark.slow
+def test_a_resume_of_a_changed_study_is_refused_naming_the_key_unless_allowed(tmp_path):
+    from helpers import run_cli
+    from mlflow.tracking import MlflowClient
+
+    study = tmp_path / "changed.yaml"
+    study.write_text((ROOT / "studies" / "smoke.yaml").read_text().replace("smoke", "changed"))
+    launch = ("launch", str(study), "--num-cpus", "2")
+    first = run_cli(*launch, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    changed = run_cli(*launch, "--resume", "--set", "trial.epochs=2", cwd=tmp_path)
+    assert changed.returncode == 2, changed.stdout + changed.stderr
+    assert "- trial.epochs: 1 -> 2" in changed.stderr and "--allow-changes" in changed.stderr
+    allowed = run_cli(
+        *launch, "--resume", "--allow-changes", "--set", "trial.epochs=2", cwd=tmp_path
+    )
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("changed").experiment_id])
+    parents = [r for r in runs if r.data.tags["slotsweep.role"] == "study"]
+    trials = [r for r in runs if r.data.tags["slotsweep.role"] == "trial"]
+    assert len(parents) == 1 and len(trials) == 6
+    old = [r for r in trials if r.data.params["epochs"] == "1"]
+    assert len(old) == 3
+    assert all("trial.epochs: 1 -> 2" in r.data.tags["slotsweep.superseded"] for r in old)
+    assert not any("slotsweep.superseded" in r.data.tags for r in trials if r not in old)
+    assert parents[0].data.tags["slotsweep.plan_sha256"] != ""

@@ -32,12 +32,12 @@ EPOCHS = 60  # about 0.25 s an epoch: a trial runs for tens of polls
 ENV = {**CLI_ENV, "RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
 
 
-def _study(tmp_path: Path, name: str) -> Path:
+def _study(tmp_path: Path, name: str, epochs: int = EPOCHS) -> Path:
     """The smoke study (two slot trials and a dense baseline, two at a time), EPOCHS epochs, a
     checkpoint every 3: a stop between two saves must make one of its own."""
     path = tmp_path / f"{name}.yaml"
     text = (ROOT / "studies" / "smoke.yaml").read_text().replace("name: smoke", f"name: {name}")
-    path.write_text(text.replace("epochs: 1", f"epochs: {EPOCHS}") + "checkpoint_every: 3\n")
+    path.write_text(text.replace("epochs: 1", f"epochs: {epochs}") + "checkpoint_every: 3\n")
     return path
 
 
@@ -195,6 +195,7 @@ def test_two_launches_on_a_fresh_store_then_ctrl_c_leaves_nothing_alive(tmp_path
 
 
 OUTAGE_S = 10  # long enough for trials' MLflow calls to fail and retry (MLflow backs off)
+OUTAGE_EPOCHS = 30  # trials block on their logging while the server is down: fewer will do
 
 
 def _server(tmp_path: Path, port: int) -> subprocess.Popen:
@@ -225,7 +226,7 @@ def test_a_tracking_server_down_mid_study_loses_nothing(tmp_path):
     and finishes, every epoch logged once; MLflow's "View run" lines stay out of the output."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    study, log = _study(tmp_path, "outage"), tmp_path / "launch.log"
+    study, log = _study(tmp_path, "outage", OUTAGE_EPOCHS), tmp_path / "launch.log"
     servers = [_server(tmp_path, port)]
     client = MlflowClient(url)
     launcher = popen_cli(
@@ -248,11 +249,11 @@ def test_a_tracking_server_down_mid_study_loses_nothing(tmp_path):
         assert launcher.poll() is None
         servers.append(_server(tmp_path, port))
         assert launcher.wait(timeout=600) == 0, log.read_text()
+        trials = _trials(client, "outage")  # read while the server is up
+        assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
+        for run in trials:
+            assert _steps(client, run.info.run_id) == list(range(1, OUTAGE_EPOCHS + 1))
     finally:
         for process in (launcher, *servers):
             _kill_session(process.pid)
-    trials = _trials(client, "outage")
-    assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
-    for run in trials:
-        assert _steps(client, run.info.run_id) == list(range(1, EPOCHS + 1))
     assert "View run" not in log.read_text()

@@ -137,8 +137,11 @@ def launch(
     set_: SetOption = None,
     preset: PresetOption = None,
     grace_period: Annotated[
-        float, typer.Option(min=0, help="After SIGTERM/SIGINT: seconds trials get to save and stop")
-    ] = 30.0,
+        Optional[float],
+        typer.Option(
+            min=0, help="After SIGTERM/SIGINT: seconds trials get to save and stop (default 30)"
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option(help="If the study is being launched already, wait for that launch")
     ] = False,
@@ -166,7 +169,7 @@ def launch(
         num_cpus=num_cpus,
         num_gpus=num_gpus,
         storage_path=storage or study.storage or DEFAULT_STORAGE,
-        grace_s=grace_period,
+        **({} if grace_period is None else {"grace_s": grace_period}),
     )
     _locked_launch(study, options, wait=wait, allow_changes=allow_changes)
 

@@ -27,7 +27,7 @@ from slotsweep.launch.adapter import (
     tune_trial,
 )
 from slotsweep.launch.progress import StudyProgress, distinguishing_keys, trial_name
-from slotsweep.launch.stop import LaunchStop, RunningTrials
+from slotsweep.launch.stop import DEFAULT_GRACE_S, LaunchStop, RunningTrials
 from slotsweep.launch.workers import cluster_summary, credentials_env
 from slotsweep.study.identity import study_plan
 from slotsweep.study.schema import Study
@@ -37,8 +37,7 @@ from slotsweep.tracking.runs import StudyRun, finished_search_trials, finished_t
 from slotsweep.tracking.store import TrackingTarget
 
 if TYPE_CHECKING:
-    from slotsweep.tracking.identity import record_plan
-from slotsweep.tracking.runs import Run
+    from slotsweep.tracking.runs import Run
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class LaunchOptions:
     num_cpus: int | None = None  # local Ray only; None: every core of this machine
     storage_path: str | None = None  # Tune's storage; None: the study's `storage`, else below
     num_gpus: int | None = None  # local Ray only: logical GPUs (None: those Ray detects)
-    grace_s: float = 30.0  # after SIGTERM/SIGINT: how long trials may take to save and stop
+    grace_s: float = DEFAULT_GRACE_S  # after SIGTERM/SIGINT: how long trials may take to stop
 
 
 DEFAULT_STORAGE = "ray_results"
