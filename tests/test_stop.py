@@ -28,7 +28,7 @@ from slotsweep.train.checkpoint import TrainingState
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-EPOCHS = 60  # about 0.25 s an epoch: a trial runs for tens of polls
+EPOCHS = 30  # about 0.25 s an epoch (idle): a trial runs for tens of polls
 ENV = {**CLI_ENV, "RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
 
 
@@ -154,8 +154,12 @@ def test_sigterm_mid_trial_stops_gracefully_and_the_printed_resume_finishes(tmp_
     data = bytearray(garbled.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
     garbled.write_bytes(bytes(data))
-    changed = run_cli(*launch_args(study), "--resume", "--set", "trial.epochs=61", cwd=tmp_path)
-    assert changed.returncode == 2 and "- trial.epochs: 60 -> 61" in changed.stderr, changed.stderr
+    changed = run_cli(
+        *launch_args(study), "--resume", "--set", f"trial.epochs={EPOCHS + 1}", cwd=tmp_path
+    )
+    assert (
+        changed.returncode == 2 and f"- trial.epochs: {EPOCHS} -> {EPOCHS + 1}" in changed.stderr
+    ), changed.stderr
     resume = re.search(r"go on with: (.+)$", text, re.MULTILINE).group(1)
     assert shlex.split(resume) == ["slotsweep", "launch", str(study), "--num-cpus", "2", "--resume"]
     done = run_cli(*shlex.split(resume)[1:], cwd=tmp_path, env=ENV)
