@@ -1,7 +1,8 @@
 """A launch stopped by a real signal mid-trial, as SLURM (SIGTERM at a time limit or a
-preemption), Kubernetes (SIGTERM before a pod is killed) and Ctrl-C (SIGINT to the terminal's
-process group) stop it: trials save and stop, runs KILLED, exit code 3 with the `--resume`
-command; that command then finishes the study with nothing lost and nothing run twice."""
+preemption, to the launcher or to every process of the job), Kubernetes (SIGTERM before a pod
+is killed) and Ctrl-C (SIGINT, the same handler) stop it: trials save and stop, runs KILLED,
+exit code 3 with the `--resume` command; that command then finishes the study with nothing
+lost and nothing run twice."""
 
 from __future__ import annotations
 
@@ -176,9 +177,10 @@ def test_sigterm_mid_trial_stops_gracefully_and_the_printed_resume_finishes(tmp_
         assert f"went on from epoch {resumed}" in trials[run_id].data.tags[CHECKPOINT_DAMAGED]
 
 
-def test_two_launches_on_a_fresh_store_then_ctrl_c_leaves_nothing_alive(tmp_path):
+def test_two_launches_on_a_fresh_store_then_sigterm_to_the_group_leaves_nothing_alive(tmp_path):
     """Two launches of one study started together on a fresh store: one runs, the other is
-    refused naming it; then SIGINT to the runner's whole process group, as Ctrl-C sends it."""
+    refused naming it; then SIGTERM to the runner's whole process group (as SLURM sends it to
+    every process of a job, Ray's included): the launch still stops gracefully."""
     study = _study(tmp_path, "interrupted")
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -192,7 +194,7 @@ def test_two_launches_on_a_fresh_store_then_ctrl_c_leaves_nothing_alive(tmp_path
         assert launchers[refused].returncode == 2, logs[refused].read_text()
         assert f"pid {runner.pid}, since" in " ".join(logs[refused].read_text().split())
         _mid_trial(client, "interrupted", runner, log)
-        os.killpg(runner.pid, signal.SIGINT)
+        os.killpg(runner.pid, signal.SIGTERM)
         assert runner.wait(timeout=180) == STOPPED_EXIT_CODE, log.read_text()
         for launcher in launchers:
             wait_until(lambda p=launcher: not _session(p.pid), timeout=30, what="processes gone")
@@ -200,8 +202,10 @@ def test_two_launches_on_a_fresh_store_then_ctrl_c_leaves_nothing_alive(tmp_path
         for launcher in launchers:
             _kill_session(launcher.pid)
     text = log.read_text()
-    assert "SIGINT received: stopping" in text and "Traceback" not in text
+    assert "SIGTERM received: stopping" in text and "Traceback" not in text
     assert "go on with: slotsweep launch" in text
+    killed = [r for r in _trials(client, "interrupted") if r.info.status == "KILLED"]
+    assert len(killed) == 2 and all(CHECKPOINT in r.data.tags for r in killed)
     assert not [r for r in _trials(client, "interrupted") if r.info.status == "RUNNING"]
 
 

@@ -27,7 +27,12 @@ from slotsweep.launch.adapter import (
     tune_trial,
 )
 from slotsweep.launch.progress import StudyProgress, distinguishing_keys, trial_name
-from slotsweep.launch.stop import DEFAULT_GRACE_S, LaunchStop, RunningTrials
+from slotsweep.launch.stop import (
+    DEFAULT_GRACE_S,
+    LaunchStop,
+    RunningTrials,
+    signals_kept_from_children,
+)
 from slotsweep.launch.workers import cluster_summary, credentials_env
 from slotsweep.study.identity import study_plan
 from slotsweep.study.schema import Study
@@ -221,12 +226,13 @@ class Launcher:
             ended = local_ray.end_leftovers(self.study.name)  # of a launch killed before
             if ended:
                 self.console.print(f"ended {ended} Ray processes left by a killed launch")
-            ray.init(
-                num_cpus=self.options.num_cpus or os.cpu_count(),
-                include_dashboard=False,
-                num_gpus=self.options.num_gpus,
-                **common,
-            )
+            with signals_kept_from_children():  # a group's SIGTERM: for the launcher only
+                ray.init(
+                    num_cpus=self.options.num_cpus or os.cpu_count(),
+                    include_dashboard=False,
+                    num_gpus=self.options.num_gpus,
+                    **common,
+                )
             local_ray.record(self.study.name)
         return True
 

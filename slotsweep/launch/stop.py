@@ -34,6 +34,19 @@ class StoppedNow(BaseException):
     """A second signal: the launch stops at once (raised from the signal handler)."""
 
 
+@contextlib.contextmanager
+def signals_kept_from_children() -> Any:
+    """SIGTERM blocked while a local Ray starts: its processes (and the workers its raylet
+    starts) inherit the mask, so a SIGTERM to the whole process group (SLURM, `kill -- -PGID`)
+    reaches the launcher only, which then stops them gracefully. (Ray blocks SIGINT in them
+    itself; `ray.shutdown` ends them with SIGKILL after a second.)"""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _kv() -> Any:
     from ray.experimental import internal_kv
 
