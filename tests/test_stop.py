@@ -75,14 +75,11 @@ def launch_args(study: Path) -> tuple[str, ...]:
     return ("launch", str(study), "--num-cpus", "2")
 
 
-def _start(tmp_path: Path, study: Path, log_path: Path) -> subprocess.Popen:
+def _start(tmp_path: Path, study: Path, log_path: Path, **env: str) -> subprocess.Popen:
     return popen_cli(
-        "launch",
-        str(study),
-        "--num-cpus",
-        "2",
+        *launch_args(study),
         cwd=tmp_path,
-        env=ENV,
+        env={**ENV, **env},
         start_new_session=True,
         stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
@@ -179,12 +176,13 @@ def test_sigterm_mid_trial_stops_gracefully_and_the_printed_resume_finishes(tmp_
 
 def test_two_launches_on_a_fresh_store_then_sigterm_to_the_group_leaves_nothing_alive(tmp_path):
     """Two launches of one study started together on a fresh store: one runs, the other is
-    refused naming it; then SIGTERM to the runner's whole process group (as SLURM sends it to
-    every process of a job, Ray's included): the launch still stops gracefully."""
+    refused naming it; then SIGTERM to the runner's whole process group, as SLURM sends it to
+    every process of a job, Ray's included (the launch sees SLURM_JOB_ID): the launch still
+    stops gracefully."""
     study = _study(tmp_path, "interrupted")
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    launchers = [_start(tmp_path, study, log) for log in logs]
+    launchers = [_start(tmp_path, study, log, SLURM_JOB_ID="1") for log in logs]
     try:
         wait_until(
             lambda: any(p.poll() is not None for p in launchers), timeout=300, what="one refused"

@@ -15,6 +15,7 @@ pending trial, and from counting it as finished or (raising) retrying it.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -36,10 +37,16 @@ class StoppedNow(BaseException):
 
 @contextlib.contextmanager
 def signals_kept_from_children() -> Any:
-    """SIGTERM blocked while a local Ray starts: its processes (and the workers its raylet
-    starts) inherit the mask, so a SIGTERM to the whole process group (SLURM, `kill -- -PGID`)
-    reaches the launcher only, which then stops them gracefully. (Ray blocks SIGINT in them
-    itself; `ray.shutdown` ends them with SIGKILL after a second.)"""
+    """Under SLURM, SIGTERM blocked while a local Ray starts: its processes (and the workers its
+    raylet starts) inherit the mask, so the SIGTERM SLURM sends to every process of a job (at a
+    time limit, a preemption, `scancel`) reaches the launcher only, which then stops them
+    gracefully; otherwise Ray's processes die at once and take the launcher with them. Not done
+    elsewhere: `ray.shutdown` then waits a second for each of Ray's processes to ignore its
+    SIGTERM before it kills them (4 s more at the end of every launch, measured). Ray blocks
+    SIGINT in its processes itself, so Ctrl-C needs none of this."""
+    if "SLURM_JOB_ID" not in os.environ:
+        yield
+        return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         yield
