@@ -589,7 +589,10 @@ def _exception_classes() -> set[type]:
 def test_every_slotsweep_exception_survives_pickling() -> None:
     from slotsweep.data import DataFormatError, DataNotFoundError
     from slotsweep.data.download import DownloadError
+    from slotsweep.launch.lock import StudyLocked
+    from slotsweep.launch.stop import StoppedNow
     from slotsweep.study.schema import StudyError
+    from slotsweep.train.checkpoint import DamagedCheckpoint
     from slotsweep.train.result import TrialFailed
     from slotsweep.train.ticket import TicketError
 
@@ -600,6 +603,9 @@ def test_every_slotsweep_exception_survives_pickling() -> None:
         StudyError(["trial.k: bad"], "s.yaml"),
         TrialFailed("loss became nan"),
         TicketError("seed 3 != 4"),
+        DamagedCheckpoint(Path("/c/training_state.pt"), "does not match its digest"),
+        StudyLocked("study s is already being launched"),
+        StoppedNow("SIGTERM"),
     ]
     assert {type(sample) for sample in samples} == _exception_classes()
     for sample in samples:

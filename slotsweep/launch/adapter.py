@@ -48,7 +48,7 @@ def tune_trial(
         }
     )
     trial_id = tune.get_context().get_trial_id() or "trial"
-    checkpointing = tune_checkpointing(checkpoint_every, epoch_values)
+    checkpointing = tune_checkpointing(checkpoint_every, epoch_values, target.parent_run_id)
     try:
         run_trial(
             config,

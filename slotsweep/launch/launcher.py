@@ -27,9 +27,17 @@ from slotsweep.launch.adapter import (
 )
 from slotsweep.launch.logview import progress_view
 from slotsweep.launch.progress import StudyProgress, distinguishing_keys, trial_name
+from slotsweep.launch.stop import (
+    DEFAULT_GRACE_S,
+    LaunchStop,
+    RunningTrials,
+    signals_kept_from_children,
+)
 from slotsweep.launch.workers import cluster_summary, credentials_env
+from slotsweep.study.identity import study_plan
 from slotsweep.study.schema import Study
 from slotsweep.study.store import absolute_tracking_uri
+from slotsweep.tracking.identity import record_plan
 from slotsweep.tracking.runs import StudyRun, finished_search_trials, finished_trial_keys
 from slotsweep.tracking.store import TrackingTarget
 
@@ -48,6 +56,7 @@ class LaunchOptions:
     num_cpus: int | None = None  # local Ray only; None: every core of this machine
     storage_path: str | None = None  # Tune's storage; None: the study's `storage`, else below
     num_gpus: int | None = None  # local Ray only: logical GPUs (None: those Ray detects)
+    grace_s: float = DEFAULT_GRACE_S  # after SIGTERM/SIGINT: how long trials may take to stop
 
 
 DEFAULT_STORAGE = "ray_results"
@@ -67,6 +76,7 @@ class LaunchSummary:
     failed: int
     wall_time_s: float
     earlier_run_ids: frozenset[str] = frozenset()  # finished before a `--resume`, not run now
+    stopped_by: str | None = None  # the signal that stopped the launch (SIGTERM, SIGINT)
 
 
 def _absolute_data_root(settings: Any) -> Any:
@@ -104,15 +114,19 @@ class Launcher:
         self.concurrency = options.max_concurrent or study.max_concurrent
         self.threads = max(1, math.floor(study.resources.cpu))
         self.storage = storage_uri(options.storage_path or study.storage or DEFAULT_STORAGE)
+        self.parent_run_id: str | None = None
+        self.stop = LaunchStop("", options.grace_s, lambda line: console.print(line, markup=False))
 
     def run(self) -> LaunchSummary:
         """Runs every trial; Ray is started (and stopped) here unless an address is given."""
         started = time.perf_counter()
-        study = self.study
+        study, stop = self.study, self.stop
+        stop.install()  # a signal from here on stops the launch (again after ray.init)
         parent = StudyRun.start(
             self.uri, study.experiment_name, study.name, study.description, self.options.resume
         )
         parent.client.log_dict(parent.run_id, study.model_dump(mode="json"), "study.json")
+        record_plan(parent.client, parent.run_id, study_plan(study))  # checked by --resume
         target = TrackingTarget(
             self.uri, parent.experiment_id, parent.run_id, study.name, commit=parent.commit
         )
@@ -124,11 +138,14 @@ class Launcher:
             mode=study.search.mode[0],
             max_concurrent=self.concurrency,
         )
+        stop.token, self.parent_run_id = parent.run_id, parent.run_id
         own_ray = self._start_ray()
+        stop.install()  # over Ray's SIGTERM handler (a native dump, then exit 1)
         try:
             with progress_view(progress, self.console):
-                self._run_fixed(fixed, names, target, progress)
-                if progress.done == len(fixed):  # Tune returns normally after a Ctrl-C
+                if not stop.requested:
+                    self._run_fixed(fixed, names, target, progress)
+                if progress.done == len(fixed) and not stop.requested:
                     self._run_search(earlier, target, progress)
         except BaseException:
             parent.finish("KILLED")  # interrupted: `--resume` reopens this parent run
@@ -137,7 +154,8 @@ class Launcher:
             if own_ray:
                 ray.shutdown()
                 local_ray.forget(study.name)
-        parent.finish(_study_status(progress))
+            stop.uninstall()
+        parent.finish("KILLED" if stop.requested else _study_status(progress))
         self._summarize(parent.run_id)
         return LaunchSummary(
             self.uri,
@@ -147,7 +165,14 @@ class Launcher:
             len(progress.failed),
             time.perf_counter() - started,
             frozenset(run.info.run_id for run in earlier if run.info.status == "FINISHED"),
+            stop.signal_name,
         )
+
+    def summary_so_far(self) -> LaunchSummary | None:
+        """Where a launch stopped at once (a second signal) left its runs, if it made any."""
+        if self.parent_run_id is None:
+            return None
+        return LaunchSummary(self.uri, self.study.experiment_name, self.parent_run_id, 0, 0, 0.0)
 
     def _pending(self, finished: set[str]) -> tuple[list[ResolvedConfig], dict[str, str]]:
         """The fixed trials still to run (data roots made absolute), and every fixed trial's
@@ -178,6 +203,7 @@ class Launcher:
         if ray.is_initialized():
             return False
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C stops as SIGTERM does (`stop`)
         # a failed trial's final result carries NaN objectives and the failure, not every metric
         os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -198,15 +224,21 @@ class Launcher:
             ray.init(address=self.options.address, **common)
             self.console.print(cluster_summary(), markup=False)
         else:
+            # Ray warns at every new local cluster that it turned its token auth on (its safe
+            # default, kept): news the first time, noise in every launch's output after that
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+                logging.ERROR
+            )
             ended = local_ray.end_leftovers(self.study.name)  # of a launch killed before
             if ended:
                 self.console.print(f"ended {ended} Ray processes left by a killed launch")
-            ray.init(
-                num_cpus=self.options.num_cpus or os.cpu_count(),
-                include_dashboard=False,
-                num_gpus=self.options.num_gpus,
-                **common,
-            )
+            with signals_kept_from_children():  # a group's SIGTERM: for the launcher only
+                ray.init(
+                    num_cpus=self.options.num_cpus or os.cpu_count(),
+                    include_dashboard=False,
+                    num_gpus=self.options.num_gpus,
+                    **common,
+                )
             local_ray.record(self.study.name)
         return True
 
@@ -241,7 +273,11 @@ class Launcher:
             name=f"{self.study.name}-{name}-{int(time.time())}",
             storage_path=self.storage,
             verbose=0,
-            callbacks=[ProgressCallback(progress, self._record_ray, self.console, namer)],
+            callbacks=[
+                ProgressCallback(progress, self._record_ray, self.console, namer),
+                RunningTrials(self.stop),
+            ],
+            stop=self.stop,  # a signal: trials save and wait, then Tune stops them all
             # a lost worker or node: the trial restarts from its last checkpoint
             failure_config=tune.FailureConfig(max_failures=self.study.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),

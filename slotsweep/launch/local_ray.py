@@ -60,7 +60,7 @@ def end_leftovers(study: str, timeout: float = 10.0) -> int:
         return 0  # that launch is still running (another terminal): leave its Ray alone
     leftovers = [p for p in map(_alive, recorded["processes"]) if p is not None]
     for process in leftovers:
-        process.terminate()
+        process.terminate()  # ignored by those started with SIGTERM blocked (`stop`): killed below
     _, alive = psutil.wait_procs(leftovers, timeout=timeout)
     for process in alive:
         process.kill()

@@ -24,8 +24,11 @@ def launch_timing(summary: LaunchSummary, records: list[TrialRecord], slots: int
         if data
         else ""
     )
+    # runs KILLED by a stop (a signal, a scheduler) count too: `--resume` goes on with them
+    stopped = sum(r.status == "KILLED" for r in ran)
+    stops = f", {stopped} stopped before they finished" if stopped else ""
     return (
-        f"{summary.trials} trials run, {summary.failed} failed; wall time "
+        f"{summary.trials} trials run, {summary.failed} failed{stops}; wall time "
         f"{summary.wall_time_s:.1f} s; trials' own time {own:.1f} s, {ideal:.1f} s over "
         f"{slots} slots; Ray, MLflow and start-up added {overhead:.1f} s "
         f"({100 * overhead / max(summary.wall_time_s, 1e-9):.0f}% of the wall time)"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from slotsweep.config import ResolvedConfig, TrialConfig, trial_key
 from slotsweep.tracking.runs import MlflowTrialRun
 from slotsweep.tracking.store import TrackingTarget
-from slotsweep.tracking.tags import RESUMED_FROM_EPOCHS
+from slotsweep.tracking.tags import CHECKPOINT_DAMAGED, RESUMED_FROM_EPOCHS
 from slotsweep.train.checkpoint import TrainingState
 from slotsweep.train.result import EpochMetrics, TrialResult
 from slotsweep.train.trainer import EpochCallback, train_trial
@@ -29,8 +29,10 @@ class Checkpointing:
 
     every: int
     save: Callable[[EpochMetrics, TrainingState], str | None]
-    load: Callable[[str], TrainingState]
+    load: Callable[[str], TrainingState | None]  # None: no good state (damaged): epoch 0
     latest: TrainingState | None = None
+    damaged: str | None = None  # what `load` passed over as damaged, for the run's tag
+    after_save: Callable[[], None] | None = None  # after each recorded save (a launch's stop)
 
 
 @dataclass
@@ -79,6 +81,8 @@ def run_trial(
             return TrialOutcome(None, metrics, run.run_id)
         # where it runs now, and (restored) after how many epochs it went on from a checkpoint
         resumed = {RESUMED_FROM_EPOCHS: str(resume.epochs_done)} if resume else {}
+        if checkpointing and checkpointing.damaged:
+            resumed[CHECKPOINT_DAMAGED] = checkpointing.damaged[:5000]
         run.set_tags({**(tags or {}), **resumed})
     reports = _Reports(config, run, checkpointing, on_epoch)
     result = _train_logged(reports, resume)
@@ -144,6 +148,8 @@ class _Reports:
             location = self.checkpointing.save(metrics, self.pending.pop())
             if location and self.run is not None:
                 self.run.set_checkpoint(location)
+            if self.checkpointing.after_save is not None:
+                self.checkpointing.after_save()
         elif self.on_epoch is not None:
             self.on_epoch(metrics)
 

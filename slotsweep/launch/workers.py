@@ -3,6 +3,7 @@ it runs (for its MLflow tags), its GPU share, and the credentials the launcher p
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import tempfile
@@ -12,6 +13,8 @@ from typing import Any
 import ray
 from ray import tune
 
+from slotsweep.launch.restore import restore
+from slotsweep.launch.stop import trial_stop_request
 from slotsweep.launch.trial import Checkpointing
 from slotsweep.tracking import tags
 from slotsweep.train.checkpoint import TrainingState
@@ -38,31 +41,49 @@ def checkpoint_location(checkpoint: tune.Checkpoint) -> str:
     return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path}"
 
 
-def load_checkpoint(checkpoint: tune.Checkpoint) -> TrainingState:
-    """The training state in a Tune checkpoint (fetched from remote storage when it is there)."""
-    with checkpoint.as_directory() as folder:
-        return TrainingState.load(folder)
+def _named(error: OSError, where: str) -> OSError:
+    """A full disk, named: where the checkpoint was being written."""
+    if error.errno != errno.ENOSPC and "No space left" not in str(error):
+        return error
+    return OSError(errno.ENOSPC, f"No space left on device: saving a checkpoint into {where}")
 
 
 def tune_checkpointing(
-    every: int, epoch_values: Callable[[EpochMetrics], dict[str, float]]
+    every: int,
+    epoch_values: Callable[[EpochMetrics], dict[str, float]],
+    stop_token: str | None = None,
 ) -> Checkpointing:
     """Checkpoints as Tune's: saved with an epoch's `tune.report`, restored by Tune after a
-    lost worker (`tune.get_checkpoint`), or by location from the trial's MLflow run."""
+    lost worker (`tune.get_checkpoint`), or by location from the trial's MLflow run; each
+    restore checked, falling back to an earlier checkpoint (`restore`). `stop_token`: the
+    launch whose stop (a signal) makes the trial save at its next epoch's end and wait."""
 
     def save(metrics: EpochMetrics, state: TrainingState) -> str:
         with tempfile.TemporaryDirectory(prefix="slotsweep-checkpoint-") as folder:
-            state.save(folder)
-            tune.report(epoch_values(metrics), checkpoint=tune.Checkpoint.from_directory(folder))
+            try:
+                state.save(folder)
+            except OSError as error:
+                raise _named(error, folder) from error
+            try:
+                checkpoint = tune.Checkpoint.from_directory(folder)
+                tune.report(epoch_values(metrics), checkpoint=checkpoint)
+            except OSError as error:  # Tune's copy into its storage
+                raise _named(error, tune.get_context().get_trial_dir()) from error
         return checkpoint_location(tune.get_checkpoint())  # the copy Tune persisted
 
+    checkpointing = Checkpointing(every, save, lambda location: None)
+
+    def load(location: str | tune.Checkpoint) -> TrainingState | None:
+        found = restore(tune.Checkpoint(location) if isinstance(location, str) else location)
+        checkpointing.damaged = found.notice
+        return found.state
+
+    checkpointing.load = load
     restored = tune.get_checkpoint()
-    return Checkpointing(
-        every,
-        save,
-        lambda location: load_checkpoint(tune.Checkpoint(location)),
-        load_checkpoint(restored) if restored is not None else None,
-    )
+    checkpointing.latest = load(restored) if restored is not None else None
+    if stop_token:
+        checkpointing.after_save = trial_stop_request(stop_token)
+    return checkpointing
 
 
 def node_tags(gpu: float) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import inspect
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -212,9 +213,34 @@ def environment_problems(
         return store.result() + cluster
 
 
-def launch_problems(study: Study, *, address: str | None, num_cpus: int | None) -> list[str]:
-    """What the launch command adds to the study's static checks."""
-    problems = output_problems(Path("ray_results"), "Ray results folder", folder=True)
+MIN_FREE_STORAGE_BYTES = 256 * 2**20  # below this, the first checkpoints fill the disk
+
+
+def storage_problems(storage: str) -> list[str]:
+    """The Tune storage the launch will write checkpoints to: a folder writable, with room
+    (a URI such as s3://... is the cluster's to check)."""
+    if "://" in storage:
+        return []
+    path = Path(storage).expanduser()
+    problems = output_problems(path, "storage (checkpoints)", folder=True)
+    if problems:
+        return problems
+    existing = path if path.exists() else next(p for p in path.resolve().parents if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_STORAGE_BYTES:
+        return [
+            f"storage (checkpoints) {path.resolve()}: only {free / 2**20:.0f} MiB free on its "
+            f"disk (need {MIN_FREE_STORAGE_BYTES / 2**20:.0f} MiB or more)"
+        ]
+    return []
+
+
+def launch_problems(
+    study: Study, *, address: str | None, num_cpus: int | None, storage: str = "ray_results"
+) -> list[str]:
+    """What the launch command adds to the study's static checks (`storage`: the Tune storage
+    the launch will use: --storage, else the study's, else ray_results)."""
+    problems = storage_problems(storage)
     if address and num_cpus:
         problems.append("--num-cpus: applies to a local Ray; the cluster at --address has its own")
     return problems

@@ -22,6 +22,24 @@ def _artifact_root(uri: str) -> str | None:
     return None
 
 
+def prepare_store(uri: str) -> None:
+    """Creates a SQLite store's tables under a file lock: MLflow creates and migrates them on
+    first use without one, and two processes doing it at once fail (`duplicate column`)."""
+    if not uri.startswith("sqlite:///"):
+        return  # a server or database store exists already (its owner created it)
+    import fcntl
+
+    db = Path(uri[len("sqlite:///") :])
+    folder = db.parent / ".slotsweep"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"{db.name}.create.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def git_commit() -> str | None:
     """The commit of the current folder's git checkout, where there is one."""
     try:

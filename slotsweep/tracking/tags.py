@@ -10,11 +10,16 @@ TRIAL_ID = "slotsweep.trial_id"  # Tune's trial id (`local` for `slotsweep train
 TRIAL_KEY = "slotsweep.trial_key"  # the hash of the trial's resolved settings (`trial_key`)
 PHASE = "slotsweep.phase"  # `fixed` or `search` (an Optuna trial, fed back on --resume)
 VERSION = "slotsweep.version"
+PLAN_SHA256 = "slotsweep.plan_sha256"  # parent run: digest of the study as launched
+# a trial run of an earlier plan, altered by `--resume --allow-changes` (kept apart, not resumed)
+SUPERSEDED = "slotsweep.superseded"
 
 # --- how a trial ended and what it left ---
 ERROR = "slotsweep.error"  # the one-line reason of a failed or stopped trial
 CHECKPOINT = "slotsweep.checkpoint"  # where the trial's latest checkpoint lies (Tune storage)
 RESUMED_FROM_EPOCHS = "slotsweep.resumed_from_epochs"  # a restored trial went on from there
+# a restore passed over a damaged checkpoint: which file, why, and what it went on from
+CHECKPOINT_DAMAGED = "slotsweep.checkpoint_damaged"
 IMPL = "slotsweep.impl"  # which update ran: fused-native-prebuilt, ..., reference
 DEVICE = "slotsweep.device"
 SELECTION_SHA256 = "slotsweep.selection_sha256"  # slot runs: the selected indices' hash

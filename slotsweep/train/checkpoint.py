@@ -11,7 +11,9 @@ depend only on (seed, epoch). It knows no Ray or MLflow; `run_id` is carried for
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,18 @@ from torch import nn
 from slotsweep.train.result import EpochMetrics
 
 STATE_FILE = "training_state.pt"
+DIGEST_FILE = "training_state.sha256"  # sha256 of STATE_FILE's bytes, checked before loading
+
+
+class DamagedCheckpoint(Exception):
+    """A checkpoint that cannot be trusted: unreadable, cut short, or not matching its digest."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        return type(self), (self.path, self.reason)
 
 
 @dataclass
@@ -61,18 +75,45 @@ class TrainingState:
         # Tune's checkpoint copies whole folders, and a partial local file is replaced next time)
         buffer = io.BytesIO()
         torch.save(values, buffer)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(buffer.getbuffer())
-        tmp.replace(path)
+        data = buffer.getbuffer()
+        _write(folder / DIGEST_FILE, hashlib.sha256(data).hexdigest().encode())
+        _write(path, data)
         return path
 
     @classmethod
     def load(cls, folder: str | Path) -> TrainingState:
-        """The state `save` wrote into `folder`."""
-        values = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+        """The state `save` wrote into `folder`, once its digest matches; else
+        `DamagedCheckpoint` naming the file (a damaged state is never loaded)."""
+        values = torch.load(
+            io.BytesIO(verified_bytes(Path(folder))), map_location="cpu", weights_only=False
+        )
         values["history"] = [EpochMetrics(**epoch) for epoch in values["history"]]
         values["best"] = tuple(values["best"])
         return cls(**values)
+
+
+def _write(path: Path, data: bytes | memoryview) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def verified_bytes(folder: Path) -> bytes:
+    """The state file's bytes, read whole and checked against the digest saved beside it."""
+    path = folder / STATE_FILE
+    try:
+        data = path.read_bytes()
+        expected = (folder / DIGEST_FILE).read_text().strip()
+    except OSError as error:
+        raise DamagedCheckpoint(path, f"cannot be read ({error.strerror or error})") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise DamagedCheckpoint(
+            path,
+            f"does not match its digest ({len(data)} bytes, sha256 {actual[:12]}, "
+            f"saved as {expected[:12]})",
+        )
+    return data
 
 
 def _samplers(model: nn.Module) -> dict[str, nn.Module]:
@@ -106,9 +147,23 @@ def restore_rng(model: nn.Module, state: dict[str, Any]) -> None:
             sampler.set_state(state["samplers"][name])
 
 
+# Whether the launch is being stopped (a signal): then the next epoch's end saves a checkpoint
+# whatever `every` says. Set in a trial's process by the launch layer (it asks Ray), read here
+# because the trainer asks `is_due` at every epoch's end.
+_stop_probe: Callable[[], bool] | None = None
+
+
+def set_stop_probe(probe: Callable[[], bool] | None) -> None:
+    global _stop_probe
+    _stop_probe = probe
+
+
 def is_due(epoch: int, every: int, last: int) -> bool:
     """Whether a checkpoint is taken after `epoch` of a phase of `last` epochs.
 
-    `every` <= 0 turns checkpoints off; the final epoch of the trial needs none (it finishes).
+    `every` <= 0 turns checkpoints off, unless the launch is being stopped; the final epoch of
+    the trial needs none (it finishes).
     """
-    return every > 0 and epoch % every == 0 and epoch != last
+    if epoch == last:
+        return False
+    return (every > 0 and epoch % every == 0) or (_stop_probe is not None and _stop_probe())

@@ -1,0 +1,274 @@
+"""A launch stopped by a real signal mid-trial, as SLURM (SIGTERM at a time limit or a
+preemption, to the launcher or to every process of the job), Kubernetes (SIGTERM before a pod
+is killed) and Ctrl-C (SIGINT, the same handler) stop it: trials save and stop, runs KILLED,
+exit code 3 with the `--resume` command; that command then finishes the study with nothing
+lost and nothing run twice."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import CLI_ENV, answers, free_port, popen_cli, run_cli, wait_until
+from mlflow.tracking import MlflowClient
+
+from slotsweep.launch.lock import lock_path
+from slotsweep.launch.stop import STOPPED_EXIT_CODE
+from slotsweep.tracking.tags import CHECKPOINT, CHECKPOINT_DAMAGED, RESUMED_FROM_EPOCHS
+from slotsweep.train.checkpoint import TrainingState
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+EPOCHS = 30  # about 0.25 s an epoch (idle): a trial runs for tens of polls
+ENV = {**CLI_ENV, "RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
+
+
+def _study(tmp_path: Path, name: str, epochs: int = EPOCHS) -> Path:
+    """The smoke study (two slot trials and a dense baseline, two at a time), EPOCHS epochs, a
+    checkpoint every 3: a stop between two saves must make one of its own."""
+    path = tmp_path / f"{name}.yaml"
+    text = (ROOT / "studies" / "smoke.yaml").read_text().replace("name: smoke", f"name: {name}")
+    path.write_text(text.replace("epochs: 1", f"epochs: {epochs}") + "checkpoint_every: 3\n")
+    return path
+
+
+def _session(sid: int) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getsid(process.pid) == sid:
+                found.append(process)
+    return found
+
+
+def _kill_session(sid: int) -> None:
+    processes = _session(sid)
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(processes, timeout=30)
+
+
+def _trials(client: MlflowClient, experiment: str):
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = client.search_runs([found.experiment_id])
+    return [r for r in runs if r.data.tags.get("slotsweep.role") == "trial"]
+
+
+def _steps(client: MlflowClient, run_id: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, "train_loss"))
+
+
+def launch_args(study: Path) -> tuple[str, ...]:
+    return ("launch", str(study), "--num-cpus", "2")
+
+
+def _start(tmp_path: Path, study: Path, log_path: Path, **env: str) -> subprocess.Popen:
+    return popen_cli(
+        *launch_args(study),
+        cwd=tmp_path,
+        env={**ENV, **env},
+        start_new_session=True,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _mid_trial(client: MlflowClient, name: str, launcher: subprocess.Popen, log: Path) -> dict:
+    """Waits until two trials run, each past its first checkpoint (epoch 3); their steps."""
+
+    def running():
+        with contextlib.suppress(Exception):  # the launcher may be creating the store
+            runs = [r for r in _trials(client, name) if r.info.status == "RUNNING"]
+            steps = {r.info.run_id: _steps(client, r.info.run_id) for r in runs}
+            if len(steps) == 2 and all(len(s) >= 4 for s in steps.values()):
+                return steps
+        return None
+
+    return wait_until(running, timeout=540, what="two trials mid-way", process=launcher, log=log)
+
+
+def _state_file(location: str) -> Path:
+    return Path(location) / "training_state.pt"
+
+
+def test_sigterm_mid_trial_stops_gracefully_and_the_printed_resume_finishes(tmp_path):
+    """SIGTERM to the launcher while two trials run: a second launch meanwhile is refused; the
+    stop saves both trials; a changed study's `--resume` is refused naming the key; their
+    latest checkpoints are then damaged (one cut short, one garbled) and the printed `--resume`
+    goes on from the ones before, naming the files."""
+    study, log = _study(tmp_path, "stopped"), tmp_path / "launch.log"
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    launcher = _start(tmp_path, study, log)
+    lock = lock_path(f"sqlite:///{tmp_path / 'mlflow.db'}", "stopped")
+    try:
+        wait_until(
+            lambda: lock.exists() and f'"pid": {launcher.pid}' in lock.read_text(),
+            timeout=300,
+            what="the launch holding its lock",
+            process=launcher,
+            log=log,
+        )
+        second = run_cli(*launch_args(study), cwd=tmp_path, env=ENV)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert (
+            f"already being launched on this store (host {socket.gethostname()}, pid "
+            f"{launcher.pid}, since " in " ".join(second.stderr.split())
+        )
+        at_stop = _mid_trial(client, "stopped", launcher, log)
+        launcher.send_signal(signal.SIGTERM)  # the launcher only: SLURM's --signal=B, `kill`
+        assert launcher.wait(timeout=180) == STOPPED_EXIT_CODE, log.read_text()
+        wait_until(lambda: not _session(launcher.pid), timeout=30, what="its processes gone")
+    finally:
+        _kill_session(launcher.pid)
+    text = log.read_text()
+    assert "SIGTERM received: stopping" in text
+    assert "*** SIGTERM received" not in text and "Traceback" not in text  # no native dump
+    killed = {r.info.run_id: r for r in _trials(client, "stopped") if r.info.status == "KILLED"}
+    assert set(killed) == set(at_stop)  # the running ones, and only them
+    assert all(r.info.status in ("KILLED", "FINISHED") for r in _trials(client, "stopped"))
+    parent = client.search_runs(
+        [client.get_experiment_by_name("stopped").experiment_id], "tags.`slotsweep.role` = 'study'"
+    )
+    assert [p.info.status for p in parent] == ["KILLED"]
+    saved = {}
+    for run_id, run in killed.items():  # each saved on the stop, past what was logged at it
+        saved[run_id] = TrainingState.load(run.data.tags[CHECKPOINT]).epochs_done
+        assert saved[run_id] >= len(at_stop[run_id])
+    truncated, garbled = (_state_file(killed[i].data.tags[CHECKPOINT]) for i in sorted(killed))
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    data = bytearray(garbled.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    garbled.write_bytes(bytes(data))
+    changed = run_cli(
+        *launch_args(study), "--resume", "--set", f"trial.epochs={EPOCHS + 1}", cwd=tmp_path
+    )
+    assert (
+        changed.returncode == 2 and f"- trial.epochs: {EPOCHS} -> {EPOCHS + 1}" in changed.stderr
+    ), changed.stderr
+    resume = re.search(r"go on with: (.+)$", text, re.MULTILINE).group(1)
+    assert shlex.split(resume) == ["slotsweep", "launch", str(study), "--num-cpus", "2", "--resume"]
+    done = run_cli(*shlex.split(resume)[1:], cwd=tmp_path, env=ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    output = " ".join(done.stderr.split())
+    for damaged in (truncated, garbled):
+        assert f"damaged checkpoint {damaged} does not match its digest" in output
+    trials = {r.info.run_id: r for r in _trials(client, "stopped")}
+    assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials.values())
+    for run_id in at_stop:  # nothing lost, nothing twice; each went on from an earlier save
+        assert _steps(client, run_id) == list(range(1, EPOCHS + 1))
+        resumed = int(trials[run_id].data.tags[RESUMED_FROM_EPOCHS])
+        assert 3 <= resumed < saved[run_id]
+        assert f"went on from epoch {resumed}" in trials[run_id].data.tags[CHECKPOINT_DAMAGED]
+
+
+def test_two_launches_on_a_fresh_store_then_sigterm_to_the_group_leaves_nothing_alive(tmp_path):
+    """Two launches of one study started together on a fresh store: one runs, the other is
+    refused naming it; then SIGTERM to the runner's whole process group, as SLURM sends it to
+    every process of a job, Ray's included (the launch sees SLURM_JOB_ID): the launch still
+    stops gracefully."""
+    study = _study(tmp_path, "interrupted")
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    launchers = [_start(tmp_path, study, log, SLURM_JOB_ID="1") for log in logs]
+    try:
+        wait_until(
+            lambda: any(p.poll() is not None for p in launchers), timeout=300, what="one refused"
+        )
+        refused = next(i for i, p in enumerate(launchers) if p.poll() is not None)
+        runner, log = launchers[1 - refused], logs[1 - refused]
+        assert launchers[refused].returncode == 2, logs[refused].read_text()
+        assert f"pid {runner.pid}, since" in " ".join(logs[refused].read_text().split())
+        _mid_trial(client, "interrupted", runner, log)
+        os.killpg(runner.pid, signal.SIGTERM)
+        assert runner.wait(timeout=180) == STOPPED_EXIT_CODE, log.read_text()
+        for launcher in launchers:
+            wait_until(lambda p=launcher: not _session(p.pid), timeout=30, what="processes gone")
+    finally:
+        for launcher in launchers:
+            _kill_session(launcher.pid)
+    text = log.read_text()
+    assert "SIGTERM received: stopping" in text and "Traceback" not in text
+    assert "go on with: slotsweep launch" in text
+    killed = [r for r in _trials(client, "interrupted") if r.info.status == "KILLED"]
+    assert len(killed) == 2 and all(CHECKPOINT in r.data.tags for r in killed)
+    assert not [r for r in _trials(client, "interrupted") if r.info.status == "RUNNING"]
+
+
+OUTAGE_S = 10  # long enough for trials' MLflow calls to fail and retry (MLflow backs off)
+OUTAGE_EPOCHS = 20  # trials block on their logging while the server is down: fewer will do
+
+
+def _server(tmp_path: Path, port: int) -> subprocess.Popen:
+    """`mlflow server` on a SQLite store in `tmp_path`, answering on `port`."""
+    log = (tmp_path / "server.log").open("a")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri"]
+        + [f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination"]
+        + [str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port)]
+        + ["--workers", "1"],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_until(
+        lambda: answers(f"http://127.0.0.1:{port}/health"),
+        timeout=180,
+        what="mlflow server answering",
+        process=server,
+        log=tmp_path / "server.log",
+    )
+    return server
+
+
+def test_a_tracking_server_down_mid_study_loses_nothing(tmp_path):
+    """The server killed while two trials run, started again OUTAGE_S later: the study goes on
+    and finishes, every epoch logged once; MLflow's "View run" lines stay out of the output."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    study, log = _study(tmp_path, "outage", OUTAGE_EPOCHS), tmp_path / "launch.log"
+    servers = [_server(tmp_path, port)]
+    client = MlflowClient(url)
+    launcher = popen_cli(
+        "launch",
+        str(study),
+        "--num-cpus",
+        "2",
+        "--tracking-uri",
+        url,
+        "--set",
+        "baselines=[]",  # the two trials that run through the outage
+        cwd=tmp_path,
+        env=ENV,
+        start_new_session=True,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _mid_trial(client, "outage", launcher, log)
+        _kill_session(servers[0].pid)
+        time.sleep(OUTAGE_S)  # the outage itself: trials train on, their logging retries
+        assert launcher.poll() is None
+        servers.append(_server(tmp_path, port))
+        assert launcher.wait(timeout=600) == 0, log.read_text()
+        trials = _trials(client, "outage")  # read while the server is up
+        assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials)
+        for run in trials:
+            assert _steps(client, run.info.run_id) == list(range(1, OUTAGE_EPOCHS + 1))
+    finally:
+        for process in (launcher, *servers):
+            _kill_session(process.pid)
+    assert "View run" not in log.read_text()
