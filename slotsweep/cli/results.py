@@ -20,6 +20,8 @@ from slotsweep.cli.common import (
 )
 from slotsweep.study.schema import Study
 
+OBJECTIVE = ("best_val_accuracy", "max")  # without a study file: the default search's
+
 
 @app.command()
 def report(
@@ -44,6 +46,7 @@ def report(
     from slotsweep.preflight.checks import output_problems, tracking_problems
     from slotsweep.report import compare
     from slotsweep.study.store import absolute_tracking_uri
+    from slotsweep.tracking.histories import metric_histories
     from slotsweep.tracking.queries import latest_study_run, trial_records
 
     if study_file is None and experiment is None:
@@ -63,7 +66,8 @@ def report(
         raise typer.Exit(2) from None
     rows = compare(records)
     print_comparison(rows, f"{name}: {len(records)} trial runs", tolerance)
-    written = _write_report(rows, out, uri, name, parent, study, tolerance)
+    histories = metric_histories(uri, [r.run_id for r in records if r.status == "FINISHED"])
+    written = _write_report(rows, out, uri, name, parent, study, tolerance, histories)
     console.print("wrote " + ", ".join(str(p) for p in written))
 
 
@@ -75,6 +79,7 @@ def _write_report(
     parent: str | None,
     study: Study | None,
     tolerance: float,
+    histories: dict,
 ) -> list[Path]:
     """Writes the report's files into `out`; logs them to the latest parent run, whose summary
     it refreshes."""
@@ -92,6 +97,8 @@ def _write_report(
         settings=settings,
         description=study.description if study else "",
         tolerance=tolerance,
+        objective=(study.search.metric[0], study.search.mode[0]) if study else OBJECTIVE,
+        histories=histories,
     )
     if parent:
         from slotsweep.tracking.summary import summarize_study
@@ -120,5 +127,4 @@ def print_comparison(rows: list, title: str, tolerance: float | None = None) -> 
     if points:
         console.print(table(points, title="ours beside the paper"))
     for finding in findings(rows):
-        held = {True: "held", False: "did not hold", None: "observed"}[finding.held]
-        console.print(f"  {held}: {finding.claim}. {finding.evidence}", markup=False)
+        console.print(f"  {finding.verdict}: {finding.claim}. {finding.evidence}", markup=False)

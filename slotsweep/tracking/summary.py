@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from slotsweep.analysis import row_interval
 from slotsweep.report import (
     ConfigurationRow,
     compare,
@@ -16,6 +17,7 @@ from slotsweep.report import (
     write_report,
 )
 from slotsweep.study.schema import Study
+from slotsweep.tracking.histories import metric_histories
 from slotsweep.tracking.queries import log_study_summary, trial_records
 from slotsweep.tracking.tags import BEST, BEST_BY
 from slotsweep.train.result import TrialRecord
@@ -33,7 +35,8 @@ def best_row(
 
 
 def comparison_columns(rows: list[ConfigurationRow]) -> dict[str, list]:
-    """The comparison as columns: varying settings, counts, mean and std of each metric."""
+    """The comparison as columns: varying settings, counts, mean, std and 95% t-interval
+    (`_ci_low`, `_ci_high`; None with one seed) of each metric."""
     keys = varying_settings(rows)
     table: dict[str, list] = {key: [row.settings.get(key, "-") for row in rows] for key in keys}
     table["finished"] = [row.finished for row in rows]
@@ -41,6 +44,9 @@ def comparison_columns(rows: list[ConfigurationRow]) -> dict[str, list]:
     for metric in reported_metrics():
         for stat in ("mean", "std"):
             table[f"{metric}_{stat}"] = [getattr(row, stat)(metric) for row in rows]
+        intervals = [row_interval(row, metric) for row in rows]
+        table[f"{metric}_ci_low"] = [i.low if i else None for i in intervals]
+        table[f"{metric}_ci_high"] = [i.high if i else None for i in intervals]
     return table
 
 
@@ -72,10 +78,19 @@ def summary_values(
     if best is not None:
         tags.update({BEST + key: best.settings.get(key, "-") for key in varying_settings(rows)})
         for name in reported_metrics():
-            if best.mean(name) is not None:
-                metrics[BEST + name] = best.mean(name)
+            interval = row_interval(best, name)
+            if interval is not None:
+                metrics[BEST + name] = interval.mean
                 metrics[f"{BEST}{name}_std"] = best.std(name)
+            if interval is not None and interval.defined:  # one seed: no interval, no metric
+                metrics[f"{BEST}{name}_ci_low"] = interval.low
+                metrics[f"{BEST}{name}_ci_high"] = interval.high
+        tags[BEST + "seeds"] = str(best.finished)
     return tags, metrics
+
+
+def _finished(records: list[TrialRecord]) -> list[str]:
+    return [record.run_id for record in records if record.status == "FINISHED"]
 
 
 def summarize_study(
@@ -93,7 +108,16 @@ def summarize_study(
     tags, metrics = summary_values(records, rows, metric, mode)
     note = plan_note(study) if study else None
     with tempfile.TemporaryDirectory() as folder:
-        written = files if files is not None else write_report(rows, Path(folder))
+        written = (
+            files
+            if files is not None
+            else write_report(
+                rows,
+                Path(folder),
+                objective=(metric, mode),
+                histories=metric_histories(uri, _finished(records)),
+            )
+        )
         log_study_summary(
             uri,
             parent_run_id,
