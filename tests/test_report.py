@@ -12,7 +12,14 @@ import statistics
 import pytest
 
 from slotsweep.config import TrialConfig
-from slotsweep.report import compare, comparison_table, findings, paper_points, write_report
+from slotsweep.report import (
+    compare,
+    comparison_table,
+    findings,
+    paper_points,
+    paper_table,
+    write_report,
+)
 from slotsweep.report.paper_numbers import FIGURE, NUMBERS, TEXT, paper_number
 from slotsweep.tracking.params import trial_params
 from slotsweep.train.result import TrialRecord
@@ -315,3 +322,50 @@ def test_distance_to_the_weight_trained_network_beside_the_papers():
     assert slot.ours_vs_baseline == pytest.approx(-3.0)
     assert slot.paper_vs_baseline == pytest.approx(98.2 - 98.0)
     assert dense.ours_vs_baseline is None
+
+
+def test_closing_table_fits_100_columns_and_says_shared_marks_once():
+    from rich.console import Console
+
+    records = []
+    for k, selection, sharing in itertools.product(
+        [1, 2, 8, 64], ["greedy", "probabilistic"], ["none", "layer"]
+    ):
+        records += record([0.9, 0.91, 0.92], k=k, selection=selection, sharing=sharing)
+    records += record([0.95, 0.96, 0.97], k=8, epochs=150, finetune_epochs=50)
+    records += record([0.98, 0.981, 0.982], method="dense", lr=0.01)
+    rows = compare(records)
+    console = Console(width=100, record=True)
+    for table in (comparison_table(rows), paper_table(paper_points(rows))):
+        assert console.measure(table).maximum <= 100
+        console.print(table)
+    text = console.export_text()
+    assert "every configuration: 3 seed(s)" in text  # said once, not a column
+    assert text.count("reduced scale") <= 1  # a mark every point shares: said once
+
+
+def test_pareto_csv_importance_and_html_sections(tmp_path):
+    records = k_records()  # 9 configurations x 2 seeds: 18 finished trials
+    write_report(compare(records), tmp_path, objective=("test_accuracy", "max"))
+    fronts = {r["configuration"]: r for r in read_csv(tmp_path / "pareto.csv")}
+    # model size 1000 K bytes: K=1 (10%, GS and PS tie: both on it), then GS at each K (GS is
+    # above PS at the same size), then the dense network
+    on = {name for name, r in fronts.items() if r["front_model_size_bytes"] == "True"}
+    assert on == {
+        "slot k=1 probabilistic",
+        "slot k=1 greedy",
+        "slot k=2 greedy",
+        "slot k=8 greedy",
+        "slot k=64 greedy",
+        "dense",
+    }
+    assert float(fronts["dense"]["test_accuracy"]) == pytest.approx(0.981)
+    ranked = [r for r in read_csv(tmp_path / "importance.csv") if r["evaluator"] == "fanova"]
+    assert ranked[0]["setting"] in ("k", "method", "lr")  # K (and what follows it) decides
+    page = (tmp_path / "report.html").read_text()
+    assert "Pareto fronts" in page and "Importance" in page and "pareto.csv" in page
+    assert "t-interval, n-1 degrees of freedom" in page
+    few = tmp_path / "few"
+    write_report(compare(record([0.9, 0.91], k=8)), few)
+    assert not (few / "importance.csv").exists()
+    assert "importance not estimated: 2 finished trials" in (few / "report.html").read_text()
