@@ -19,11 +19,13 @@ from slotsweep.analysis import (
     curves,
     decide,
     front,
+    front_of,
     importance,
     paired,
     paired_rows,
     pareto,
     row_interval,
+    search_front,
     t_interval,
 )
 from slotsweep.train.result import TrialRecord
@@ -178,3 +180,31 @@ def test_learning_curves_mean_and_band_per_epoch():
     assert [p.mean for p in curve.points] == pytest.approx([0.6, 0.8, 0.95])
     assert curve.points[0].high == pytest.approx(0.6 + T_2 * 0.1 / math.sqrt(3))
     assert curve.points[2].n == 1 and not curve.points[2].defined
+
+
+def test_search_front_of_several_objectives_with_their_modes():
+    records = []
+    # (accuracy max, size min, time min): a beats b in all three; c and d trade off
+    values = {
+        "a": (0.9, 10.0, 5.0),
+        "b": (0.8, 20.0, 6.0),
+        "c": (0.95, 50.0, 9.0),
+        "d": (0.7, 5.0, 9.0),
+    }
+    for name, (acc, size, time) in values.items():
+        for seed in range(2):
+            records.append(
+                trial(
+                    seed,
+                    method="slot",
+                    k=len(name) + ord(name[0]),
+                    m_test_accuracy=acc,
+                    m_model_size_bytes=size,
+                    m_train_time_s=time,
+                )
+            )
+    rows = compare(records)
+    objectives = [("test_accuracy", "max"), ("model_size_bytes", "min"), ("train_time_s", "min")]
+    on = {row.settings["k"] for row in search_front(rows, objectives)}
+    assert on == {str(1 + ord(n)) for n in "acd"}
+    assert front_of([(1.0, 1.0), (1.0, 1.0), (0.5, 2.0)]) == [True, True, True]

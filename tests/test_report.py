@@ -346,7 +346,7 @@ def test_closing_table_fits_100_columns_and_says_shared_marks_once():
 
 def test_pareto_csv_importance_and_html_sections(tmp_path):
     records = k_records()  # 9 configurations x 2 seeds: 18 finished trials
-    write_report(compare(records), tmp_path, objective=("test_accuracy", "max"))
+    write_report(compare(records), tmp_path, objectives=[("test_accuracy", "max")])
     fronts = {r["configuration"]: r for r in read_csv(tmp_path / "pareto.csv")}
     # model size 1000 K bytes: K=1 (10%, GS and PS tie: both on it), then GS at each K (GS is
     # above PS at the same size), then the dense network
@@ -369,3 +369,25 @@ def test_pareto_csv_importance_and_html_sections(tmp_path):
     write_report(compare(record([0.9, 0.91], k=8)), few)
     assert not (few / "importance.csv").exists()
     assert "importance not estimated: 2 finished trials" in (few / "report.html").read_text()
+
+
+def test_a_multi_objective_search_shows_its_front_first_and_the_summary_describes_it(tmp_path):
+    import json
+
+    from slotsweep.tracking.summary import summary_values
+
+    records = k_records()
+    rows = compare(records)
+    objectives = [("best_val_accuracy", "max"), ("model_size_bytes", "min")]
+    write_report(rows, tmp_path, objectives=objectives)
+    page = (tmp_path / "report.html").read_text()
+    assert page.index("its Pareto front") < page.index("The paper's findings")
+    front = {r["configuration"]: r["front_search"] for r in read_csv(tmp_path / "search_front.csv")}
+    assert front["slot k=64 greedy"] == "True" and front["slot k=64 probabilistic"] == "False"
+    assert (tmp_path / "pareto_search.png").exists()
+    tags, metrics = summary_values(records, rows, objectives)
+    described = json.loads(tags["best.front"])
+    assert metrics["best.front_size"] == len(described) == sum(v == "True" for v in front.values())
+    assert described[0]["k"] == "0" and described[0]["method"] == "dense"  # most accurate first
+    assert metrics["best.front.0.best_val_accuracy"] == pytest.approx(0.981)
+    assert "Pareto front" in tags["slotsweep.best_by"] and "best.k" not in tags

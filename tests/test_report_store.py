@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import statistics
 
 import pytest
@@ -27,10 +28,12 @@ def _accuracy(method: str, k: int, selection: str, seed: int) -> float:
     return base + 0.006 * (selection == "greedy") + 0.01 * seed - 0.0005 * seed**2
 
 
-def _log_store(uri: str) -> None:
+def _log_store(uri: str, document: dict | None = None) -> None:
     client = MlflowClient(uri)
     exp = client.create_experiment(EXPERIMENT)
     parent = client.create_run(exp, tags={"slotsweep.role": "study"}).info.run_id
+    if document:  # the study a launch logs: what `report --experiment` reads the search from
+        client.log_dict(parent, document, "study.json")
     configs = [
         dict(method="slot", k=k, selection=selection)
         for k, selection in itertools.product([2, 8], ["greedy", "probabilistic"])
@@ -143,3 +146,36 @@ def test_report_intervals_findings_fronts_and_curves_match_the_store(tmp_path):
     )
     logged = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"pareto.csv", "importance.csv", "learning_curves.png", "report.html"} <= logged
+
+
+@pytest.mark.slow
+def test_a_multi_objective_search_reports_its_front_first_and_in_the_summary(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    search = {"metric": ["best_val_accuracy", "model_size_bytes"], "mode": ["max", "min"]}
+    _log_store(uri, {"name": EXPERIMENT, "search": {"algorithm": "optuna", **search}})
+    done = run_cli(
+        "report", "--experiment", EXPERIMENT, "--tracking-uri", uri, "--out", "rep", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.index("its Pareto front") < done.stdout.index("trial runs")  # first
+    means: dict[tuple, list] = {}
+    for config, _, metrics, _ in _records(uri):
+        means.setdefault(config, []).append(metrics)
+    points = {
+        c: (
+            statistics.fmean(m["best_val_accuracy"] for m in ms),
+            -statistics.fmean(m["model_size_bytes"] for m in ms),
+        )
+        for c, ms in means.items()
+    }
+    expected = {
+        c
+        for c, p in points.items()
+        if not any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in points.values())
+    }
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`slotsweep.role` = 'study'")
+    described = json.loads(parent.data.tags["best.front"])
+    assert {(d["method"], d["k"], d["selection"]) for d in described} == expected
+    assert parent.data.metrics["best.front_size"] == len(expected)

@@ -34,7 +34,15 @@ from slotsweep.analysis.intervals import (
     t_interval,
 )
 from slotsweep.analysis.paired import Paired, paired, paired_rows, seed_values
-from slotsweep.analysis.pareto import COSTS, ParetoRow, front, pareto
+from slotsweep.analysis.pareto import (
+    COSTS,
+    ParetoRow,
+    dominates,
+    front,
+    front_of,
+    pareto,
+    search_front,
+)
 
 
 def row_interval(row: ConfigurationRow, metric: str = "test_accuracy") -> Interval | None:
@@ -64,7 +72,10 @@ __all__ = [
     "compare",
     "curves",
     "decide",
+    "dominates",
     "front",
+    "front_of",
+    "search_front",
     "importance",
     "not_configuration",
     "order_rows",

@@ -13,13 +13,35 @@ ACCURACY = "test_accuracy"
 COSTS = ("model_size_bytes", "training_memory_bytes", "training_cost_flops")
 
 
+def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Whether `a` is at least as good as `b` in every objective and better in one (higher is
+    better in each)."""
+    return all(x >= y for x, y in zip(a, b, strict=True)) and any(
+        x > y for x, y in zip(a, b, strict=True)
+    )
+
+
+def front_of(points: list[tuple[float, ...]]) -> list[bool]:
+    """For each point (higher is better in each objective), whether no other dominates it."""
+    return [not any(dominates(other, point) for other in points) for point in points]
+
+
 def front(points: list[tuple[float, float]]) -> list[bool]:
     """For each (gain, cost) point, whether it is on the front: no other point has gain >= and
     cost <= with one of them strict."""
-    return [
-        not any((g >= gain and c <= cost) and (g > gain or c < cost) for g, c in points)
-        for gain, cost in points
+    return front_of([(gain, -cost) for gain, cost in points])
+
+
+def search_front(
+    rows: list[ConfigurationRow], objectives: list[tuple[str, str]]
+) -> list[ConfigurationRow]:
+    """The configurations on the front of a multi-objective search: (metric, mode) pairs, each
+    configuration by its means over seeds; one lacking an objective is on no front."""
+    scored = [r for r in rows if all(r.mean(m) is not None for m, _ in objectives)]
+    signed = [
+        tuple(r.mean(m) * (1 if mode == "max" else -1) for m, mode in objectives) for r in scored
     ]
+    return [row for row, on in zip(scored, front_of(signed), strict=True) if on]
 
 
 @dataclass

@@ -20,8 +20,6 @@ from slotsweep.cli.common import (
 )
 from slotsweep.study.schema import Study
 
-OBJECTIVE = ("best_val_accuracy", "max")  # without a study file: the default search's
-
 
 @app.command()
 def report(
@@ -47,7 +45,8 @@ def report(
     from slotsweep.report import compare
     from slotsweep.study.store import absolute_tracking_uri
     from slotsweep.tracking.histories import metric_histories
-    from slotsweep.tracking.queries import latest_study_run, trial_records
+    from slotsweep.tracking.queries import latest_study_run, study_document, trial_records
+    from slotsweep.tracking.summary import search_objectives
 
     if study_file is None and experiment is None:
         err.print("give a STUDY_FILE or --experiment NAME")
@@ -65,9 +64,16 @@ def report(
         err.print(str(error))
         raise typer.Exit(2) from None
     rows = compare(records)
-    print_comparison(rows, f"{name}: {len(records)} trial runs", tolerance)
+    # the settings that ran are the launch's (its preset, its --set), not this command's
+    settings = (study_document(uri, parent) if parent else None) or (
+        study.model_dump(mode="json") if study else None
+    )
+    objectives = search_objectives(None, settings) if settings else search_objectives(study)
+    print_comparison(rows, f"{name}: {len(records)} trial runs", tolerance, objectives)
     histories = metric_histories(uri, [r.run_id for r in records if r.status == "FINISHED"])
-    written = _write_report(rows, out, uri, name, parent, study, tolerance, histories)
+    written = _write_report(
+        rows, out, uri, name, parent, study, (tolerance, settings, objectives), histories
+    )
     console.print("wrote " + ", ".join(str(p) for p in written))
 
 
@@ -78,18 +84,15 @@ def _write_report(
     name: str,
     parent: str | None,
     study: Study | None,
-    tolerance: float,
+    how: tuple[float, dict | None, list[tuple[str, str]]],
     histories: dict,
 ) -> list[Path]:
-    """Writes the report's files into `out`; logs them to the latest parent run, whose summary
-    it refreshes."""
+    """Writes the report's files into `out` (`how`: the tolerance, the settings that ran, the
+    search's objectives); logs them to the latest parent run, whose summary it refreshes."""
     from slotsweep.report import write_report
-    from slotsweep.tracking.queries import log_artifacts, study_document
+    from slotsweep.tracking.queries import log_artifacts
 
-    # the settings that ran are the launch's (its preset, its --set), not this command's
-    settings = (study_document(uri, parent) if parent else None) or (
-        study.model_dump(mode="json") if study else None
-    )
+    tolerance, settings, objectives = how
     written = write_report(
         rows,
         out,
@@ -97,7 +100,7 @@ def _write_report(
         settings=settings,
         description=study.description if study else "",
         tolerance=tolerance,
-        objective=(study.search.metric[0], study.search.mode[0]) if study else OBJECTIVE,
+        objectives=objectives,
         histories=histories,
     )
     if parent:
@@ -108,9 +111,15 @@ def _write_report(
     return written
 
 
-def print_comparison(rows: list, title: str, tolerance: float | None = None) -> None:
-    """The comparison table, the data set that ran, ours beside the paper where it has numbers,
-    and its findings: what `launch` ends with and `report` prints."""
+def print_comparison(
+    rows: list,
+    title: str,
+    tolerance: float | None = None,
+    objectives: list[tuple[str, str]] | None = None,
+) -> None:
+    """A multi-objective search's front first (its result), then the comparison table, the data
+    set that ran, ours beside the paper where it has numbers, and its findings: what `launch`
+    ends with and `report` prints."""
     from slotsweep.report import (
         DEFAULT_TOLERANCE,
         comparison_table,
@@ -119,6 +128,10 @@ def print_comparison(rows: list, title: str, tolerance: float | None = None) -> 
         paper_points,
     )
     from slotsweep.report import paper_table as table
+    from slotsweep.report.tables import front_table
+
+    if objectives and len(objectives) > 1:
+        console.print(front_table(rows, objectives, title="the search's result: its Pareto front"))
 
     console.print(comparison_table(rows, title=title))
     datasets, notes = dataset_summary(rows)

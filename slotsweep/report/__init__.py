@@ -107,15 +107,16 @@ def write_report(
     settings: dict[str, Any] | None = None,
     description: str = "",
     tolerance: float = DEFAULT_TOLERANCE,
-    objective: tuple[str, str] = ("best_val_accuracy", "max"),
+    objectives: list[tuple[str, str]] | None = None,
     histories: dict[str, list[tuple[int, float]]] | None = None,
     min_trials: int = MIN_TRIALS,
 ) -> list[Path]:
     """Writes into `out`: comparison.csv (with 95% intervals and the paper's value beside
     ours), comparison.txt, paper_comparison.csv, a PNG and a CSV per fitting figure, pareto.csv
-    and its fronts, importance.csv (`objective`: the study's metric and mode; at least
-    `min_trials` finished trials), learning curves (from `histories`: {run id: [(epoch,
-    val_accuracy)]}) and report.html."""
+    and its fronts, importance.csv (for the first of `objectives`, the study's (metric, mode)
+    pairs, default best_val_accuracy max; at least `min_trials` finished trials), a
+    multi-objective search's front (search_front.csv, first on the page), learning curves
+    (from `histories`: {run id: [(epoch, val_accuracy)]}) and report.html."""
     from slotsweep.report.html import write_html
 
     out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +134,8 @@ def write_report(
     figures = draw_figures(rows, out, title=dataset_label(rows))
     for figure in figures:
         written += [figure.png, figure.csv]
-    extras = write_extras(rows, out, objective, histories, min_trials)
+    objectives = objectives or [("best_val_accuracy", "max")]
+    extras = write_extras(rows, out, objectives[0], histories, min_trials, objectives)
     written += extras.files
     datasets, notes = dataset_summary(rows)
     page = out / "report.html"

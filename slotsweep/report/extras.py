@@ -18,6 +18,7 @@ from slotsweep.analysis import (
     curves,
     importance,
     pareto,
+    search_front,
 )
 from slotsweep.report.drawing import _pyplot
 from slotsweep.report.figures import Figure
@@ -38,6 +39,8 @@ class Extras:
     importance: list[Importance] = field(default_factory=list)
     importance_note: str = ""
     curves: list[Curve] = field(default_factory=list)
+    search_objectives: list[tuple[str, str]] = field(default_factory=list)
+    search_front: list[ConfigurationRow] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
@@ -72,37 +75,49 @@ def write_pareto(rows: list[ConfigurationRow], out: Path, extras: Extras) -> Non
 
 
 def _draw_front(table: list[ParetoRow], cost: str, labels: list[str], figure: Figure) -> None:
+    scored = [p for p in table if p.objectives[cost] and p.objectives["test_accuracy"] is not None]
+    draw_scatter_front(
+        [
+            (p.objectives[cost], 100 * p.objectives["test_accuracy"], row_label(p.row, labels))
+            for p in scored
+        ],
+        [p.on_front[cost] for p in scored],
+        (COST_LABELS[cost], "test accuracy (%)"),
+        figure,
+    )
+
+
+def draw_scatter_front(
+    points: list[tuple[float, float, str]],
+    on_front: list[bool],
+    axis_labels: tuple[str, str],
+    figure: Figure,
+) -> None:
+    """Every configuration as a grey dot, the front as a step line with its members named."""
     plt = _pyplot()
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
-    scored = [p for p in table if p.objectives[cost] and p.objectives["test_accuracy"] is not None]
     axes.scatter(
-        [p.objectives[cost] for p in scored],
-        [100 * p.objectives["test_accuracy"] for p in scored],
+        [x for x, _, _ in points],
+        [y for _, y, _ in points],
         color="0.6",
         label="configurations (mean over seeds)",
     )
-    on = sorted((p for p in scored if p.on_front[cost]), key=lambda p: p.objectives[cost])
+    on = sorted((p for p, mark in zip(points, on_front, strict=True) if mark))
     axes.step(
-        [p.objectives[cost] for p in on],
-        [100 * p.objectives["test_accuracy"] for p in on],
+        [x for x, _, _ in on],
+        [y for _, y, _ in on],
         where="post",
         color="C3",
         marker="o",
         label="front",
     )
-    for p in on:
-        axes.annotate(
-            row_label(p.row, labels),
-            (p.objectives[cost], 100 * p.objectives["test_accuracy"]),
-            fontsize=7,
-            xytext=(3, -9),
-            textcoords="offset points",
-        )
-    values = [p.objectives[cost] for p in scored]
-    if min(values) > 0 and max(values) / min(values) > 20:
+    for x, y, label in on:
+        axes.annotate(label, (x, y), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    xs = [x for x, _, _ in points]
+    if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
         axes.set_xscale("log")
-    axes.set_xlabel(COST_LABELS[cost])
-    axes.set_ylabel("test accuracy (%)")
+    axes.set_xlabel(axis_labels[0])
+    axes.set_ylabel(axis_labels[1])
     axes.legend(fontsize=7)
     _finish(fig, axes, figure)
 
@@ -219,15 +234,54 @@ def _draw_curves(found: list[Curve], labels: list[str], figure: Figure) -> None:
     _finish(fig, axes, figure)
 
 
+def write_search_front(
+    rows: list[ConfigurationRow], out: Path, extras: Extras, objectives: list[tuple[str, str]]
+) -> None:
+    """A multi-objective search's result: the configurations on the front of its objectives
+    (means over seeds), search_front.csv and, for two objectives, pareto_search.png."""
+    extras.search_objectives = objectives
+    extras.search_front = search_front(rows, objectives)
+    labels, metrics = label_keys(rows), [m for m, _ in objectives]
+    path = out / "search_front.csv"
+    members = {id(r) for r in extras.search_front}
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["configuration", "seeds", *metrics, "front_search"])
+        for row in rows:
+            means = ["" if row.mean(m) is None else row.mean(m) for m in metrics]
+            writer.writerow([row_label(row, labels), row.finished, *means, id(row) in members])
+    extras.files.append(path)
+    if len(objectives) != 2:
+        return
+    (y_metric, y_mode), (x_metric, x_mode) = objectives
+    scored = [r for r in rows if r.mean(x_metric) is not None and r.mean(y_metric) is not None]
+    figure = Figure(
+        "pareto_search", f"the search's front: {y_metric} ({y_mode}) against {x_metric} ({x_mode})"
+    )
+    figure.png, figure.csv = out / "pareto_search.png", path
+    draw_scatter_front(
+        [(r.mean(x_metric), r.mean(y_metric), row_label(r, labels)) for r in scored],
+        [id(r) in members for r in scored],
+        (x_metric, y_metric),
+        figure,
+    )
+    extras.figures.insert(0, figure)
+    extras.files.append(figure.png)
+
+
 def write_extras(
     rows: list[ConfigurationRow],
     out: Path,
     objective: tuple[str, str] = ("best_val_accuracy", "max"),
     histories: dict | None = None,
     min_trials: int = MIN_TRIALS,
+    search: list[tuple[str, str]] | None = None,
 ) -> Extras:
-    """Every analysis that fits the rows, written into `out`."""
+    """Every analysis that fits the rows, written into `out`; `search`: a multi-objective
+    search's (metric, mode) pairs, whose front is written first."""
     extras = Extras()
+    if search and len(search) > 1:
+        write_search_front(rows, out, extras, search)
     write_pareto(rows, out, extras)
     write_importance(rows, out, extras, objective, min_trials)
     if histories:

@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from slotsweep.analysis import COSTS, METHOD
+from slotsweep.analysis import COSTS, METHOD, row_interval
 from slotsweep.report.extras import Extras
 from slotsweep.report.figures import Figure
 from slotsweep.report.findings import Finding
@@ -49,6 +49,7 @@ figure { display: inline-block; margin: 0.5em; } img { max-width: 520px; }
 <p>{{ trials }} trial runs ({{ finished }} finished, {{ failed }} failed). Data set:
 <b>{{ datasets }}</b>. Generated {{ generated }}.</p>
 {% for note in dataset_notes %}<p class="note">{{ note }}</p>{% endfor %}
+{{ search_html }}
 {% if findings %}<h2>The paper's findings, here</h2>
 <p>Each comparison of two configurations is decided on their per-seed differences of test
 accuracy (points): the mean difference and its 95% {{ method }} [low, high]. <i>held</i>: the
@@ -110,6 +111,16 @@ on the finished trials; importance.csv){% endif %}.</p>
 {% endfor %}{% endif %}""",
     autoescape=True,
 )
+SEARCH = jinja2.Template(
+    """<h2>The search's result: its Pareto front</h2><p>The configurations no other beats in
+every objective at once ({{ objectives }}; means over seeds, 95% intervals in brackets);
+search_front.csv lists every configuration.</p>
+<table><tr><th>configuration</th><th>seeds</th>{% for m in metrics %}<th>{{ m }}</th>
+{% endfor %}</tr>{% for line in lines %}<tr><td class="text">{{ line[0] }}</td>{% for cell in
+ line[1:] %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% for fig in figs %}{{ figure(fig) }}{% endfor %}""",
+    autoescape=True,
+)
 FIGURE = jinja2.Template(
     """<figure><img alt="{{ fig.title }}" src="data:image/png;base64,{{ fig.data }}">
 <figcaption>{{ fig.title }} ({{ fig.name }}.png; values in {{ fig.csv }})</figcaption>
@@ -136,6 +147,29 @@ def _embedded(figure: Figure) -> Markup:
     return Markup(FIGURE.render(fig=fig))
 
 
+def _search_html(extras: Extras | None, rows: list[ConfigurationRow]) -> Markup:
+    """A multi-objective search's front, shown first: its result."""
+    if extras is None or not extras.search_objectives:
+        return Markup("")
+    labels, metrics = label_keys(rows), [m for m, _ in extras.search_objectives]
+
+    def cell(row: ConfigurationRow, metric: str) -> str:
+        interval = row_interval(row, metric)
+        return "-" if interval is None else interval.text(".4g")
+
+    lines = [
+        [row_label(row, labels), seeds_cell(row), *(cell(row, m) for m in metrics)]
+        for row in extras.search_front
+    ]
+    objectives = ", ".join(f"{m} ({mode})" for m, mode in extras.search_objectives)
+    figs = [f for f in extras.figures if f.name == "pareto_search"]
+    return Markup(
+        SEARCH.render(
+            objectives=objectives, metrics=metrics, lines=lines, figs=figs, figure=_embedded
+        )
+    )
+
+
 def _extras_html(extras: Extras | None, rows: list[ConfigurationRow]) -> Markup:
     """The sections of the Pareto fronts, importance and learning curves."""
     if extras is None:
@@ -148,7 +182,9 @@ def _extras_html(extras: Extras | None, rows: list[ConfigurationRow]) -> Markup:
     ]
 
     def named(prefix: str) -> list[Figure]:
-        return [f for f in extras.figures if f.name.startswith(prefix)]
+        return [
+            f for f in extras.figures if f.name.startswith(prefix) and f.name != "pareto_search"
+        ]
 
     return Markup(
         EXTRAS.render(
@@ -206,6 +242,7 @@ def write_html(
         figure=_embedded,
         method=METHOD,
         extras_html=_extras_html(extras, rows),
+        search_html=_search_html(extras, rows),
         points=points,
         tolerance=f"{tolerance:g}",
         config_header=header,

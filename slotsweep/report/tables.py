@@ -17,6 +17,7 @@ from slotsweep.analysis import (
     order_rows,
     reported_metrics,
     row_interval,
+    search_front,
     varying_settings,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigurationRow",
     "compare",
     "comparison_table",
+    "front_table",
     "not_configuration",
     "order_rows",
     "reported_metrics",
@@ -125,6 +127,26 @@ def _mean_cell(row: ConfigurationRow, metric: str) -> str:
     _, scale, fmt = SHOWN[metric]
     mean = row.mean(metric)
     return "-" if mean is None else f"{mean * scale:{fmt}}"
+
+
+def front_table(
+    rows: list[ConfigurationRow], objectives: list[tuple[str, str]], title: str = ""
+) -> Table:
+    """A multi-objective search's result: the configurations on its front, each objective's
+    mean over seeds with its 95% interval."""
+    keys = varying_settings(rows)
+    table = Table(title=title or None, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for key in keys:
+        table.add_column(key)
+    for metric, mode in objectives:
+        table.add_column(f"{metric} ({mode})", justify="right")
+    for row in search_front(rows, objectives):
+        cells = [row_interval(row, metric) for metric, _ in objectives]
+        table.add_row(
+            *(row.settings.get(k, "-") for k in keys),
+            *("-" if c is None else c.text(".4g") for c in cells),
+        )
+    return table
 
 
 def stats_columns(row: ConfigurationRow, metrics: tuple[str, ...]) -> dict[str, object]:
