@@ -2,15 +2,16 @@
 PED-ANOVA) fed with the study's finished trials, whatever searched them (grid, random, Optuna).
 
 Each finished trial becomes one Optuna trial: its settings (every param but the seed and the
-runtime ones) with the objective as its value. A setting whose values are all numbers is a
-float distribution over their range, any other a categorical one (a baseline's placeholder such
-as `n/a` is one of its categories); a setting with one value is left out."""
+runtime ones) that vary between configurations (`varying_settings`: a baseline's placeholders
+for slot-only keys, such as sharing `n/a`, do not make a key vary) with the objective as its
+value. A setting whose values are all numbers is a float distribution over their range, any
+other a categorical one (a placeholder such as `n/a` is then one of its categories)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from slotsweep.analysis.groups import ConfigurationRow, number
+from slotsweep.analysis.groups import ConfigurationRow, number, varying_settings
 
 MIN_TRIALS = 8  # finished trials below which importance is not estimated (too few to split)
 EVALUATORS = ("fanova", "ped_anova")
@@ -28,10 +29,9 @@ def trials(rows: list[ConfigurationRow], metric: str) -> list[tuple[dict[str, st
     return [(row.settings, value) for row in rows for value in row.values.get(metric, [])]
 
 
-def _distributions(settings: list[dict[str, str]]) -> dict[str, object]:
+def _distributions(settings: list[dict[str, str]], keys: list[str]) -> dict[str, object]:
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    keys = sorted({key for s in settings for key in s})
     found = {}
     for key in keys:
         values = [s.get(key, "-") for s in settings]
@@ -64,7 +64,7 @@ def importance(
     import optuna
 
     found = trials(rows, metric)
-    distributions = _distributions([s for s, _ in found])
+    distributions = _distributions([s for s, _ in found], varying_settings(rows))
     if len(found) < min_trials or not distributions:
         return []
     optuna.logging.set_verbosity(optuna.logging.WARNING)

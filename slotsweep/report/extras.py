@@ -178,7 +178,7 @@ def _draw_importance(found: list[Importance], figure: Figure) -> None:
         )
     axes.set_yticks([y + height * (len(evaluators) - 1) / 2 for y in range(len(settings))])
     axes.set_yticklabels(settings)
-    axes.set_xlabel("importance (share of the objective's variance)")
+    axes.set_xlabel("importance (each evaluator's sum to 1)")
     axes.legend(fontsize=7)
     _finish(fig, axes, figure)
 
