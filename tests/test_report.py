@@ -391,3 +391,17 @@ def test_a_multi_objective_search_shows_its_front_first_and_the_summary_describe
     assert described[0]["k"] == "0" and described[0]["method"] == "dense"  # most accurate first
     assert metrics["best.front.0.best_val_accuracy"] == pytest.approx(0.981)
     assert "Pareto front" in tags["slotsweep.best_by"] and "best.k" not in tags
+
+
+def test_findings_csv_has_each_comparison_a_finding_was_decided_on(tmp_path):
+    # GS - PS at K=2: +1.0, +0.8, +1.2 points: mean 1.0, s 0.2, t(0.975, 2) x 0.2 / sqrt(3)
+    records = record([0.950, 0.952, 0.954], k=2, selection="greedy")
+    records += record([0.940, 0.944, 0.942], k=2, selection="probabilistic")
+    write_report(compare(records), tmp_path)
+    (row,) = [r for r in read_csv(tmp_path / "findings.csv") if r["comparison"] == "K=2 GS - PS"]
+    half = 4.302652729911275 * 0.2 / 3**0.5
+    assert float(row["mean"]) == pytest.approx(1.0)
+    assert float(row["ci_low"]) == pytest.approx(1.0 - half)
+    assert float(row["ci_high"]) == pytest.approx(1.0 + half)
+    assert (row["seeds"], row["threshold"], row["claimed_side"]) == ("3", "0.0", "above")
+    assert row["comparison_verdict"] == row["verdict"] == "held"

@@ -106,11 +106,22 @@ def test_report_intervals_findings_fronts_and_curves_match_the_store(tmp_path):
         assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((low, high))
     # paired finding: GS - PS per seed at K=2 and 8 (+0.6 points each), held
     page = (out / "report.html").read_text()
+    tests = {r["comparison"]: r for r in csv.DictReader((out / "findings.csv").open())}
     for k in ("2", "8"):
         gs, ps = groups[("slot", k, "greedy")], groups[("slot", k, "probabilistic")]
         diffs = [100 * (gs[s]["test_accuracy"] - ps[s]["test_accuracy"]) for s in SEEDS]
         assert f"K={k} {statistics.fmean(diffs):+.2f} [" in page
+        row = tests[f"K={k} GS - PS"]
+        assert float(row["mean"]) == pytest.approx(statistics.fmean(diffs))
+        assert row["seeds"] == "3" and row["comparison_verdict"] == "held"
     assert "held</span>: greedy selection" in page
+    # the plateau: GS K=8 - dense per seed, about -7 points: did not hold
+    gs8, dense = groups[("slot", "8", "greedy")], groups[("dense", "0", "n/a")]
+    diffs = [100 * (gs8[s]["test_accuracy"] - dense[s]["test_accuracy"]) for s in SEEDS]
+    low, high = stats.t.interval(0.95, 2, loc=statistics.fmean(diffs), scale=stats.sem(diffs))
+    plateau = tests["GS K=8 - dense"]
+    assert (float(plateau["ci_low"]), float(plateau["ci_high"])) == pytest.approx((low, high))
+    assert plateau["verdict"] == "did not hold"
     # fronts: brute force over the configurations' means
     means = {
         c: {m: statistics.fmean(v[s][m] for s in v) for m in next(iter(v.values()))}

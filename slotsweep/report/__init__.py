@@ -14,7 +14,7 @@ from slotsweep.analysis import MIN_TRIALS
 from slotsweep.report.drawing import draw_figures
 from slotsweep.report.extras import Extras, write_extras
 from slotsweep.report.figures import Figure
-from slotsweep.report.findings import Finding, findings
+from slotsweep.report.findings import Finding, findings, write_findings_csv
 from slotsweep.report.paper import (
     DEFAULT_TOLERANCE,
     PaperPoint,
@@ -137,6 +137,9 @@ def write_report(
     objectives = objectives or [("best_val_accuracy", "max")]
     extras = write_extras(rows, out, objectives[0], histories, min_trials, objectives)
     written += extras.files
+    found = findings(rows)
+    write_findings_csv(found, out / "findings.csv")
+    written.append(out / "findings.csv")
     datasets, notes = dataset_summary(rows)
     page = out / "report.html"
     write_html(
@@ -145,7 +148,7 @@ def write_report(
         rows=rows,
         figures=figures,
         points=points,
-        findings=findings(rows),
+        findings=found,
         settings=settings or _common_settings(rows),
         dataset_notes=notes,
         datasets=datasets,

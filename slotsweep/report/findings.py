@@ -11,12 +11,15 @@ K holds when it holds at each, and did not hold when it did not at one."""
 
 from __future__ import annotations
 
+import csv
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from slotsweep.analysis import (
     HELD,
     NOT_HELD,
+    Interval,
     Paired,
     combine,
     decide,
@@ -37,13 +40,29 @@ OBSERVED = "observed"  # a description, not a test
 
 
 @dataclass(frozen=True)
+class Test:
+    """One comparison a finding is decided on: the interval (points) of a per-seed difference
+    or of one configuration's accuracy, and the side of `threshold` the claim puts it on."""
+
+    label: str
+    interval: Interval | None
+    threshold: float
+    above: bool = True
+
+    @property
+    def verdict(self) -> str:
+        return decide(self.interval, self.threshold, self.above)
+
+
+@dataclass(frozen=True)
 class Finding:
     """One of the paper's claims: `verdict` is held, did not hold, inconclusive, or observed
-    (a description, not a test)."""
+    (a description, not a test); `tests` the comparisons it was decided on."""
 
     claim: str
     verdict: str
     evidence: str
+    tests: tuple[Test, ...] = ()
 
     @property
     def held(self) -> bool | None:
@@ -97,6 +116,11 @@ def _pair(a: ConfigurationRow, b: ConfigurationRow) -> Paired:
     return paired(points(a), points(b))
 
 
+def decided(claim: str, evidence: str, *tests: Test) -> Finding:
+    """A finding whose verdict combines its tests' (held only when every one held)."""
+    return Finding(claim, combine(t.verdict for t in tests), evidence, tests)
+
+
 def _level(row: ConfigurationRow) -> str:
     interval = row_interval(row, accuracy_metric(row))
     return interval.scaled(100).text() + "%"
@@ -109,20 +133,20 @@ def k_findings(rows: list[ConfigurationRow]) -> list[Finding]:
         if 1 in by_k:
             interval = row_interval(by_k[1], accuracy_metric(by_k[1])).scaled(100)
             found.append(
-                Finding(
+                decided(
                     f"{FINDINGS['k1_chance']} ({name})",
-                    decide(interval, CHANCE + CHANCE_MARGIN, above=False),
                     f"K=1: {_level(by_k[1])} (at most {CHANCE + CHANCE_MARGIN:g}% counts)",
+                    Test(f"{name} K=1", interval, CHANCE + CHANCE_MARGIN, above=False),
                 )
             )
         if 1 in by_k and 2 in by_k:
             jump = _pair(by_k[2], by_k[1])
             found.append(
-                Finding(
+                decided(
                     f"{FINDINGS['k2_jump']} ({name})",
-                    decide(jump.interval, JUMP),
                     f"K=1 {_level(by_k[1])} -> K=2 {_level(by_k[2])}; K=2 - K=1 per seed: "
                     f"{jump.text()} (more than {JUMP:g} points counts)",
+                    Test(f"{name} K=2 - K=1", jump.interval, JUMP),
                 )
             )
     return found + plateau_findings(rows)
@@ -138,11 +162,11 @@ def plateau_findings(rows: list[ConfigurationRow]) -> list[Finding]:
     gaps = {k: _pair(row, dense) for k, row in large.items()}
     detail = ", ".join(f"K={k} {gap.text()}" for k, gap in gaps.items())
     return [
-        Finding(
+        decided(
             FINDINGS["plateau"],
-            combine(decide(gap.interval, -PLATEAU_GAP) for gap in gaps.values()),
             f"GS - weight-trained ({_level(dense)}) per seed: {detail} "
             f"(above -{PLATEAU_GAP:g} counts)",
+            *(Test(f"GS K={k} - dense", g.interval, -PLATEAU_GAP) for k, g in gaps.items()),
         )
     ]
 
@@ -157,10 +181,10 @@ def selection_findings(rows: list[ConfigurationRow]) -> list[Finding]:
     gaps = {k: _pair(gs[k], ps[k]) for k in ks}
     detail = ", ".join(f"K={k} {gap.text()}" for k, gap in gaps.items())
     return [
-        Finding(
+        decided(
             FINDINGS["gs_above_ps"],
-            combine(decide(gap.interval) for gap in gaps.values()),
             f"GS - PS per seed: {detail}",
+            *(Test(f"K={k} GS - PS", gap.interval, 0.0) for k, gap in gaps.items()),
         )
     ]
 
@@ -174,10 +198,10 @@ def conv6_findings(rows: list[ConfigurationRow]) -> list[Finding]:
         return []
     gap = _pair(gs8, dense)
     return [
-        Finding(
+        decided(
             FINDINGS["conv6_beats_dense"],
-            decide(gap.interval),
             f"K=8 {_level(gs8)} against {_level(dense)}; per seed {gap.text()}",
+            Test("GS K=8 - dense", gap.interval, 0.0),
         )
     ]
 
@@ -196,15 +220,13 @@ def sharing_findings(rows: list[ConfigurationRow]) -> list[Finding]:
         small = _pair(alone[ks[0]], shared[ks[0]])
         large = _pair(alone[ks[-1]], shared[ks[-1]])
         shrinks = paired(small.differences, large.differences)
-        verdict = combine(
-            [decide(shrinks.interval), decide(large.interval, SMALL_COST, above=False)]
-        )
         found.append(
-            Finding(
+            decided(
                 f"{FINDINGS['sharing']} ({mode})",
-                verdict,
                 f"cost at K={ks[0]}: {small.text()} points, at K={ks[-1]}: {large.text()} "
                 f"points (below {SMALL_COST:g} counts as little); the drop: {shrinks.text()}",
+                Test(f"cost at K={ks[0]} - cost at K={ks[-1]}", shrinks.interval, 0.0),
+                Test(f"cost at K={ks[-1]} (none - {mode})", large.interval, SMALL_COST, False),
             )
         )
     return found
@@ -227,14 +249,15 @@ def finetune_findings(rows: list[ConfigurationRow]) -> list[Finding]:
             pairs.append((f"{s['epochs']}+{s['finetune_epochs']}", _pair(row, dense[total])))
     if not pairs:
         return []
-    verdicts = [decide(gap.interval) for _, gap in pairs]
+    tests = [Test(f"{split} finetuned - dense", gap.interval, 0.0) for split, gap in pairs]
+    held = sum(t.verdict == HELD for t in tests)
     detail = ", ".join(f"{split}: {gap.text()}" for split, gap in pairs)
     return [
-        Finding(
+        decided(
             FINDINGS["finetune"],
-            combine(verdicts),
-            f"finetuned above weight training alone in {verdicts.count(HELD)} of {len(pairs)} "
+            f"finetuned above weight training alone in {held} of {len(pairs)} "
             f"splits (finetuned - alone per seed: {detail})",
+            *tests,
         )
     ]
 
@@ -303,3 +326,37 @@ def findings(rows: list[ConfigurationRow]) -> list[Finding]:
         + storage_findings(rows)
         + lambda_lr_findings(rows)
     )
+
+
+FINDINGS_HEADER = (
+    "claim",
+    "verdict",
+    "comparison",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "seeds",
+    "threshold",
+    "claimed_side",
+    "comparison_verdict",
+)
+
+
+def write_findings_csv(found: list[Finding], path: Path) -> None:
+    """findings.csv: one line per comparison a finding was decided on (points: the mean of the
+    per-seed differences, or of one configuration's accuracy, with its 95% interval), and one
+    per observation (no numbers)."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(FINDINGS_HEADER)
+        for finding in found:
+            if not finding.tests:
+                writer.writerow([finding.claim, finding.verdict, finding.evidence])
+            for test in finding.tests:
+                i = test.interval
+                numbers = [None] * 4 if i is None else [i.mean, i.low, i.high, i.n]
+                writer.writerow(
+                    [finding.claim, finding.verdict, test.label]
+                    + ["" if v is None else v for v in numbers]
+                    + [test.threshold, "above" if test.above else "below", test.verdict]
+                )
