@@ -1,5 +1,6 @@
-"""`slotsweep report`: the comparison, ours beside the paper, the figures and the HTML page, logged
-to the study's latest parent run."""
+"""`slotsweep report`: the comparison with intervals over seeds, the findings, ours beside the
+paper, the fronts, importance, curves, figures and the HTML page, logged to the study's latest
+parent run."""
 
 from __future__ import annotations
 
@@ -39,8 +40,10 @@ def report(
         ),
     ] = 1.0,
 ) -> None:
-    """Comparison tables (mean and std over seeds), the figures that fit the study, ours beside
-    the paper's numbers and one HTML page, in --out and logged to the study's parent run."""
+    """Comparison tables (mean, std and 95% interval over seeds), findings decided on paired
+    per-seed differences, ours beside the paper's numbers, the figures that fit the study,
+    Pareto fronts, importance, learning curves and one HTML page, in --out and logged to the
+    study's parent run."""
     from slotsweep.preflight.checks import output_problems, tracking_problems
     from slotsweep.report import compare
     from slotsweep.study.store import absolute_tracking_uri
