@@ -47,12 +47,13 @@ class Interval:
             self.mean * factor, self.n, times(self.std), times(self.low), times(self.high)
         )
 
-    def text(self, fmt: str = ".2f", signed: bool = False) -> str:
-        """`97.50 [96.91, 98.09]`, or `97.50 (one seed)`."""
+    def text(self, fmt: str = ".2f", signed: bool = False, unit: str = "") -> str:
+        """`97.50 [96.91, 98.09]`, or `97.50 (one seed)`; `unit` follows the mean (`%`)."""
         sign = "+" if signed else ""
+        mean = f"{self.mean:{sign}{fmt}}{unit}"
         if not self.defined:
-            return f"{self.mean:{sign}{fmt}} (one seed)" if self.n == 1 else f"{self.mean:{fmt}}"
-        return f"{self.mean:{sign}{fmt}} [{self.low:{sign}{fmt}}, {self.high:{sign}{fmt}}]"
+            return f"{mean} (one seed)" if self.n == 1 else mean
+        return f"{mean} [{self.low:{sign}{fmt}}, {self.high:{sign}{fmt}}]"
 
 
 def t_interval(values: Iterable[float], level: float = LEVEL) -> Interval | None:

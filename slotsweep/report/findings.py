@@ -123,7 +123,7 @@ def decided(claim: str, evidence: str, *tests: Test) -> Finding:
 
 def _level(row: ConfigurationRow) -> str:
     interval = row_interval(row, accuracy_metric(row))
-    return interval.scaled(100).text() + "%"
+    return interval.scaled(100).text(unit="%")
 
 
 def k_findings(rows: list[ConfigurationRow]) -> list[Finding]:
