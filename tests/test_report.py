@@ -362,6 +362,11 @@ def test_pareto_csv_importance_and_html_sections(tmp_path):
     assert float(fronts["dense"]["test_accuracy"]) == pytest.approx(0.981)
     ranked = [r for r in read_csv(tmp_path / "importance.csv") if r["evaluator"] == "fanova"]
     assert ranked[0]["setting"] in ("k", "method", "lr")  # K (and what follows it) decides
+    figures = list(tmp_path.glob("*.png"))  # each with a CSV of exactly what it plots
+    assert len(figures) >= 4 and all((tmp_path / f"{f.stem}.csv").exists() for f in figures)
+    plotted = {r["configuration"]: r for r in read_csv(tmp_path / "pareto_model_size_bytes.csv")}
+    assert plotted["dense"]["on_front"] == "True"
+    assert float(plotted["dense"]["test_accuracy_percent"]) == pytest.approx(98.1)
     page = (tmp_path / "report.html").read_text()
     assert "Pareto fronts" in page and "Importance" in page and "pareto.csv" in page
     assert "t-interval, n-1 degrees of freedom" in page
@@ -382,7 +387,9 @@ def test_a_multi_objective_search_shows_its_front_first_and_the_summary_describe
     write_report(rows, tmp_path, objectives=objectives)
     page = (tmp_path / "report.html").read_text()
     assert page.index("its Pareto front") < page.index("The paper's findings")
-    front = {r["configuration"]: r["front_search"] for r in read_csv(tmp_path / "search_front.csv")}
+    front = {
+        r["configuration"]: r["front_search"] for r in read_csv(tmp_path / "pareto_search.csv")
+    }
     assert front["slot k=64 greedy"] == "True" and front["slot k=64 probabilistic"] == "False"
     assert (tmp_path / "pareto_search.png").exists()
     tags, metrics = summary_values(records, rows, objectives)

@@ -115,7 +115,7 @@ def write_report(
     ours), comparison.txt, paper_comparison.csv, a PNG and a CSV per fitting figure, pareto.csv
     and its fronts, importance.csv (for the first of `objectives`, the study's (metric, mode)
     pairs, default best_val_accuracy max; at least `min_trials` finished trials), a
-    multi-objective search's front (search_front.csv, first on the page), learning curves
+    multi-objective search's front (pareto_search.csv, first on the page), learning curves
     (from `histories`: {run id: [(epoch, val_accuracy)]}) and report.html."""
     from slotsweep.report.html import write_html
 

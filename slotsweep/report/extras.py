@@ -68,14 +68,27 @@ def write_pareto(rows: list[ConfigurationRow], out: Path, extras: Extras) -> Non
     for cost in COSTS:
         if any(p.on_front[cost] for p in table):
             figure = Figure(f"pareto_{cost}", f"test accuracy against {COST_LABELS[cost]}")
-            figure.png, figure.csv = out / f"{figure.name}.png", path
+            figure.png, figure.csv = out / f"{figure.name}.png", out / f"{figure.name}.csv"
             _draw_front(table, cost, labels, figure)
             extras.figures.append(figure)
-            extras.files.append(figure.png)
+            extras.files += [figure.png, figure.csv]
 
 
 def _draw_front(table: list[ParetoRow], cost: str, labels: list[str], figure: Figure) -> None:
+    """The figure, and beside it (as every figure) a CSV of exactly the values it plots."""
     scored = [p for p in table if p.objectives[cost] and p.objectives["test_accuracy"] is not None]
+    with figure.csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["configuration", cost, "test_accuracy_percent", "on_front"])
+        writer.writerows(
+            (
+                row_label(p.row, labels),
+                p.objectives[cost],
+                100 * p.objectives["test_accuracy"],
+                p.on_front[cost],
+            )
+            for p in scored
+        )
     draw_scatter_front(
         [
             (p.objectives[cost], 100 * p.objectives["test_accuracy"], row_label(p.row, labels))
@@ -238,11 +251,11 @@ def write_search_front(
     rows: list[ConfigurationRow], out: Path, extras: Extras, objectives: list[tuple[str, str]]
 ) -> None:
     """A multi-objective search's result: the configurations on the front of its objectives
-    (means over seeds), search_front.csv and, for two objectives, pareto_search.png."""
+    (means over seeds), pareto_search.csv and, for two objectives, pareto_search.png."""
     extras.search_objectives = objectives
     extras.search_front = search_front(rows, objectives)
     labels, metrics = label_keys(rows), [m for m, _ in objectives]
-    path = out / "search_front.csv"
+    path = out / "pareto_search.csv"
     members = {id(r) for r in extras.search_front}
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)

@@ -114,7 +114,7 @@ on the finished trials; importance.csv){% endif %}.</p>
 SEARCH = jinja2.Template(
     """<h2>The search's result: its Pareto front</h2><p>The configurations no other beats in
 every objective at once ({{ objectives }}; means over seeds, 95% intervals in brackets);
-search_front.csv lists every configuration.</p>
+pareto_search.csv lists every configuration.</p>
 <table><tr><th>configuration</th><th>seeds</th>{% for m in metrics %}<th>{{ m }}</th>
 {% endfor %}</tr>{% for line in lines %}<tr><td class="text">{{ line[0] }}</td>{% for cell in
  line[1:] %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>
