@@ -26,11 +26,12 @@ LAYERS = {
     "slotsweep.train": 2,
     "slotsweep.study": 3,
     "slotsweep.preflight": 4,
-    "slotsweep.report": 4,
-    "slotsweep.tracking": 5,
-    "slotsweep.launch": 6,
-    "slotsweep.cli": 7,
-    "slotsweep.__main__": 8,
+    "slotsweep.analysis": 4,
+    "slotsweep.report": 5,
+    "slotsweep.tracking": 6,
+    "slotsweep.launch": 7,
+    "slotsweep.cli": 8,
+    "slotsweep.__main__": 9,
 }
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
 

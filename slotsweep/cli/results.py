@@ -1,5 +1,6 @@
-"""`slotsweep report`: the comparison, ours beside the paper, the figures and the HTML page, logged
-to the study's latest parent run."""
+"""`slotsweep report`: the comparison with intervals over seeds, the findings, ours beside the
+paper, the fronts, importance, curves, figures and the HTML page, logged to the study's latest
+parent run."""
 
 from __future__ import annotations
 
@@ -39,12 +40,16 @@ def report(
         ),
     ] = 1.0,
 ) -> None:
-    """Comparison tables (mean and std over seeds), the figures that fit the study, ours beside
-    the paper's numbers and one HTML page, in --out and logged to the study's parent run."""
+    """Comparison tables (mean, std and 95% interval over seeds), findings decided on paired
+    per-seed differences, ours beside the paper's numbers, the figures that fit the study,
+    Pareto fronts, importance, learning curves and one HTML page, in --out and logged to the
+    study's parent run."""
     from slotsweep.preflight.checks import output_problems, tracking_problems
     from slotsweep.report import compare
     from slotsweep.study.store import absolute_tracking_uri
-    from slotsweep.tracking.queries import latest_study_run, trial_records
+    from slotsweep.tracking.histories import metric_histories
+    from slotsweep.tracking.queries import latest_study_run, study_document, trial_records
+    from slotsweep.tracking.summary import search_objectives
 
     if study_file is None and experiment is None:
         err.print("give a STUDY_FILE or --experiment NAME")
@@ -62,8 +67,16 @@ def report(
         err.print(str(error))
         raise typer.Exit(2) from None
     rows = compare(records)
-    print_comparison(rows, f"{name}: {len(records)} trial runs", tolerance)
-    written = _write_report(rows, out, uri, name, parent, study, tolerance)
+    # the settings that ran are the launch's (its preset, its --set), not this command's
+    settings = (study_document(uri, parent) if parent else None) or (
+        study.model_dump(mode="json") if study else None
+    )
+    objectives = search_objectives(None, settings) if settings else search_objectives(study)
+    print_comparison(rows, f"{name}: {len(records)} trial runs", tolerance, objectives)
+    histories = metric_histories(uri, [r.run_id for r in records if r.status == "FINISHED"])
+    written = _write_report(
+        rows, out, uri, name, parent, study, (tolerance, settings, objectives), histories
+    )
     console.print("wrote " + ", ".join(str(p) for p in written))
 
 
@@ -74,17 +87,15 @@ def _write_report(
     name: str,
     parent: str | None,
     study: Study | None,
-    tolerance: float,
+    how: tuple[float, dict | None, list[tuple[str, str]]],
+    histories: dict,
 ) -> list[Path]:
-    """Writes the report's files into `out`; logs them to the latest parent run, whose summary
-    it refreshes."""
+    """Writes the report's files into `out` (`how`: the tolerance, the settings that ran, the
+    search's objectives); logs them to the latest parent run, whose summary it refreshes."""
     from slotsweep.report import write_report
-    from slotsweep.tracking.queries import log_artifacts, study_document
+    from slotsweep.tracking.queries import log_artifacts
 
-    # the settings that ran are the launch's (its preset, its --set), not this command's
-    settings = (study_document(uri, parent) if parent else None) or (
-        study.model_dump(mode="json") if study else None
-    )
+    tolerance, settings, objectives = how
     written = write_report(
         rows,
         out,
@@ -92,6 +103,8 @@ def _write_report(
         settings=settings,
         description=study.description if study else "",
         tolerance=tolerance,
+        objectives=objectives,
+        histories=histories,
     )
     if parent:
         from slotsweep.tracking.summary import summarize_study
@@ -101,9 +114,15 @@ def _write_report(
     return written
 
 
-def print_comparison(rows: list, title: str, tolerance: float | None = None) -> None:
-    """The comparison table, the data set that ran, ours beside the paper where it has numbers,
-    and its findings: what `launch` ends with and `report` prints."""
+def print_comparison(
+    rows: list,
+    title: str,
+    tolerance: float | None = None,
+    objectives: list[tuple[str, str]] | None = None,
+) -> None:
+    """A multi-objective search's front first (its result), then the comparison table, the data
+    set that ran, ours beside the paper where it has numbers, and its findings: what `launch`
+    ends with and `report` prints."""
     from slotsweep.report import (
         DEFAULT_TOLERANCE,
         comparison_table,
@@ -112,6 +131,10 @@ def print_comparison(rows: list, title: str, tolerance: float | None = None) -> 
         paper_points,
     )
     from slotsweep.report import paper_table as table
+    from slotsweep.report.tables import front_table
+
+    if objectives and len(objectives) > 1:
+        console.print(front_table(rows, objectives, title="the search's result: its Pareto front"))
 
     console.print(comparison_table(rows, title=title))
     datasets, notes = dataset_summary(rows)
@@ -120,5 +143,4 @@ def print_comparison(rows: list, title: str, tolerance: float | None = None) -> 
     if points:
         console.print(table(points, title="ours beside the paper"))
     for finding in findings(rows):
-        held = {True: "held", False: "did not hold", None: "observed"}[finding.held]
-        console.print(f"  {held}: {finding.claim}. {finding.evidence}", markup=False)
+        console.print(f"  {finding.verdict}: {finding.claim}. {finding.evidence}", markup=False)

@@ -1,6 +1,7 @@
-"""Reports of a study: the comparison over seeds (`tables`), the figure that fits the study
-(`figures`), our numbers beside the paper's (`paper`), its findings checked (`findings`), and one
-self-contained HTML page (`html`)."""
+"""Reports of a study: the comparison over seeds with 95% intervals (`tables`), the figure that
+fits the study (`figures`), our numbers beside the paper's (`paper`), its findings decided on
+paired per-seed differences (`findings`), Pareto fronts, importance and learning curves
+(`extras`, from `slotsweep.analysis`), and one self-contained HTML page (`html`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 
 from rich.console import Console
 
+from slotsweep.analysis import MIN_TRIALS
 from slotsweep.report.drawing import draw_figures
+from slotsweep.report.extras import Extras, write_extras
 from slotsweep.report.figures import Figure
-from slotsweep.report.findings import Finding, findings
+from slotsweep.report.findings import Finding, findings, write_findings_csv
 from slotsweep.report.paper import (
     DEFAULT_TOLERANCE,
     PaperPoint,
@@ -40,6 +43,7 @@ __all__ = [
     "SHOWN",
     "ConfigurationRow",
     "DEFAULT_TOLERANCE",
+    "Extras",
     "Figure",
     "Finding",
     "PaperPoint",
@@ -103,9 +107,16 @@ def write_report(
     settings: dict[str, Any] | None = None,
     description: str = "",
     tolerance: float = DEFAULT_TOLERANCE,
+    objectives: list[tuple[str, str]] | None = None,
+    histories: dict[str, list[tuple[int, float]]] | None = None,
+    min_trials: int = MIN_TRIALS,
 ) -> list[Path]:
-    """Writes into `out`: comparison.csv (with the paper's value beside ours), comparison.txt,
-    paper_comparison.csv, a PNG and a CSV per fitting figure, and report.html."""
+    """Writes into `out`: comparison.csv (with 95% intervals and the paper's value beside
+    ours), comparison.txt, paper_comparison.csv, a PNG and a CSV per fitting figure, pareto.csv
+    and its fronts, importance.csv (for the first of `objectives`, the study's (metric, mode)
+    pairs, default best_val_accuracy max; at least `min_trials` finished trials), a
+    multi-objective search's front (pareto_search.csv, first on the page), learning curves
+    (from `histories`: {run id: [(epoch, val_accuracy)]}) and report.html."""
     from slotsweep.report.html import write_html
 
     out.mkdir(parents=True, exist_ok=True)
@@ -115,7 +126,7 @@ def write_report(
     written = [out / "comparison.csv", out / "comparison.txt", out / "paper_comparison.csv"]
     write_csv(rows, written[0], extra)
     with written[1].open("w") as handle:
-        console = Console(file=handle, width=200)
+        console = Console(file=handle, width=100)
         console.print(comparison_table(rows))
         if points:
             console.print(paper_table(points, title="ours beside the paper"))
@@ -123,6 +134,12 @@ def write_report(
     figures = draw_figures(rows, out, title=dataset_label(rows))
     for figure in figures:
         written += [figure.png, figure.csv]
+    objectives = objectives or [("best_val_accuracy", "max")]
+    extras = write_extras(rows, out, objectives[0], histories, min_trials, objectives)
+    written += extras.files
+    found = findings(rows)
+    write_findings_csv(found, out / "findings.csv")
+    written.append(out / "findings.csv")
     datasets, notes = dataset_summary(rows)
     page = out / "report.html"
     write_html(
@@ -131,11 +148,12 @@ def write_report(
         rows=rows,
         figures=figures,
         points=points,
-        findings=findings(rows),
+        findings=found,
         settings=settings or _common_settings(rows),
         dataset_notes=notes,
         datasets=datasets,
         description=description,
         tolerance=tolerance,
+        extras=extras,
     )
     return written + [page]

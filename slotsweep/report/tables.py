@@ -1,132 +1,54 @@
-"""Comparison of a study's trials: mean and std over seeds per configuration, and its tables."""
+"""Comparison of a study's trials: mean, std and 95% interval over seeds per configuration, the
+closing table (fits a 100-column terminal) and comparison.csv (every detail)."""
 
 from __future__ import annotations
 
 import csv
-import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich import box
 from rich.table import Table
 
-from slotsweep import registry
-from slotsweep.config import inapplicable_to_method, runtime_keys
-from slotsweep.train.result import TrialRecord
+from slotsweep.analysis import (
+    METHOD,
+    ConfigurationRow,
+    compare,
+    not_configuration,
+    order_rows,
+    reported_metrics,
+    row_interval,
+    search_front,
+    varying_settings,
+)
 
-
-def reported_metrics() -> tuple[str, ...]:
-    """The comparison's columns, then the final metrics only some trials log (finetuning's)."""
-    return (*registry.metric_names(compared=True), *registry.metric_names("final", optional=True))
-
-
-def not_configuration() -> frozenset[str]:
-    """Params that do not name a configuration: the seed (rows are means over seeds), where or
-    how fast a trial ran, and log2_k (derived from k)."""
-    return frozenset({"seed", "log2_k", *runtime_keys()})
-
+__all__ = [
+    "SHOWN",
+    "ConfigurationRow",
+    "compare",
+    "comparison_table",
+    "front_table",
+    "not_configuration",
+    "order_rows",
+    "reported_metrics",
+    "varying_settings",
+    "write_csv",
+]
 
 SHOWN = {
     "test_accuracy": ("test acc %", 100, ".2f"),
     "training_cost_flops": ("cost TFLOP", 1e-12, ".3f"),
     "memory_state_bytes": ("state MB", 1e-6, ".2f"),
     "peak_memory_bytes": ("peak MB", 1e-6, ".0f"),
+    "training_memory_bytes": ("train MB", 1e-6, ".0f"),
     "model_size_bytes": ("model KB", 1e-3, ".1f"),
     "train_time_s": ("time s", 1, ".1f"),
     "finetune_test_accuracy": ("finetuned acc %", 100, ".2f"),
 }
 OPTIONAL_SHOWN = ("finetune_test_accuracy",)  # a column only where some row has it
-
-
-@dataclass
-class ConfigurationRow:
-    """One configuration (every setting but the seed) and its trials' statistics."""
-
-    settings: dict[str, str]
-    finished: int = 0
-    failed: int = 0
-    values: dict[str, list[float]] = field(default_factory=dict)
-
-    def mean(self, metric: str) -> float | None:
-        values = self.values.get(metric, [])
-        return statistics.fmean(values) if values else None
-
-    def std(self, metric: str) -> float | None:
-        values = self.values.get(metric, [])
-        return statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
-
-
-def compare(records: list[TrialRecord]) -> list[ConfigurationRow]:
-    """Groups trial runs by configuration, ordered by `order_rows` (not by finishing order)."""
-    rows: dict[tuple, ConfigurationRow] = {}
-    skipped, metrics = not_configuration(), reported_metrics()  # read once, not per record
-    for record in records:
-        settings = {k: v for k, v in sorted(record.params.items()) if k not in skipped}
-        row = rows.setdefault(tuple(settings.items()), ConfigurationRow(settings))
-        if record.status != "FINISHED":
-            row.failed += 1
-            continue
-        row.finished += 1
-        for metric in metrics:
-            if metric in record.metrics:
-                row.values.setdefault(metric, []).append(record.metrics[metric])
-    return order_rows(list(rows.values()))
-
-
-# Slot machines first, then the peer method, then the weight-trained baselines.
-METHOD_ORDER = {"slot": 0, "edge_popup": 1, "dense": 2}
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def order_rows(rows: list[ConfigurationRow]) -> list[ConfigurationRow]:
-    """Rows by method (baselines last), then by the varied keys: categorical ones (selection,
-    sharing, ...) group the rows, numeric ones (K, epochs, lr) ascend within a group."""
-    varied = [key for key in varying_settings(rows) if key != "method"]
-    numeric = [
-        key
-        for key in varied
-        if all(_number(r.settings[key]) is not None for r in rows if key in r.settings)
-    ]
-    keys = [key for key in varied if key not in numeric] + numeric
-
-    def sort_key(row: ConfigurationRow) -> tuple:
-        values = []
-        for key in keys:
-            value = row.settings.get(key)
-            # a key a row lacks (K of a dense row) sorts after every value of it
-            values.append(
-                (1, 0.0, "")
-                if value is None
-                else (0, _number(value) or 0.0, "")
-                if key in numeric
-                else (0, 0.0, value)
-            )
-        return (METHOD_ORDER.get(row.settings.get("method", ""), 3), *values)
-
-    return sorted(rows, key=sort_key)
-
-
-def varying_settings(rows: list[ConfigurationRow]) -> list[str]:
-    """Settings that differ between configurations (method always shown first)."""
-    keys = sorted({key for row in rows for key in row.settings})
-    methods = {row.settings.get("method", "slot") for row in rows}
-    ignored = {method: inapplicable_to_method(method) for method in methods}
-    # a baseline's placeholders for slot-only keys (k = 0, `n/a`) do not make a key vary
-    present = {
-        key: {
-            row.settings[key]
-            for row in rows
-            if key in row.settings and key not in ignored[row.settings.get("method", "slot")]
-        }
-        for key in keys
-    }
-    varying = [key for key in keys if len(present[key]) > 1]
-    return ["method"] + [key for key in varying if key != "method"]
+# The terminal's closing table: accuracy with its interval, then the costs a reader weighs it
+# against; state and peak memory stay in comparison.csv and the HTML page.
+CLOSING = ("test_accuracy", "finetune_test_accuracy", "training_cost_flops", "model_size_bytes")
+CLOSING += ("train_time_s",)
 
 
 def _cell(row: ConfigurationRow, metric: str) -> str:
@@ -140,43 +62,134 @@ def _cell(row: ConfigurationRow, metric: str) -> str:
     return f"{mean * scale:{fmt}}{spread}"
 
 
-def comparison_table(rows: list[ConfigurationRow], title: str = "") -> Table:
-    """The closing table: one row per configuration, mean ± std over seeds."""
-    keys = varying_settings(rows)
-    shown = [
-        m for m in SHOWN if m not in OPTIONAL_SHOWN or any(row.mean(m) is not None for row in rows)
+def interval_cell(row: ConfigurationRow, metric: str = "test_accuracy") -> str:
+    """`97.50 [96.91, 98.09]` (mean and 95% interval, the column's unit), `97.50 (one seed)`."""
+    _, scale, fmt = SHOWN[metric]
+    interval = row_interval(row, metric)
+    return "-" if interval is None else interval.scaled(scale).text(fmt)
+
+
+def seeds_cell(row: ConfigurationRow) -> str:
+    return f"{row.finished}" + (f" (+{row.failed} failed)" if row.failed else "")
+
+
+def shown_metrics(rows: list[ConfigurationRow], metrics: tuple[str, ...]) -> list[str]:
+    """The metrics some row has (optional ones), or every non-optional one."""
+    return [
+        m
+        for m in metrics
+        if m not in OPTIONAL_SHOWN or any(row.mean(m) is not None for row in rows)
     ]
-    table = Table(title=title or None, header_style="bold")
+
+
+def table_marks(rows: list[ConfigurationRow]) -> list[str]:
+    """What every row of the closing table shares, said once above it instead of per row."""
+    counts = {seeds_cell(row) for row in rows}
+    marks = [f"every configuration: {counts.pop()} seed(s)"] if len(counts) == 1 else []
+    marks.append(f"test acc %: mean [95% {METHOD}]; other columns: means over seeds")
+    return marks
+
+
+def comparison_table(rows: list[ConfigurationRow], title: str = "") -> Table:
+    """The closing table: one row per configuration, test accuracy with its 95% interval over
+    seeds, the costs as means; narrow enough for a 100-column terminal."""
+    keys = varying_settings(rows)
+    shown = shown_metrics(rows, CLOSING)
+    same_seeds = len({seeds_cell(row) for row in rows}) == 1
+    table = Table(
+        title=title or None,
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="; ".join(table_marks(rows)),
+        caption_justify="left",
+    )
     for key in keys:
         table.add_column(key)
-    table.add_column("seeds", justify="right")
+    if not same_seeds:
+        table.add_column("seeds", justify="right")
     for metric in shown:
-        table.add_column(SHOWN[metric][0], justify="right")
+        header = SHOWN[metric][0] + (" [95%]" if metric.endswith("accuracy") else "")
+        table.add_column(header, justify="right")
     for row in rows:
-        seeds = f"{row.finished}" + (f" (+{row.failed} failed)" if row.failed else "")
+        cells = [
+            interval_cell(row, m) if m.endswith("accuracy") else _mean_cell(row, m) for m in shown
+        ]
         table.add_row(
-            *(row.settings.get(k, "-") for k in keys), seeds, *(_cell(row, m) for m in shown)
+            *(row.settings.get(k, "-") for k in keys),
+            *([] if same_seeds else [seeds_cell(row)]),
+            *cells,
         )
     return table
+
+
+def _mean_cell(row: ConfigurationRow, metric: str) -> str:
+    _, scale, fmt = SHOWN[metric]
+    mean = row.mean(metric)
+    return "-" if mean is None else f"{mean * scale:{fmt}}"
+
+
+def front_table(
+    rows: list[ConfigurationRow], objectives: list[tuple[str, str]], title: str = ""
+) -> Table:
+    """A multi-objective search's result: the configurations on its front, each objective's
+    mean over seeds with its 95% interval."""
+    keys = varying_settings(rows)
+    table = Table(title=title or None, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for key in keys:
+        table.add_column(key)
+    for metric, mode in objectives:
+        table.add_column(f"{metric} ({mode})", justify="right")
+    for row in search_front(rows, objectives):
+        cells = [row_interval(row, metric) for metric, _ in objectives]
+        table.add_row(
+            *(row.settings.get(k, "-") for k in keys),
+            *("-" if c is None else c.text(".4g") for c in cells),
+        )
+    return table
+
+
+def stats_columns(row: ConfigurationRow, metrics: tuple[str, ...]) -> dict[str, object]:
+    """mean, std, ci_low, ci_high of each metric, and `ci_low`/`ci_high` of test accuracy."""
+    columns: dict[str, object] = {}
+    for metric in metrics:
+        interval = row_interval(row, metric)
+        low, high = (interval.low, interval.high) if interval else (None, None)
+        columns.update(
+            {
+                f"{metric}_mean": row.mean(metric),
+                f"{metric}_std": row.std(metric),
+                f"{metric}_ci_low": low,
+                f"{metric}_ci_high": high,
+            }
+        )
+    accuracy = row_interval(row, "test_accuracy")
+    columns["ci_low"] = columns.get("test_accuracy_ci_low")
+    columns["ci_high"] = columns.get("test_accuracy_ci_high")
+    columns["ci_method"] = (
+        "" if accuracy is None else (f"{METHOD}, 95%" if accuracy.defined else "one seed")
+    )
+    return columns
 
 
 def write_csv(
     rows: list[ConfigurationRow], path: Path, extra: dict[int, dict[str, object]] | None = None
 ) -> None:
-    """Every setting, counts, and mean/std of every reported metric, one line per configuration;
-    `extra` adds columns per row (by index in `rows`): the paper's value beside ours."""
+    """Every setting, counts, and mean/std/95% interval of every reported metric (`ci_low`,
+    `ci_high`: test accuracy's), one line per configuration; `extra` adds columns per row (by
+    index in `rows`): the paper's value beside ours."""
     keys, metrics = sorted({key for row in rows for key in row.settings}), reported_metrics()
     extra = extra or {}
     added = list(dict.fromkeys(column for values in extra.values() for column in values))
-    header = keys + ["finished", "failed"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+    stats = [stats_columns(row, metrics) for row in rows]
+    header = keys + ["finished", "failed"] + (list(stats[0]) if stats else [])
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header + added)
         for index, row in enumerate(rows):
-            stats = [value for m in metrics for value in (row.mean(m), row.std(m))]
             more = [extra.get(index, {}).get(column, "") for column in added]
             writer.writerow(
                 [row.settings.get(k, "") for k in keys]
                 + [row.finished, row.failed]
-                + ["" if v is None else v for v in stats + more]
+                + ["" if v is None else v for v in [*stats[index].values(), *more]]
             )

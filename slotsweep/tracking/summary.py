@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 from pathlib import Path
 
 from rich.console import Console
 
+from slotsweep.analysis import row_interval, search_front
 from slotsweep.report import (
     ConfigurationRow,
     compare,
@@ -16,7 +18,8 @@ from slotsweep.report import (
     write_report,
 )
 from slotsweep.study.schema import Study
-from slotsweep.tracking.queries import log_study_summary, trial_records
+from slotsweep.tracking.histories import metric_histories
+from slotsweep.tracking.queries import log_study_summary, study_document, trial_records
 from slotsweep.tracking.tags import BEST, BEST_BY
 from slotsweep.train.result import TrialRecord
 
@@ -33,7 +36,8 @@ def best_row(
 
 
 def comparison_columns(rows: list[ConfigurationRow]) -> dict[str, list]:
-    """The comparison as columns: varying settings, counts, mean and std of each metric."""
+    """The comparison as columns: varying settings, counts, mean, std and 95% t-interval
+    (`_ci_low`, `_ci_high`; None with one seed) of each metric."""
     keys = varying_settings(rows)
     table: dict[str, list] = {key: [row.settings.get(key, "-") for row in rows] for key in keys}
     table["finished"] = [row.finished for row in rows]
@@ -41,6 +45,9 @@ def comparison_columns(rows: list[ConfigurationRow]) -> dict[str, list]:
     for metric in reported_metrics():
         for stat in ("mean", "std"):
             table[f"{metric}_{stat}"] = [getattr(row, stat)(metric) for row in rows]
+        intervals = [row_interval(row, metric) for row in rows]
+        table[f"{metric}_ci_low"] = [i.low if i else None for i in intervals]
+        table[f"{metric}_ci_high"] = [i.high if i else None for i in intervals]
     return table
 
 
@@ -57,25 +64,82 @@ def plan_note(study: Study) -> str:
     )
 
 
+Objectives = list[tuple[str, str]]  # (metric, mode) of a study's search, in its order
+MAX_FRONT = 20  # front members described one by one in best.front.I.* (all in best.front)
+
+
+def search_objectives(study: Study | None, document: dict | None = None) -> Objectives:
+    """The (metric, mode) pairs a study's search followed: from the study, else from the study
+    document a launch logged, else the default (best_val_accuracy, max)."""
+    if study is not None:
+        return list(zip(study.search.metric, study.search.mode, strict=True))
+    search = (document or {}).get("search") or {}
+    metrics, modes = search.get("metric", ["best_val_accuracy"]), search.get("mode", ["max"])
+    metrics = [metrics] if isinstance(metrics, str) else metrics
+    modes = [modes] if isinstance(modes, str) else modes
+    return list(zip(metrics, modes, strict=True))
+
+
+def front_values(rows: list[ConfigurationRow], objectives: Objectives) -> tuple[dict, dict]:
+    """(tags, metrics) describing a multi-objective search's front: its size, every member (as
+    JSON in `best.front`), and the first MAX_FRONT members' settings and objective means (with
+    95% intervals) as `best.front.I.*`, ordered by the first objective, best first."""
+    first, mode = objectives[0]
+    members = sorted(search_front(rows, objectives), key=lambda r: r.mean(first) or 0.0)
+    members = members[::-1] if mode == "max" else members
+    keys = varying_settings(rows)
+    described = [
+        {**{k: row.settings.get(k, "-") for k in keys}, **{m: row.mean(m) for m, _ in objectives}}
+        for row in members
+    ]
+    tags = {BEST + "front": json.dumps(described)}
+    metrics = {BEST + "front_size": float(len(members))}
+    for index, row in enumerate(members[:MAX_FRONT]):
+        tags.update({f"{BEST}front.{index}.{k}": row.settings.get(k, "-") for k in keys})
+        for metric, _ in objectives:
+            interval = row_interval(row, metric)
+            metrics[f"{BEST}front.{index}.{metric}"] = interval.mean
+            if interval.defined:
+                metrics[f"{BEST}front.{index}.{metric}_ci_low"] = interval.low
+                metrics[f"{BEST}front.{index}.{metric}_ci_high"] = interval.high
+    return tags, metrics
+
+
 def summary_values(
-    records: list[TrialRecord], rows: list[ConfigurationRow], metric: str, mode: str
+    records: list[TrialRecord], rows: list[ConfigurationRow], objectives: Objectives
 ) -> tuple[dict[str, str], dict[str, float]]:
-    """(tags, metrics) of the summary: the best configuration and the trial counts."""
+    """(tags, metrics) of the summary: the trial counts, and the best configuration by the
+    objective, or, for a search of several objectives, the front it found."""
     finished = sum(record.status == "FINISHED" for record in records)
     metrics = {
         "trials_finished": float(finished),
         "trials_failed": float(len(records) - finished),
         "configurations": float(len(rows)),
     }
-    tags = {BEST_BY: f"{metric} ({mode}, mean over seeds)"}
+    named = ", ".join(f"{m} ({mode})" for m, mode in objectives)
+    if len(objectives) > 1:
+        tags, front = front_values(rows, objectives)
+        tags[BEST_BY] = f"the Pareto front of {named}, means over seeds"
+        return tags, {**metrics, **front}
+    metric, mode = objectives[0]
+    tags = {BEST_BY: f"{named[:-1]}, mean over seeds)"}
     best = best_row(rows, metric, mode)
     if best is not None:
         tags.update({BEST + key: best.settings.get(key, "-") for key in varying_settings(rows)})
         for name in reported_metrics():
-            if best.mean(name) is not None:
-                metrics[BEST + name] = best.mean(name)
+            interval = row_interval(best, name)
+            if interval is not None:
+                metrics[BEST + name] = interval.mean
                 metrics[f"{BEST}{name}_std"] = best.std(name)
+            if interval is not None and interval.defined:  # one seed: no interval, no metric
+                metrics[f"{BEST}{name}_ci_low"] = interval.low
+                metrics[f"{BEST}{name}_ci_high"] = interval.high
+        tags[BEST + "seeds"] = str(best.finished)
     return tags, metrics
+
+
+def _finished(records: list[TrialRecord]) -> list[str]:
+    return [record.run_id for record in records if record.status == "FINISHED"]
 
 
 def summarize_study(
@@ -88,12 +152,20 @@ def summarize_study(
     """Writes the summary onto the parent run; without `files`, writes the report's own."""
     records = trial_records(uri, experiment, parent_run_id)
     rows = compare(records)
-    metric = study.search.metric[0] if study else "best_val_accuracy"
-    mode = study.search.mode[0] if study else "max"
-    tags, metrics = summary_values(records, rows, metric, mode)
+    objectives = search_objectives(study, None if study else study_document(uri, parent_run_id))
+    tags, metrics = summary_values(records, rows, objectives)
     note = plan_note(study) if study else None
     with tempfile.TemporaryDirectory() as folder:
-        written = files if files is not None else write_report(rows, Path(folder))
+        written = (
+            files
+            if files is not None
+            else write_report(
+                rows,
+                Path(folder),
+                objectives=objectives,
+                histories=metric_histories(uri, _finished(records)),
+            )
+        )
         log_study_summary(
             uri,
             parent_run_id,

@@ -1,0 +1,90 @@
+"""What a sweep means, as a library on a list of trial records: `compare(records)` groups them
+into configurations; `row_interval` gives a configuration's mean with its 95% t-interval over
+seeds; `paired_rows` the per-seed difference of two configurations with its interval; `decide`,
+`combine` and `against_reference` read three-valued verdicts off an interval; `pareto` the
+fronts of accuracy against costs; `importance` Optuna's importance evaluators on the finished
+trials; `curves` the learning curves over seeds from metric histories. Nothing here needs Ray
+or MLflow (Optuna is imported only by `importance`)."""
+
+from __future__ import annotations
+
+from slotsweep.analysis.curves import Curve, curves
+from slotsweep.analysis.groups import (
+    ConfigurationRow,
+    compare,
+    not_configuration,
+    order_rows,
+    reported_metrics,
+    varying_settings,
+)
+from slotsweep.analysis.importance import MIN_TRIALS, Importance, importance
+from slotsweep.analysis.intervals import (
+    ABOVE,
+    BELOW,
+    HELD,
+    INCONCLUSIVE,
+    LEVEL,
+    METHOD,
+    NOT_HELD,
+    WITHIN,
+    Interval,
+    against_reference,
+    combine,
+    decide,
+    t_interval,
+)
+from slotsweep.analysis.paired import Paired, paired, paired_rows, seed_values
+from slotsweep.analysis.pareto import (
+    COSTS,
+    ParetoRow,
+    dominates,
+    front,
+    front_of,
+    pareto,
+    search_front,
+)
+
+
+def row_interval(row: ConfigurationRow, metric: str = "test_accuracy") -> Interval | None:
+    """A configuration's mean of `metric` over its finished trials with its 95% t-interval."""
+    return t_interval(row.values.get(metric, []))
+
+
+__all__ = [
+    "ABOVE",
+    "BELOW",
+    "COSTS",
+    "HELD",
+    "INCONCLUSIVE",
+    "LEVEL",
+    "METHOD",
+    "MIN_TRIALS",
+    "NOT_HELD",
+    "WITHIN",
+    "ConfigurationRow",
+    "Curve",
+    "Importance",
+    "Interval",
+    "Paired",
+    "ParetoRow",
+    "against_reference",
+    "combine",
+    "compare",
+    "curves",
+    "decide",
+    "dominates",
+    "front",
+    "front_of",
+    "search_front",
+    "importance",
+    "not_configuration",
+    "order_rows",
+    "paired",
+    "paired_rows",
+    "pareto",
+    "reported_metrics",
+    "row_interval",
+    "seed_values",
+    "t_interval",
+    "varying_settings",
+]
