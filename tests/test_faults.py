@@ -275,3 +275,21 @@ def test_allowed_changes_tag_the_earlier_plans_runs_and_refused_ones_name_the_ke
     trials = client.search_runs([exp], f"tags.`{ROLE}` = 'trial'")
     assert len(trials) == 3
     assert all("trial.epochs: 1 -> 2" in run.data.tags[SUPERSEDED] for run in trials)
+
+
+def test_the_summary_counts_stopped_trials_apart_from_failed_ones():
+    """A KILLED run (a stopped launch, a SIGKILLed launcher) is counted as stopped, not failed:
+    `--resume` goes on with it; only a FAILED run failed."""
+    from slotsweep.analysis import compare
+    from slotsweep.tracking.summary import summary_values
+    from slotsweep.train.result import TrialRecord
+
+    params = {"method": "dense", "arch": "lenet_300_100", "dataset": "synthetic", "seed": "0"}
+    statuses = ["FINISHED", "FINISHED", "FAILED", "KILLED", "KILLED", "KILLED"]
+    records = [
+        TrialRecord(f"r{i}", status, {**params, "seed": str(i)}, {"test_accuracy": 0.5}, None)
+        for i, status in enumerate(statuses)
+    ]
+    _, metrics = summary_values(records, compare(records), [("test_accuracy", "max")])
+    counted = (metrics["trials_finished"], metrics["trials_failed"], metrics["trials_stopped"])
+    assert counted == (2, 1, 3)

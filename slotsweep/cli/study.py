@@ -67,9 +67,11 @@ def _print_closing(study: Study, summary: LaunchSummary, slots: int) -> None:
     from slotsweep.report import compare
     from slotsweep.tracking.notices import fault_notices
     from slotsweep.tracking.queries import trial_records
+    from slotsweep.tracking.summary import search_objectives
 
     records = trial_records(summary.tracking_uri, summary.experiment, summary.parent_run_id)
-    print_comparison(compare(records), f"study {study.name}")
+    # a search of several objectives ends with its front first, as `report` prints it
+    print_comparison(compare(records), f"study {study.name}", objectives=search_objectives(study))
     keys = distinguishing_keys([r.params for r in records])
     failed = failures_table(
         [

@@ -114,11 +114,11 @@ def prepare_gpu(settings: dict[str, Any], gpu: float) -> dict[str, Any]:
     """
     if not gpu:
         return {}
-    import torch
+    from slotsweep.train.device import cap_gpu_memory
 
-    if torch.cuda.is_available() and gpu < 1:
-        # Ray shows the trial only its GPU (CUDA_VISIBLE_DEVICES): it is device 0 here
-        torch.cuda.set_per_process_memory_fraction(gpu, 0)
+    # Ray shows the trial only its GPU (CUDA_VISIBLE_DEVICES): it is device 0 here; set again by
+    # every trial, as a reused process may have run a trial of another share before
+    cap_gpu_memory(gpu, 0)
     return {"device": "cuda"} if settings.get("device", "auto") == "auto" else {}
 
 

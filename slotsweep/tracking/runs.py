@@ -29,6 +29,7 @@ from slotsweep.tracking.tags import (
     ROLE,
     SELECTION_SHA256,
     STUDY,
+    SUPERSEDED,
     TRIAL_ID,
     TRIAL_KEY,
     VERSION,
@@ -124,6 +125,7 @@ def finished_search_trials(
         for run in runs
         if run.info.status == "FINISHED"
         and run.data.tags.get(PHASE) == "search"
+        and SUPERSEDED not in run.data.tags  # of an earlier plan (`--resume --allow-changes`)
         and all(m in run.data.metrics for m in metrics)
     ]
 

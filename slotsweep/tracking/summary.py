@@ -111,9 +111,12 @@ def summary_values(
     """(tags, metrics) of the summary: the trial counts, and the best configuration by the
     objective, or, for a search of several objectives, the front it found."""
     finished = sum(record.status == "FINISHED" for record in records)
+    failed = sum(record.status == "FAILED" for record in records)
     metrics = {
         "trials_finished": float(finished),
-        "trials_failed": float(len(records) - finished),
+        "trials_failed": float(failed),
+        # KILLED: stopped before it finished (a signal, a killed launcher); `--resume` goes on
+        "trials_stopped": float(len(records) - finished - failed),
         "configurations": float(len(rows)),
     }
     named = ", ".join(f"{m} ({mode})" for m, mode in objectives)
