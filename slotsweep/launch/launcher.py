@@ -122,6 +122,12 @@ class Launcher:
         started = time.perf_counter()
         study, stop = self.study, self.stop
         stop.install()  # a signal from here on stops the launch (again after ray.init)
+        if not self.options.address:
+            # a killed launch's trials may still be training (and ending their runs): end them
+            # before the store says which trials are left, so that none is run twice
+            ended = local_ray.end_leftovers(study.name)
+            if ended:
+                self.console.print(f"ended {ended} Ray processes left by a killed launch")
         parent = StudyRun.start(
             self.uri, study.experiment_name, study.name, study.description, self.options.resume
         )
@@ -229,9 +235,6 @@ class Launcher:
             logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
                 logging.ERROR
             )
-            ended = local_ray.end_leftovers(self.study.name)  # of a launch killed before
-            if ended:
-                self.console.print(f"ended {ended} Ray processes left by a killed launch")
             with signals_kept_from_children():  # a group's SIGTERM: for the launcher only
                 ray.init(
                     num_cpus=self.options.num_cpus or os.cpu_count(),
