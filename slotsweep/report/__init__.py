@@ -5,6 +5,7 @@ paired per-seed differences (`findings`), Pareto fronts, importance and learning
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,7 @@ def write_report(
     description: str = "",
     tolerance: float = DEFAULT_TOLERANCE,
     objectives: list[tuple[str, str]] | None = None,
-    histories: dict[str, list[tuple[int, float]]] | None = None,
+    histories: Mapping[str, list[tuple[int, float]]] | None = None,
     min_trials: int = MIN_TRIALS,
 ) -> list[Path]:
     """Writes into `out`: comparison.csv (with 95% intervals and the paper's value beside
@@ -116,7 +117,8 @@ def write_report(
     and its fronts, importance.csv (for the first of `objectives`, the study's (metric, mode)
     pairs, default best_val_accuracy max; at least `min_trials` finished trials), a
     multi-objective search's front (pareto_search.csv, first on the page), learning curves
-    (from `histories`: {run id: [(epoch, val_accuracy)]}) and report.html."""
+    (from `histories`: {run id: [(epoch, val_accuracy)]}, looked up only for the at most
+    CURVE_LIMIT configurations drawn) and report.html."""
     from slotsweep.report.html import write_html
 
     out.mkdir(parents=True, exist_ok=True)

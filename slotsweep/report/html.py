@@ -107,7 +107,9 @@ on the finished trials; importance.csv){% endif %}.</p>
 {% for i in importance %}<tr><td class="text">{{ i.setting }}</td><td>{{ '%.3f'|format(
  i.importance) }}</td><td class="text">{{ i.evaluator }}</td></tr>{% endfor %}</table>
 {% for fig in importance_figures %}{{ figure(fig) }}{% endfor %}{% endif %}
-{% if curve_figures %}<h2>Learning curves</h2>{% for fig in curve_figures %}{{ figure(fig) }}
+{% if curve_figures %}<h2>Learning curves</h2>{% if curves_note %}<p>Drawn: {{ curves_note }}
+(learning_curves.csv holds these; a search's every configuration is in comparison.csv).</p>
+{% endif %}{% for fig in curve_figures %}{{ figure(fig) }}
 {% endfor %}{% endif %}""",
     autoescape=True,
 )
@@ -194,6 +196,7 @@ def _extras_html(extras: Extras | None, rows: list[ConfigurationRow]) -> Markup:
             importance_note=extras.importance_note,
             importance_figures=named("importance"),
             curve_figures=named("learning_curves"),
+            curves_note=extras.curves_note,
             figure=_embedded,
         )
     )
