@@ -12,6 +12,8 @@ from __future__ import annotations
 from slotsweep.analysis.curves import CURVE_LIMIT, Curve, curve_note, curve_rows, curves
 from slotsweep.analysis.groups import (
     ConfigurationRow,
+    best_note,
+    best_rows,
     compare,
     not_configuration,
     order_rows,
@@ -70,6 +72,8 @@ __all__ = [
     "Paired",
     "ParetoRow",
     "against_reference",
+    "best_note",
+    "best_rows",
     "combine",
     "compare",
     "curve_note",

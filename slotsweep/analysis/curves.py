@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from slotsweep.analysis.groups import ConfigurationRow
+from slotsweep.analysis.groups import ConfigurationRow, best_note, best_rows
 from slotsweep.analysis.intervals import Interval, t_interval
 
 History = list[tuple[int, float]]  # (step = epoch, value)
@@ -31,22 +31,10 @@ def curve_rows(
     objective: tuple[str, str] = ("best_val_accuracy", "max"),
     limit: int = CURVE_LIMIT,
 ) -> list[ConfigurationRow]:
-    """The configurations that get a curve, in the rows' order: every one with a finished run
-    when there are at most `limit`, else the best `limit` by the mean of the objective (metric,
-    mode); a configuration without the objective comes after every one with it."""
-    candidates = [row for row in rows if row.runs]
-    if len(candidates) <= limit:
-        return candidates
-    metric, mode = objective
-    sign = -1.0 if mode == "max" else 1.0
-
-    def rank(indexed: tuple[int, ConfigurationRow]) -> tuple:
-        index, row = indexed
-        mean = row.mean(metric)
-        return (mean is None, 0.0 if mean is None else sign * mean, index)
-
-    best = sorted(enumerate(candidates), key=rank)[:limit]
-    return [row for _, row in sorted(best, key=lambda indexed: indexed[0])]
+    """The configurations that get a curve, in the rows' order: of those with a finished run,
+    every one when there are at most `limit`, else the best `limit` by the objective's mean
+    (`best_rows`)."""
+    return best_rows([row for row in rows if row.runs], objective, limit)
 
 
 def curve_note(
@@ -56,10 +44,7 @@ def curve_note(
 ) -> str:
     """What the curves leave out, said on the figure and the page ("" when nothing)."""
     candidates = sum(1 for row in rows if row.runs)
-    if candidates <= limit:
-        return ""
-    metric, mode = objective
-    return f"the best {limit} of {candidates} configurations by {metric} ({mode})"
+    return best_note(min(limit, candidates), candidates, objective)
 
 
 def curves(

@@ -129,3 +129,30 @@ def varying_settings(rows: list[ConfigurationRow]) -> list[str]:
     }
     varying = [key for key in keys if len(present[key]) > 1]
     return ["method"] + [key for key in varying if key != "method"]
+
+
+def best_rows(
+    rows: list[ConfigurationRow], objective: tuple[str, str], limit: int
+) -> list[ConfigurationRow]:
+    """At most `limit` rows, in the rows' order: all when there are no more, else the best by
+    the mean of the objective (metric, mode); a row without the metric after every row with it."""
+    if len(rows) <= limit:
+        return list(rows)
+    metric, mode = objective
+    sign = -1.0 if mode == "max" else 1.0
+
+    def rank(indexed: tuple[int, ConfigurationRow]) -> tuple:
+        index, row = indexed
+        mean = row.mean(metric)
+        return (mean is None, 0.0 if mean is None else sign * mean, index)
+
+    best = sorted(enumerate(rows), key=rank)[:limit]
+    return [row for _, row in sorted(best, key=lambda indexed: indexed[0])]
+
+
+def best_note(shown: int, total: int, objective: tuple[str, str]) -> str:
+    """`the best 10 of 980 configurations by best_val_accuracy (max)`; "" when all are shown."""
+    metric, mode = objective
+    return (
+        "" if shown >= total else f"the best {shown} of {total} configurations by {metric} ({mode})"
+    )

@@ -90,10 +90,13 @@ def table_marks(rows: list[ConfigurationRow]) -> list[str]:
     return marks
 
 
-def comparison_table(rows: list[ConfigurationRow], title: str = "") -> Table:
+def comparison_table(
+    rows: list[ConfigurationRow], title: str = "", keys: list[str] | None = None
+) -> Table:
     """The closing table: one row per configuration, test accuracy with its 95% interval over
-    seeds, the costs as means; narrow enough for a 100-column terminal."""
-    keys = varying_settings(rows)
+    seeds, the costs as means; narrow enough for a 100-column terminal. `keys`: the settings
+    shown (default: those varying between `rows`; a study's, when `rows` are some of its)."""
+    keys = keys or varying_settings(rows)
     shown = shown_metrics(rows, CLOSING)
     same_seeds = len({seeds_cell(row) for row in rows}) == 1
     table = Table(
