@@ -15,7 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from slotsweep.analysis import CURVE_LIMIT, compare, curve_note, curve_rows, dominates, front_of
 from slotsweep.analysis.importance import MIN_TREES, TREES, fanova_trees, importance
+from slotsweep.cli.results import TERMINAL_ROWS, print_comparison
 from slotsweep.report import write_report
+from slotsweep.report.tables import seeds_cell
 from slotsweep.tracking.histories import metric_histories
 from slotsweep.train.result import TrialRecord
 
@@ -130,3 +132,44 @@ def test_capped_fanova_ranks_a_thousand_trials_as_optunas_default_does(monkeypat
     assert [i.importance for i in capped] == pytest.approx(
         [i.importance for i in uncapped], abs=0.03
     )
+
+
+def test_a_run_stopped_with_its_launch_counts_as_stopped_not_failed(tmp_path):
+    """A SIGKILLed launch leaves its running trials KILLED (or RUNNING): the tables, the CSV
+    and the page count them apart from trials that failed."""
+    statuses = ["FINISHED", "FINISHED", "FAILED", "KILLED", "RUNNING"]
+    records = [
+        TrialRecord(f"r{i}", status, {"method": "slot", "k": "8", "seed": str(i)}, {}, None)
+        for i, status in enumerate(statuses)
+    ]
+    (row,) = compare(records)
+    assert (row.finished, row.failed, row.stopped) == (2, 1, 2)
+    assert seeds_cell(row) == "2 (+1 failed, +2 stopped)"
+    write_report([row], tmp_path)
+    with open(tmp_path / "comparison.csv") as handle:
+        (line,) = csv.DictReader(handle)
+    assert (line["finished"], line["failed"], line["stopped"]) == ("2", "1", "2")
+    page = (tmp_path / "report.html").read_text()
+    assert "5 trial runs (2 finished, 1 failed, 2 stopped before they finished)" in page
+
+
+def test_the_terminal_table_of_a_search_shows_its_best_configurations_and_says_so(capsys):
+    records = [
+        TrialRecord(
+            f"r{i}",
+            "FINISHED",
+            {"method": "slot", "k": str(2 ** (i % 2)), "lr": f"0.{i + 10}", "seed": "0"},
+            {"best_val_accuracy": ((i * 7) % 50) / 50, "test_accuracy": 0.5},
+            None,
+        )
+        for i in range(TERMINAL_ROWS + 10)
+    ]
+    print_comparison(compare(records), "search")
+    out = " ".join(capsys.readouterr().out.split())
+    total = TERMINAL_ROWS + 10
+    assert f"shown: the best {TERMINAL_ROWS} of {total} configurations by best_val_accuracy" in out
+    ranked = sorted(records, key=lambda r: r.metrics["best_val_accuracy"], reverse=True)
+    shown = {r.params["lr"] for r in ranked[:TERMINAL_ROWS]}
+    assert all(f" {lr} " in out for lr in shown)
+    assert not any(f" {r.params['lr']} " in out for r in ranked[TERMINAL_ROWS:])
+    assert " k " in out  # the study's varied settings, though the best might share one

@@ -27,11 +27,14 @@ def not_configuration() -> frozenset[str]:
 class ConfigurationRow:
     """One configuration (every setting but the seed) and its finished trials' values: `values`
     one per finished trial, `by_seed` per seed (the mean of a seed's trials where several
-    launches ran it), `runs` the finished trials' run ids and seeds."""
+    launches ran it), `runs` the finished trials' run ids and seeds. `failed` counts FAILED
+    runs; `stopped` the others that did not finish (KILLED: stopped with their launch, or still
+    RUNNING)."""
 
     settings: dict[str, str]
     finished: int = 0
     failed: int = 0
+    stopped: int = 0
     values: dict[str, list[float]] = field(default_factory=dict)
     by_seed: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     runs: dict[str, str] = field(default_factory=dict)
@@ -59,7 +62,8 @@ def compare(records: list[TrialRecord]) -> list[ConfigurationRow]:
         settings = {k: v for k, v in sorted(record.params.items()) if k not in skipped}
         row = rows.setdefault(tuple(settings.items()), ConfigurationRow(settings))
         if record.status != "FINISHED":
-            row.failed += 1
+            row.failed += record.status == "FAILED"
+            row.stopped += record.status != "FAILED"
             continue
         row.finished += 1
         seed = record.params.get("seed", "")

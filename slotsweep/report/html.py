@@ -46,7 +46,8 @@ figure { display: inline-block; margin: 0.5em; } img { max-width: 520px; }
 </style></head><body>
 <h1>{{ title }}</h1>
 {% if description %}<p>{{ description }}</p>{% endif %}
-<p>{{ trials }} trial runs ({{ finished }} finished, {{ failed }} failed). Data set:
+<p>{{ trials }} trial runs ({{ finished }} finished, {{ failed }} failed{% if stopped %}, {{ stopped
+}} stopped before they finished{% endif %}). Data set:
 <b>{{ datasets }}</b>. Generated {{ generated }}.</p>
 {% for note in dataset_notes %}<p class="note">{{ note }}</p>{% endfor %}
 {{ search_html }}
@@ -235,9 +236,10 @@ def write_html(
     page = TEMPLATE.render(
         title=title,
         description=description,
-        trials=sum(r.finished + r.failed for r in rows),
+        trials=sum(r.finished + r.failed + r.stopped for r in rows),
         finished=sum(r.finished for r in rows),
         failed=sum(r.failed for r in rows),
+        stopped=sum(r.stopped for r in rows),
         datasets=datasets,
         dataset_notes=dataset_notes,
         findings=findings,

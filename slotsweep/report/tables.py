@@ -70,7 +70,8 @@ def interval_cell(row: ConfigurationRow, metric: str = "test_accuracy") -> str:
 
 
 def seeds_cell(row: ConfigurationRow) -> str:
-    return f"{row.finished}" + (f" (+{row.failed} failed)" if row.failed else "")
+    others = [f"+{n} {what}" for n, what in ((row.failed, "failed"), (row.stopped, "stopped")) if n]
+    return f"{row.finished}" + (f" ({', '.join(others)})" if others else "")
 
 
 def shown_metrics(rows: list[ConfigurationRow], metrics: tuple[str, ...]) -> list[str]:
@@ -185,7 +186,7 @@ def write_csv(
     extra = extra or {}
     added = list(dict.fromkeys(column for values in extra.values() for column in values))
     stats = [stats_columns(row, metrics) for row in rows]
-    header = keys + ["finished", "failed"] + (list(stats[0]) if stats else [])
+    header = keys + ["finished", "failed", "stopped"] + (list(stats[0]) if stats else [])
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header + added)
@@ -193,6 +194,6 @@ def write_csv(
             more = [extra.get(index, {}).get(column, "") for column in added]
             writer.writerow(
                 [row.settings.get(k, "") for k in keys]
-                + [row.finished, row.failed]
+                + [row.finished, row.failed, row.stopped]
                 + ["" if v is None else v for v in [*stats[index].values(), *more]]
             )
