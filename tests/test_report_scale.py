@@ -15,9 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from slotsweep.analysis import CURVE_LIMIT, compare, curve_note, curve_rows, dominates, front_of
 from slotsweep.analysis.importance import MIN_TREES, TREES, fanova_trees, importance
-from slotsweep.cli.results import TERMINAL_ROWS, print_comparison
+from slotsweep.cli.results import print_comparison
 from slotsweep.report import write_report
-from slotsweep.report.tables import seeds_cell
+from slotsweep.report.tables import TERMINAL_ROWS, seeds_cell
 from slotsweep.tracking.histories import metric_histories
 from slotsweep.train.result import TrialRecord
 
@@ -153,7 +153,7 @@ def test_a_run_stopped_with_its_launch_counts_as_stopped_not_failed(tmp_path):
     assert "5 trial runs (2 finished, 1 failed, 2 stopped before they finished)" in page
 
 
-def test_the_terminal_table_of_a_search_shows_its_best_configurations_and_says_so(capsys):
+def test_the_closing_table_of_a_search_shows_its_best_configurations_and_says_so(capsys, tmp_path):
     records = [
         TrialRecord(
             f"r{i}",
@@ -173,3 +173,8 @@ def test_the_terminal_table_of_a_search_shows_its_best_configurations_and_says_s
     assert all(f" {lr} " in out for lr in shown)
     assert not any(f" {r.params['lr']} " in out for r in ranked[TERMINAL_ROWS:])
     assert " k " in out  # the study's varied settings, though the best might share one
+    write_report(compare(records), tmp_path)
+    text = " ".join((tmp_path / "comparison.txt").read_text().split())
+    assert f"shown: the best {TERMINAL_ROWS} of {total}" in text  # the same table
+    with open(tmp_path / "comparison.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == total  # every one

@@ -126,9 +126,6 @@ def _write_report(
     return written
 
 
-TERMINAL_ROWS = 40  # configurations in the terminal's table (a search's 1,000 would bury it)
-
-
 def print_comparison(
     rows: list,
     title: str,
@@ -138,35 +135,23 @@ def print_comparison(
     """A multi-objective search's front first (its result), then the comparison table, the data
     set that ran, ours beside the paper where it has numbers, and its findings: what `launch`
     ends with and `report` prints. A search's table shows its best TERMINAL_ROWS
-    configurations (by the first objective, default best_val_accuracy) and says so."""
-    from slotsweep.analysis import best_note, best_rows
-    from slotsweep.report import (
-        DEFAULT_TOLERANCE,
-        comparison_table,
-        dataset_summary,
-        findings,
-        paper_points,
-        varying_settings,
-    )
-    from slotsweep.report import paper_table as table
-    from slotsweep.report.tables import front_table
+    configurations (by the first of `objectives`, default best_val_accuracy) and says so."""
+    from slotsweep.report import DEFAULT_TOLERANCE, dataset_summary, findings, paper_points
+    from slotsweep.report import paper_table as paper
+    from slotsweep.report.tables import closing_table, front_table
 
     if objectives and len(objectives) > 1:
         console.print(front_table(rows, objectives, title="the search's result: its Pareto front"))
 
     objective = (objectives or [("best_val_accuracy", "max")])[0]
-    shown = best_rows(rows, objective, TERMINAL_ROWS)
-    console.print(comparison_table(shown, title=title, keys=varying_settings(rows)))
-    if len(shown) < len(rows):
-        console.print(
-            f"shown: {best_note(len(shown), len(rows), objective)}; every one in the parent "
-            "run's comparison_table.json and in `slotsweep report`'s comparison.csv/.txt",
-            markup=False,
-        )
+    table, note = closing_table(rows, title, objective)
+    console.print(table)
+    if note:
+        console.print(note, markup=False)
     datasets, notes = dataset_summary(rows)
     console.print(f"data set: {datasets}" + "".join(f"\n  {note}" for note in notes), markup=False)
     points = paper_points(rows, DEFAULT_TOLERANCE if tolerance is None else tolerance)
     if points:
-        console.print(table(points, title="ours beside the paper"))
+        console.print(paper(points, title="ours beside the paper"))
     for finding in findings(rows):
         console.print(f"  {finding.verdict}: {finding.claim}. {finding.evidence}", markup=False)

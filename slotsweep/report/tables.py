@@ -12,6 +12,8 @@ from rich.table import Table
 from slotsweep.analysis import (
     METHOD,
     ConfigurationRow,
+    best_note,
+    best_rows,
     compare,
     not_configuration,
     order_rows,
@@ -23,7 +25,9 @@ from slotsweep.analysis import (
 
 __all__ = [
     "SHOWN",
+    "TERMINAL_ROWS",
     "ConfigurationRow",
+    "closing_table",
     "compare",
     "comparison_table",
     "front_table",
@@ -125,6 +129,27 @@ def comparison_table(
             *cells,
         )
     return table
+
+
+TERMINAL_ROWS = 40  # configurations in the closing table (a search's 1,000 would bury it)
+
+
+def closing_table(
+    rows: list[ConfigurationRow],
+    title: str = "",
+    objective: tuple[str, str] = ("best_val_accuracy", "max"),
+) -> tuple[Table, str]:
+    """The closing table of the terminal and comparison.txt, of at most TERMINAL_ROWS
+    configurations (beyond: the best by `objective`, with the study's varied settings as
+    columns), and the line that says which ("" when every one is shown)."""
+    shown = best_rows(rows, objective, TERMINAL_ROWS)
+    table = comparison_table(shown, title=title, keys=varying_settings(rows))
+    if len(shown) == len(rows):
+        return table, ""
+    return table, (
+        f"shown: {best_note(len(shown), len(rows), objective)}; every one in comparison.csv "
+        "and report.html (`slotsweep report`) and the parent run's comparison_table.json"
+    )
 
 
 def _mean_cell(row: ConfigurationRow, metric: str) -> str:
