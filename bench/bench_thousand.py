@@ -4,6 +4,11 @@ then `report` and `ui` over it. Prints each step's time; run as root (it makes a
 PostgreSQL role and database with `runuser -u postgres psql`, and drops them after).
 
     .venv/bin/python bench/bench_thousand.py [--trials 1000] [--kill-at 400] [--keep DIR]
+        [--keep-store]
+
+`--keep-store` leaves the database (its URI in DIR/store.txt) for later runs of
+`--store URI --keep DIR`, which serve it again and time only `report` and `ui` over it (drop it
+afterwards with `--drop URI`).
 """
 
 from __future__ import annotations
@@ -75,10 +80,17 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--kill-at", type=int, default=400)
     parser.add_argument("--keep", type=Path)
+    parser.add_argument("--keep-store", action="store_true", help="leave the database")
+    parser.add_argument("--store", help="a kept database: only report and ui over it")
+    parser.add_argument("--drop", help="drop a kept database and the bench's role")
     args = parser.parse_args()
+    if args.drop:
+        psql(f"DROP DATABASE IF EXISTS {args.drop.rsplit('/', 1)[1]} WITH (FORCE)")
+        psql(f"DROP ROLE IF EXISTS {ROLE}")
+        return
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-thousand-"))
     folder.mkdir(parents=True, exist_ok=True)
-    database = f"slotsweep_b16_{uuid.uuid4().hex[:8]}"
+    database = (args.store or "").rsplit("/", 1)[-1] or f"slotsweep_b16_{uuid.uuid4().hex[:8]}"
     if subprocess.run(["pg_isready", "-q"]).returncode != 0:  # as the tests start it
         subprocess.run(["pg_ctlcluster", "15", "main", "start"], capture_output=True, timeout=120)
         started = time.perf_counter()
@@ -90,7 +102,8 @@ def main() -> None:
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN "
         f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'; END IF; END $$;"
     )
-    psql(f"CREATE DATABASE {database} OWNER {ROLE}")
+    if not args.store:
+        psql(f"CREATE DATABASE {database} OWNER {ROLE}")
     store = f"postgresql+psycopg://{ROLE}:{PASSWORD}@127.0.0.1:5432/{database}"
     port = free_port()
     server_log = open(folder / "server.log", "w")
@@ -103,17 +116,29 @@ def main() -> None:
     )  # fmt: skip
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 180)
-        run(folder, args, f"http://127.0.0.1:{port}", store)
+        (folder / "store.txt").write_text(store + "\n")
+        if args.store:
+            report_and_ui(folder, write_study(folder, args, f"http://127.0.0.1:{port}"), store)
+        else:
+            run(folder, args, f"http://127.0.0.1:{port}", store)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
-        psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        psql(f"DROP ROLE IF EXISTS {ROLE}")
+        if args.keep_store or args.store:
+            print(f"store kept: {store} (drop: bench_thousand.py --drop {store})")
+        else:
+            psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            psql(f"DROP ROLE IF EXISTS {ROLE}")
+
+
+def write_study(folder: Path, args: argparse.Namespace, uri: str) -> Path:
+    study = folder / "thousand.yaml"
+    study.write_text(STUDY.format(trials=args.trials, uri=uri))
+    return study
 
 
 def run(folder: Path, args: argparse.Namespace, uri: str, store: str) -> None:
-    study = folder / "thousand.yaml"
-    study.write_text(STUDY.format(trials=args.trials, uri=uri))
+    study = write_study(folder, args, uri)
     log = folder / "first.log"
     started = time.perf_counter()
     with open(log, "w") as out:
@@ -139,11 +164,17 @@ def run(folder: Path, args: argparse.Namespace, uri: str, store: str) -> None:
         f"{text.count(' finished: ')} finished in {resumed:.0f} s; "
         f"search wall time {killed + resumed:.0f} s"
     )
+    report_and_ui(folder, study, store)
+
+
+def report_and_ui(folder: Path, study: Path, store: str) -> None:
+    """`report` over the study (its time and the load average), then `ui`."""
     started = time.perf_counter()
     with open(folder / "report.log", "w") as out:
         code = slotsweep("report", str(study), "--out", str(folder / "report"), folder=folder,
                          stdout=out, stderr=subprocess.STDOUT).wait()  # fmt: skip
-    print(f"report: exit {code} in {time.perf_counter() - started:.1f} s")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"report: exit {code} in {time.perf_counter() - started:.1f} s (load average {load})")
     ui(folder, store)
 
 

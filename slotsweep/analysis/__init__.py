@@ -3,14 +3,17 @@ into configurations; `row_interval` gives a configuration's mean with its 95% t-
 seeds; `paired_rows` the per-seed difference of two configurations with its interval; `decide`,
 `combine` and `against_reference` read three-valued verdicts off an interval; `pareto` the
 fronts of accuracy against costs; `importance` Optuna's importance evaluators on the finished
-trials; `curves` the learning curves over seeds from metric histories. Nothing here needs Ray
-or MLflow (Optuna is imported only by `importance`)."""
+trials; `curves` the learning curves over seeds from metric histories (of at most
+`CURVE_LIMIT` configurations, the best). Nothing here needs Ray or MLflow (Optuna is imported
+only by `importance`)."""
 
 from __future__ import annotations
 
-from slotsweep.analysis.curves import Curve, curves
+from slotsweep.analysis.curves import CURVE_LIMIT, Curve, curve_note, curve_rows, curves
 from slotsweep.analysis.groups import (
     ConfigurationRow,
+    best_note,
+    best_rows,
     compare,
     not_configuration,
     order_rows,
@@ -62,14 +65,19 @@ __all__ = [
     "NOT_HELD",
     "WITHIN",
     "ConfigurationRow",
+    "CURVE_LIMIT",
     "Curve",
     "Importance",
     "Interval",
     "Paired",
     "ParetoRow",
     "against_reference",
+    "best_note",
+    "best_rows",
     "combine",
     "compare",
+    "curve_note",
+    "curve_rows",
     "curves",
     "decide",
     "dominates",

@@ -27,11 +27,14 @@ def not_configuration() -> frozenset[str]:
 class ConfigurationRow:
     """One configuration (every setting but the seed) and its finished trials' values: `values`
     one per finished trial, `by_seed` per seed (the mean of a seed's trials where several
-    launches ran it), `runs` the finished trials' run ids and seeds."""
+    launches ran it), `runs` the finished trials' run ids and seeds. `failed` counts FAILED
+    runs; `stopped` the others that did not finish (KILLED: stopped with their launch, or still
+    RUNNING)."""
 
     settings: dict[str, str]
     finished: int = 0
     failed: int = 0
+    stopped: int = 0
     values: dict[str, list[float]] = field(default_factory=dict)
     by_seed: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     runs: dict[str, str] = field(default_factory=dict)
@@ -59,7 +62,8 @@ def compare(records: list[TrialRecord]) -> list[ConfigurationRow]:
         settings = {k: v for k, v in sorted(record.params.items()) if k not in skipped}
         row = rows.setdefault(tuple(settings.items()), ConfigurationRow(settings))
         if record.status != "FINISHED":
-            row.failed += 1
+            row.failed += record.status == "FAILED"
+            row.stopped += record.status != "FAILED"
             continue
         row.finished += 1
         seed = record.params.get("seed", "")
@@ -129,3 +133,30 @@ def varying_settings(rows: list[ConfigurationRow]) -> list[str]:
     }
     varying = [key for key in keys if len(present[key]) > 1]
     return ["method"] + [key for key in varying if key != "method"]
+
+
+def best_rows(
+    rows: list[ConfigurationRow], objective: tuple[str, str], limit: int
+) -> list[ConfigurationRow]:
+    """At most `limit` rows, in the rows' order: all when there are no more, else the best by
+    the mean of the objective (metric, mode); a row without the metric after every row with it."""
+    if len(rows) <= limit:
+        return list(rows)
+    metric, mode = objective
+    sign = -1.0 if mode == "max" else 1.0
+
+    def rank(indexed: tuple[int, ConfigurationRow]) -> tuple:
+        index, row = indexed
+        mean = row.mean(metric)
+        return (mean is None, 0.0 if mean is None else sign * mean, index)
+
+    best = sorted(enumerate(rows), key=rank)[:limit]
+    return [row for _, row in sorted(best, key=lambda indexed: indexed[0])]
+
+
+def best_note(shown: int, total: int, objective: tuple[str, str]) -> str:
+    """`the best 10 of 980 configurations by best_val_accuracy (max)`; "" when all are shown."""
+    metric, mode = objective
+    return (
+        "" if shown >= total else f"the best {shown} of {total} configurations by {metric} ({mode})"
+    )

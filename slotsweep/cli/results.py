@@ -4,6 +4,7 @@ parent run."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -45,11 +46,8 @@ def report(
     Pareto fronts, importance, learning curves and one HTML page, in --out and logged to the
     study's parent run."""
     from slotsweep.preflight.checks import output_problems, tracking_problems
-    from slotsweep.report import compare
     from slotsweep.study.store import absolute_tracking_uri
-    from slotsweep.tracking.histories import metric_histories
-    from slotsweep.tracking.queries import latest_study_run, study_document, trial_records
-    from slotsweep.tracking.summary import search_objectives
+    from slotsweep.tracking.queries import records_read_once
 
     if study_file is None and experiment is None:
         err.print("give a STUDY_FILE or --experiment NAME")
@@ -60,6 +58,19 @@ def report(
     exit_on_problems(
         output_problems(out, "--out", folder=True) + tracking_problems(uri, must_exist=True)
     )
+    with records_read_once():  # the tables and the parent's summary: one reading of the runs
+        _report(uri, name, study, out, all_runs, tolerance)
+
+
+def _report(
+    uri: str, name: str, study: Study | None, out: Path, all_runs: bool, tolerance: float
+) -> None:
+    """The report of experiment `name` (its latest launch's trials unless `all_runs`)."""
+    from slotsweep.report import compare
+    from slotsweep.tracking.histories import metric_histories
+    from slotsweep.tracking.queries import latest_study_run, study_document, trial_records
+    from slotsweep.tracking.summary import search_objectives
+
     parent = latest_study_run(uri, name)
     try:
         records = trial_records(uri, name, None if all_runs else parent)
@@ -73,6 +84,7 @@ def report(
     )
     objectives = search_objectives(None, settings) if settings else search_objectives(study)
     print_comparison(rows, f"{name}: {len(records)} trial runs", tolerance, objectives)
+    # read on demand: only the runs of the configurations whose learning curves are drawn
     histories = metric_histories(uri, [r.run_id for r in records if r.status == "FINISHED"])
     written = _write_report(
         rows, out, uri, name, parent, study, (tolerance, settings, objectives), histories
@@ -88,7 +100,7 @@ def _write_report(
     parent: str | None,
     study: Study | None,
     how: tuple[float, dict | None, list[tuple[str, str]]],
-    histories: dict,
+    histories: Mapping,
 ) -> list[Path]:
     """Writes the report's files into `out` (`how`: the tolerance, the settings that ran, the
     search's objectives); logs them to the latest parent run, whose summary it refreshes."""
@@ -122,25 +134,24 @@ def print_comparison(
 ) -> None:
     """A multi-objective search's front first (its result), then the comparison table, the data
     set that ran, ours beside the paper where it has numbers, and its findings: what `launch`
-    ends with and `report` prints."""
-    from slotsweep.report import (
-        DEFAULT_TOLERANCE,
-        comparison_table,
-        dataset_summary,
-        findings,
-        paper_points,
-    )
-    from slotsweep.report import paper_table as table
-    from slotsweep.report.tables import front_table
+    ends with and `report` prints. A search's table shows its best TERMINAL_ROWS
+    configurations (by the first of `objectives`, default best_val_accuracy) and says so."""
+    from slotsweep.report import DEFAULT_TOLERANCE, dataset_summary, findings, paper_points
+    from slotsweep.report import paper_table as paper
+    from slotsweep.report.tables import closing_table, front_table
 
     if objectives and len(objectives) > 1:
         console.print(front_table(rows, objectives, title="the search's result: its Pareto front"))
 
-    console.print(comparison_table(rows, title=title))
+    objective = (objectives or [("best_val_accuracy", "max")])[0]
+    table, note = closing_table(rows, title, objective)
+    console.print(table)
+    if note:
+        console.print(note, markup=False)
     datasets, notes = dataset_summary(rows)
     console.print(f"data set: {datasets}" + "".join(f"\n  {note}" for note in notes), markup=False)
     points = paper_points(rows, DEFAULT_TOLERANCE if tolerance is None else tolerance)
     if points:
-        console.print(table(points, title="ours beside the paper"))
+        console.print(paper(points, title="ours beside the paper"))
     for finding in findings(rows):
         console.print(f"  {finding.verdict}: {finding.claim}. {finding.evidence}", markup=False)

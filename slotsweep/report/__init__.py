@@ -5,6 +5,7 @@ paired per-seed differences (`findings`), Pareto fronts, importance and learning
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from slotsweep.report.paper_numbers import SETTINGS
 from slotsweep.report.tables import (
     SHOWN,
     ConfigurationRow,
+    closing_table,
     compare,
     comparison_table,
     not_configuration,
@@ -60,6 +62,9 @@ __all__ = [
     "write_csv",
     "write_report",
 ]
+
+
+OBJECTIVE = ("best_val_accuracy", "max")  # a study's objective where none is given
 
 
 def dataset_summary(rows: list[ConfigurationRow]) -> tuple[str, list[str]]:
@@ -99,6 +104,20 @@ def _common_settings(rows: list[ConfigurationRow]) -> dict[str, str]:
     return shared
 
 
+def _write_text(
+    rows: list[ConfigurationRow], points: list[PaperPoint], path: Path, objective: tuple
+) -> None:
+    """comparison.txt: the closing table (and what it leaves out), ours beside the paper."""
+    with path.open("w") as handle:
+        console = Console(file=handle, width=100)
+        table, note = closing_table(rows, objective=objective)
+        console.print(table)
+        if note:
+            console.print(note, markup=False)
+        if points:
+            console.print(paper_table(points, title="ours beside the paper"))
+
+
 def write_report(
     rows: list[ConfigurationRow],
     out: Path,
@@ -108,15 +127,17 @@ def write_report(
     description: str = "",
     tolerance: float = DEFAULT_TOLERANCE,
     objectives: list[tuple[str, str]] | None = None,
-    histories: dict[str, list[tuple[int, float]]] | None = None,
+    histories: Mapping[str, list[tuple[int, float]]] | None = None,
     min_trials: int = MIN_TRIALS,
 ) -> list[Path]:
     """Writes into `out`: comparison.csv (with 95% intervals and the paper's value beside
-    ours), comparison.txt, paper_comparison.csv, a PNG and a CSV per fitting figure, pareto.csv
+    ours), comparison.txt (the closing table: at most TERMINAL_ROWS configurations, a
+    search's best), paper_comparison.csv, a PNG and a CSV per fitting figure, pareto.csv
     and its fronts, importance.csv (for the first of `objectives`, the study's (metric, mode)
     pairs, default best_val_accuracy max; at least `min_trials` finished trials), a
     multi-objective search's front (pareto_search.csv, first on the page), learning curves
-    (from `histories`: {run id: [(epoch, val_accuracy)]}) and report.html."""
+    (from `histories`: {run id: [(epoch, val_accuracy)]}, looked up only for the at most
+    CURVE_LIMIT configurations drawn) and report.html."""
     from slotsweep.report.html import write_html
 
     out.mkdir(parents=True, exist_ok=True)
@@ -125,16 +146,12 @@ def write_report(
     extra = {i: by_row[id(row)] for i, row in enumerate(rows) if id(row) in by_row}
     written = [out / "comparison.csv", out / "comparison.txt", out / "paper_comparison.csv"]
     write_csv(rows, written[0], extra)
-    with written[1].open("w") as handle:
-        console = Console(file=handle, width=100)
-        console.print(comparison_table(rows))
-        if points:
-            console.print(paper_table(points, title="ours beside the paper"))
+    _write_text(rows, points, written[1], (objectives or [OBJECTIVE])[0])
     write_paper_csv(points, written[2])
     figures = draw_figures(rows, out, title=dataset_label(rows))
     for figure in figures:
         written += [figure.png, figure.csv]
-    objectives = objectives or [("best_val_accuracy", "max")]
+    objectives = objectives or [OBJECTIVE]
     extras = write_extras(rows, out, objectives[0], histories, min_trials, objectives)
     written += extras.files
     found = findings(rows)

@@ -5,6 +5,7 @@ front), settings' importance (`importance.csv`, a figure) and learning curves ov
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from slotsweep.analysis import (
     Curve,
     Importance,
     ParetoRow,
+    curve_note,
     curves,
     importance,
     pareto,
@@ -39,6 +41,7 @@ class Extras:
     importance: list[Importance] = field(default_factory=list)
     importance_note: str = ""
     curves: list[Curve] = field(default_factory=list)
+    curves_note: str = ""  # which configurations the curves leave out, if any
     search_objectives: list[tuple[str, str]] = field(default_factory=list)
     search_front: list[ConfigurationRow] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
@@ -196,12 +199,21 @@ def _draw_importance(found: list[Importance], figure: Figure) -> None:
     _finish(fig, axes, figure)
 
 
-def write_curves(rows: list[ConfigurationRow], histories: dict, out: Path, extras: Extras) -> None:
+def write_curves(
+    rows: list[ConfigurationRow],
+    histories: Mapping,
+    out: Path,
+    extras: Extras,
+    objective: tuple[str, str] = ("best_val_accuracy", "max"),
+) -> None:
     """learning_curves.csv (configuration, epoch, mean, ci_low, ci_high, seeds; validation
-    accuracy in %) and learning_curves.png (a mean line and its 95% band per configuration)."""
-    found = curves(rows, histories)
+    accuracy in %) and learning_curves.png (a mean line and its 95% band per configuration), of
+    at most CURVE_LIMIT configurations: beyond it the best by `objective`, as the title says.
+    Only the drawn configurations' histories are looked up in `histories`."""
+    found = curves(rows, histories, objective)
     if not found:
         return
+    extras.curves_note = curve_note(rows, objective)
     labels = label_keys(rows)
     path = out / "learning_curves.csv"
     with path.open("w", newline="") as handle:
@@ -215,7 +227,10 @@ def write_curves(rows: list[ConfigurationRow], histories: dict, out: Path, extra
                     + ["" if v is None else v for v in (p.low, p.high)]
                     + [p.n]
                 )
-    figure = Figure("learning_curves", "validation accuracy per epoch (mean, 95% band over seeds)")
+    title = "validation accuracy per epoch (mean, 95% band over seeds)"
+    if extras.curves_note:
+        title += f":\n{extras.curves_note}"
+    figure = Figure("learning_curves", title)
     figure.png, figure.csv = out / "learning_curves.png", path
     _draw_curves(found, labels, figure)
     extras.curves = found
@@ -230,7 +245,12 @@ def _draw_curves(found: list[Curve], labels: list[str], figure: Figure) -> None:
         color = f"C{index % 10}"
         points = [p.scaled(100) for p in curve.points]
         axes.plot(
-            curve.epochs, [p.mean for p in points], color=color, label=row_label(curve.row, labels)
+            curve.epochs,
+            [p.mean for p in points],
+            color=color,
+            marker="o",  # a one-epoch curve is a point
+            markersize=3,
+            label=row_label(curve.row, labels),
         )
         band = [(e, p) for e, p in zip(curve.epochs, points, strict=True) if p.defined]
         if band:
@@ -286,17 +306,19 @@ def write_extras(
     rows: list[ConfigurationRow],
     out: Path,
     objective: tuple[str, str] = ("best_val_accuracy", "max"),
-    histories: dict | None = None,
+    histories: Mapping | None = None,
     min_trials: int = MIN_TRIALS,
     search: list[tuple[str, str]] | None = None,
 ) -> Extras:
     """Every analysis that fits the rows, written into `out`; `search`: a multi-objective
-    search's (metric, mode) pairs, whose front is written first."""
+    search's (metric, mode) pairs, whose front is written first; `histories` {run id:
+    [(epoch, value)]}, looked up only for the runs whose curves are drawn (a store's may be
+    read on demand)."""
     extras = Extras()
     if search and len(search) > 1:
         write_search_front(rows, out, extras, search)
     write_pareto(rows, out, extras)
     write_importance(rows, out, extras, objective, min_trials)
-    if histories:
-        write_curves(rows, histories, out, extras)
+    if histories is not None:  # not its truth value: that could read every run's history
+        write_curves(rows, histories, out, extras, objective)
     return extras

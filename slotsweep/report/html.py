@@ -46,7 +46,8 @@ figure { display: inline-block; margin: 0.5em; } img { max-width: 520px; }
 </style></head><body>
 <h1>{{ title }}</h1>
 {% if description %}<p>{{ description }}</p>{% endif %}
-<p>{{ trials }} trial runs ({{ finished }} finished, {{ failed }} failed). Data set:
+<p>{{ trials }} trial runs ({{ finished }} finished, {{ failed }} failed{% if stopped %}, {{ stopped
+}} stopped before they finished{% endif %}). Data set:
 <b>{{ datasets }}</b>. Generated {{ generated }}.</p>
 {% for note in dataset_notes %}<p class="note">{{ note }}</p>{% endfor %}
 {{ search_html }}
@@ -107,7 +108,9 @@ on the finished trials; importance.csv){% endif %}.</p>
 {% for i in importance %}<tr><td class="text">{{ i.setting }}</td><td>{{ '%.3f'|format(
  i.importance) }}</td><td class="text">{{ i.evaluator }}</td></tr>{% endfor %}</table>
 {% for fig in importance_figures %}{{ figure(fig) }}{% endfor %}{% endif %}
-{% if curve_figures %}<h2>Learning curves</h2>{% for fig in curve_figures %}{{ figure(fig) }}
+{% if curve_figures %}<h2>Learning curves</h2>{% if curves_note %}<p>Drawn: {{ curves_note }}
+(learning_curves.csv holds these; a search's every configuration is in comparison.csv).</p>
+{% endif %}{% for fig in curve_figures %}{{ figure(fig) }}
 {% endfor %}{% endif %}""",
     autoescape=True,
 )
@@ -194,6 +197,7 @@ def _extras_html(extras: Extras | None, rows: list[ConfigurationRow]) -> Markup:
             importance_note=extras.importance_note,
             importance_figures=named("importance"),
             curve_figures=named("learning_curves"),
+            curves_note=extras.curves_note,
             figure=_embedded,
         )
     )
@@ -232,9 +236,10 @@ def write_html(
     page = TEMPLATE.render(
         title=title,
         description=description,
-        trials=sum(r.finished + r.failed for r in rows),
+        trials=sum(r.finished + r.failed + r.stopped for r in rows),
         finished=sum(r.finished for r in rows),
         failed=sum(r.failed for r in rows),
+        stopped=sum(r.stopped for r in rows),
         datasets=datasets,
         dataset_notes=dataset_notes,
         findings=findings,

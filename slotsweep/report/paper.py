@@ -4,6 +4,7 @@ the paper's settings a run changed (scale, data set) so that a reader can weigh 
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,12 +153,20 @@ def row_label(row: ConfigurationRow, keys: list[str] | None = None) -> str:
     s = row.settings
     keys = keys if keys is not None else [k for k in varying_settings([row]) if k != "method"]
     parts = [s.get("method", "?")]
+    skipped = _inapplicable(parts[0])
     for key in keys:
-        if key == "method" or key not in s or key in inapplicable_to_method(parts[0]):
+        if key == "method" or key not in s or key in skipped:
             continue
         value = s[key]
         parts.append(value if key in ("selection", "sharing", "arch") else f"{key}={value}")
     return " ".join(parts)
+
+
+@functools.cache
+def _inapplicable(method: str) -> frozenset[str]:
+    """`inapplicable_to_method`, read off the config's schema once per method (a report names
+    each of a search's 1,000 configurations several times)."""
+    return inapplicable_to_method(method)
 
 
 def label_keys(rows: list[ConfigurationRow]) -> list[str]:

@@ -12,6 +12,8 @@ from rich.table import Table
 from slotsweep.analysis import (
     METHOD,
     ConfigurationRow,
+    best_note,
+    best_rows,
     compare,
     not_configuration,
     order_rows,
@@ -23,7 +25,9 @@ from slotsweep.analysis import (
 
 __all__ = [
     "SHOWN",
+    "TERMINAL_ROWS",
     "ConfigurationRow",
+    "closing_table",
     "compare",
     "comparison_table",
     "front_table",
@@ -70,7 +74,8 @@ def interval_cell(row: ConfigurationRow, metric: str = "test_accuracy") -> str:
 
 
 def seeds_cell(row: ConfigurationRow) -> str:
-    return f"{row.finished}" + (f" (+{row.failed} failed)" if row.failed else "")
+    others = [f"+{n} {what}" for n, what in ((row.failed, "failed"), (row.stopped, "stopped")) if n]
+    return f"{row.finished}" + (f" ({', '.join(others)})" if others else "")
 
 
 def shown_metrics(rows: list[ConfigurationRow], metrics: tuple[str, ...]) -> list[str]:
@@ -90,10 +95,13 @@ def table_marks(rows: list[ConfigurationRow]) -> list[str]:
     return marks
 
 
-def comparison_table(rows: list[ConfigurationRow], title: str = "") -> Table:
+def comparison_table(
+    rows: list[ConfigurationRow], title: str = "", keys: list[str] | None = None
+) -> Table:
     """The closing table: one row per configuration, test accuracy with its 95% interval over
-    seeds, the costs as means; narrow enough for a 100-column terminal."""
-    keys = varying_settings(rows)
+    seeds, the costs as means; narrow enough for a 100-column terminal. `keys`: the settings
+    shown (default: those varying between `rows`; a study's, when `rows` are some of its)."""
+    keys = keys or varying_settings(rows)
     shown = shown_metrics(rows, CLOSING)
     same_seeds = len({seeds_cell(row) for row in rows}) == 1
     table = Table(
@@ -121,6 +129,27 @@ def comparison_table(rows: list[ConfigurationRow], title: str = "") -> Table:
             *cells,
         )
     return table
+
+
+TERMINAL_ROWS = 40  # configurations in the closing table (a search's 1,000 would bury it)
+
+
+def closing_table(
+    rows: list[ConfigurationRow],
+    title: str = "",
+    objective: tuple[str, str] = ("best_val_accuracy", "max"),
+) -> tuple[Table, str]:
+    """The closing table of the terminal and comparison.txt, of at most TERMINAL_ROWS
+    configurations (beyond: the best by `objective`, with the study's varied settings as
+    columns), and the line that says which ("" when every one is shown)."""
+    shown = best_rows(rows, objective, TERMINAL_ROWS)
+    table = comparison_table(shown, title=title, keys=varying_settings(rows))
+    if len(shown) == len(rows):
+        return table, ""
+    return table, (
+        f"shown: {best_note(len(shown), len(rows), objective)}; every one in comparison.csv "
+        "and report.html (`slotsweep report`) and the parent run's comparison_table.json"
+    )
 
 
 def _mean_cell(row: ConfigurationRow, metric: str) -> str:
@@ -182,7 +211,7 @@ def write_csv(
     extra = extra or {}
     added = list(dict.fromkeys(column for values in extra.values() for column in values))
     stats = [stats_columns(row, metrics) for row in rows]
-    header = keys + ["finished", "failed"] + (list(stats[0]) if stats else [])
+    header = keys + ["finished", "failed", "stopped"] + (list(stats[0]) if stats else [])
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header + added)
@@ -190,6 +219,6 @@ def write_csv(
             more = [extra.get(index, {}).get(column, "") for column in added]
             writer.writerow(
                 [row.settings.get(k, "") for k in keys]
-                + [row.finished, row.failed]
+                + [row.finished, row.failed, row.stopped]
                 + ["" if v is None else v for v in [*stats[index].values(), *more]]
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +19,34 @@ from slotsweep.tracking.store import find_runs, now_ms
 from slotsweep.tracking.tags import ERROR, ROLE
 from slotsweep.train.result import TrialRecord
 
+_read_once: dict[tuple, list[TrialRecord]] | None = None  # inside `records_read_once` only
+
+
+@contextmanager
+def records_read_once() -> Iterator[None]:
+    """Inside, `trial_records` reads each query from the store once and answers it again from
+    what it read (a copy): a report reads a launch's 1,000 trial runs (seconds over a server)
+    for its tables and again for the parent run's summary, and both describe the same reading."""
+    global _read_once
+    outer, _read_once = _read_once, {} if _read_once is None else _read_once
+    try:
+        yield
+    finally:
+        _read_once = outer
+
 
 def trial_records(uri: str, experiment: str, parent_run_id: str | None = None) -> list[TrialRecord]:
     """Trial runs of an experiment (of one parent run when given), oldest first."""
+    key = (uri, experiment, parent_run_id)
+    if _read_once is not None and key in _read_once:
+        return list(_read_once[key])
+    records = _read_records(uri, experiment, parent_run_id)
+    if _read_once is not None:
+        _read_once[key] = list(records)
+    return records
+
+
+def _read_records(uri: str, experiment: str, parent_run_id: str | None) -> list[TrialRecord]:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
