@@ -42,6 +42,7 @@ def comparison_columns(rows: list[ConfigurationRow]) -> dict[str, list]:
     table: dict[str, list] = {key: [row.settings.get(key, "-") for row in rows] for key in keys}
     table["finished"] = [row.finished for row in rows]
     table["failed"] = [row.failed for row in rows]
+    table["stopped"] = [row.stopped for row in rows]
     for metric in reported_metrics():
         for stat in ("mean", "std"):
             table[f"{metric}_{stat}"] = [getattr(row, stat)(metric) for row in rows]
