@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
 import pytest
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -138,3 +139,22 @@ def ui_server(study: Path, cwd: Path) -> Iterator[str]:
             process.wait(timeout=30)
         output.close()
         errors.close()
+
+
+def session_processes(sid: int) -> list[psutil.Process]:
+    """Every process of session `sid` (what a `start_new_session` child and its children are)."""
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getsid(process.pid) == sid:
+                found.append(process)
+    return found
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL to every process of session `sid`, as a lost machine would do."""
+    processes = session_processes(sid)
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(processes, timeout=30)

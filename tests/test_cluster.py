@@ -22,9 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import helpers
-import psutil
 import pytest
-from helpers import CLI_ENV, answers, free_port, wait_until
+from helpers import CLI_ENV, answers, free_port, kill_session, session_processes, wait_until
 from mlflow.tracking import MlflowClient
 
 from slotsweep.tracking.tags import CHECKPOINT
@@ -48,25 +47,6 @@ def run_cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.Completed
 def popen_cli(*args: str, cwd: Path, **popen: object) -> subprocess.Popen:
     """`slotsweep ARGS` in the background, with Ray's start-up limits raised."""
     return helpers.popen_cli(*args, cwd=cwd, env=ENV, **popen)
-
-
-def _session(sid: int) -> list[psutil.Process]:
-    """Every process of session `sid` (what a `start_new_session` child and its children are)."""
-    found = []
-    for process in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getsid(process.pid) == sid:
-                found.append(process)
-    return found
-
-
-def _kill_session(sid: int) -> None:
-    """SIGKILL to every process of session `sid`, as a lost machine would do."""
-    processes = _session(sid)
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(processes, timeout=30)
 
 
 def _psql(sql: str) -> str:
@@ -184,7 +164,7 @@ def mlflow_server(postgres, tmp_path) -> Iterator[tuple[str, str, str]]:
         )
         yield url, "trainer", password
     finally:
-        _kill_session(server.pid)
+        kill_session(server.pid)
         server.wait(timeout=30)
         log.close()
 
@@ -254,7 +234,7 @@ def ray_cluster(tmp_path) -> Iterator[dict]:
         yield {"address": address, "token": token, "head": nodes[0], "worker": nodes[1]}
     finally:
         for node in reversed(nodes):
-            _kill_session(node.pid)
+            kill_session(node.pid)
             node.wait(timeout=30)
         shutil.rmtree(temp, ignore_errors=True)
 
@@ -361,7 +341,7 @@ def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(
     try:
 
         def checkpointed_on_worker():
-            worker_pids = {str(p.pid) for p in _session(worker_sid)}
+            worker_pids = {str(p.pid) for p in session_processes(worker_sid)}
             for run in _trial_runs(client, "cluster"):
                 tags = run.data.tags
                 if (
@@ -380,13 +360,13 @@ def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(
             process=launcher,
             log=tmp_path / "launch.log",
         )
-        _kill_session(worker_sid)  # the second node is lost, mid-trial
+        kill_session(worker_sid)  # the second node is lost, mid-trial
         killed_at = len(_steps(client, victim.info.run_id))
         assert killed_at < EPOCHS
         assert launcher.wait(timeout=600) == 0, (tmp_path / "launch.log").read_text()[-4000:]
     finally:
         if launcher.poll() is None:
-            _kill_session(launcher.pid)
+            kill_session(launcher.pid)
         log.close()
     output = (tmp_path / "launch.log").read_text()
     assert "Ray cluster: 2 nodes" in output
@@ -453,9 +433,9 @@ def test_a_killed_launcher_resumes_its_trials_from_their_checkpoints(tmp_path):
         checkpointed = {r.info.run_id: len(_steps(client, r.info.run_id)) for r in saved}
         done = run_cli("launch", str(study), "--num-cpus", "2", "--resume", cwd=tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert not _session(launcher.pid), "Ray processes of the killed launch are left"
+        assert not session_processes(launcher.pid), "Ray processes of the killed launch are left"
     finally:
-        _kill_session(launcher.pid)
+        kill_session(launcher.pid)
         log.close()
     runs = _trial_runs(client, "killed")
     assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)

@@ -17,9 +17,17 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
-from helpers import CLI_ENV, answers, free_port, popen_cli, run_cli, wait_until
+from helpers import (
+    CLI_ENV,
+    answers,
+    free_port,
+    kill_session,
+    popen_cli,
+    run_cli,
+    session_processes,
+    wait_until,
+)
 from mlflow.tracking import MlflowClient
 
 from slotsweep.launch.lock import lock_path
@@ -40,23 +48,6 @@ def _study(tmp_path: Path, name: str, epochs: int = EPOCHS) -> Path:
     text = (ROOT / "studies" / "smoke.yaml").read_text().replace("name: smoke", f"name: {name}")
     path.write_text(text.replace("epochs: 1", f"epochs: {epochs}") + "checkpoint_every: 3\n")
     return path
-
-
-def _session(sid: int) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getsid(process.pid) == sid:
-                found.append(process)
-    return found
-
-
-def _kill_session(sid: int) -> None:
-    processes = _session(sid)
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(processes, timeout=30)
 
 
 def _trials(client: MlflowClient, experiment: str):
@@ -130,9 +121,11 @@ def test_sigterm_mid_trial_stops_gracefully_and_the_printed_resume_finishes(tmp_
         at_stop = _mid_trial(client, "stopped", launcher, log)
         launcher.send_signal(signal.SIGTERM)  # the launcher only: SLURM's --signal=B, `kill`
         assert launcher.wait(timeout=180) == STOPPED_EXIT_CODE, log.read_text()
-        wait_until(lambda: not _session(launcher.pid), timeout=30, what="its processes gone")
+        wait_until(
+            lambda: not session_processes(launcher.pid), timeout=30, what="its processes gone"
+        )
     finally:
-        _kill_session(launcher.pid)
+        kill_session(launcher.pid)
     text = log.read_text()
     assert "SIGTERM received: stopping" in text
     assert "*** SIGTERM received" not in text and "Traceback" not in text  # no native dump
@@ -195,10 +188,12 @@ def test_two_launches_on_a_fresh_store_then_sigterm_to_the_group_leaves_nothing_
         os.killpg(runner.pid, signal.SIGTERM)
         assert runner.wait(timeout=180) == STOPPED_EXIT_CODE, log.read_text()
         for launcher in launchers:
-            wait_until(lambda p=launcher: not _session(p.pid), timeout=30, what="processes gone")
+            wait_until(
+                lambda p=launcher: not session_processes(p.pid), timeout=30, what="processes gone"
+            )
     finally:
         for launcher in launchers:
-            _kill_session(launcher.pid)
+            kill_session(launcher.pid)
     text = log.read_text()
     assert "SIGTERM received: stopping" in text and "Traceback" not in text
     assert "go on with: slotsweep launch" in text
@@ -259,7 +254,7 @@ def test_a_tracking_server_down_mid_study_loses_nothing(tmp_path):
     )
     try:
         _mid_trial(client, "outage", launcher, log)
-        _kill_session(servers[0].pid)
+        kill_session(servers[0].pid)
         time.sleep(OUTAGE_S)  # the outage itself: trials train on, their logging retries
         assert launcher.poll() is None
         servers.append(_server(tmp_path, port))
@@ -270,5 +265,5 @@ def test_a_tracking_server_down_mid_study_loses_nothing(tmp_path):
             assert _steps(client, run.info.run_id) == list(range(1, OUTAGE_EPOCHS + 1))
     finally:
         for process in (launcher, *servers):
-            _kill_session(process.pid)
+            kill_session(process.pid)
     assert "View run" not in log.read_text()
