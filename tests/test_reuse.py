@@ -128,6 +128,7 @@ def test_a_killed_launch_of_reused_processes_resumes_losing_and_repeating_nothin
     assert 2 <= len(before) < 8, log.read_text()
     done = run_cli("launch", str(study), "--num-cpus", "2", "--resume", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert not CONTROL.search(done.stdout + done.stderr)  # no progress bars (carriage returns)
     after = _finished(tmp_path, "killed")
     assert len(after) == 8
     assert all(after[key] == before[key] for key in before)  # not run again, not rewritten

@@ -189,6 +189,8 @@ def _locked_launch(
     uri = absolute_tracking_uri(study.tracking_uri(options.tracking_uri))
     # MLflow prints "View run ... at" as each run of a server store ends: not into the live view
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # nor its download progress bars (carriage returns: control characters in a log file)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     where = {"address": options.address, "num_cpus": options.num_cpus}
     exit_on_problems(
         launch_problems(study, storage=options.storage_path, **where)
