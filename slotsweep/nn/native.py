@@ -185,9 +185,19 @@ def supports(layer: SlotMixin) -> bool:
     scores, values, weight = layer.scores, layer.values, layer.cached_weight
     if not (_plain(scores) and _plain(values) and _plain(weight)):
         return False
-    # The kernel trusts these shapes: a mismatch would write outside the tensors.
+    return shapes_fit(scores, values, weight) and available()
+
+
+def shapes_fit(scores: torch.Tensor, values: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether values and cached weight are shaped for `scores`, as both kernels require: they
+    trust these shapes, and a mismatch would write outside the tensors."""
     values_fit = values.shape == scores.shape or values.shape == scores.shape[-1:]
-    return values_fit and weight.shape == scores.shape[:-1] and available()
+    return values_fit and weight.shape == scores.shape[:-1]
+
+
+def kernel_mode(momentum: float, first_step: bool) -> int:
+    """The kernels' MODE for a step: plain without momentum, else first or later momentum step."""
+    return MODES["plain"] if not momentum else MODES["first" if first_step else "momentum"]
 
 
 def update(
@@ -205,7 +215,7 @@ def update(
     grad = weight.grad.contiguous()  # autograd gives a leaf's gradient the leaf's layout: no copy
     if grad.shape != weight.shape or grad.dtype != torch.float32:
         raise ValueError("the cached weight's gradient must be float32 shaped like the weight")
-    mode = MODES["plain"] if not momentum else MODES["first" if first_step else "momentum"]
+    mode = kernel_mode(momentum, first_step)
     work = None
     if mode != MODES["plain"]:
         if buffer is None or buffer.shape != scores.shape or buffer.dtype != torch.float32:

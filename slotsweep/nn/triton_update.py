@@ -19,9 +19,9 @@ import os
 
 import torch
 
+from slotsweep.nn.native import MODES, kernel_mode, shapes_fit
 from slotsweep.nn.slot import SlotMixin
 
-MODES = {"plain": 0, "first": 1, "momentum": 2}  # as the native kernel's
 BLOCK_ELEMENTS = 2048  # scores per program: BLOCK_N connections x BLOCK_K (K rounded up to 2^n)
 # The interpreter runs each program with numpy: fewer, larger programs (same results)
 INTERPRETED_BLOCK_ELEMENTS = 1 << 16
@@ -110,9 +110,7 @@ def supports(layer: SlotMixin) -> bool:
         return False
     if not all(_fits(t, scores.device) for t in (scores, values, weight)):
         return False
-    # The kernel trusts these shapes: a mismatch would write outside the tensors.
-    values_fit = values.shape == scores.shape or values.shape == scores.shape[-1:]
-    return values_fit and weight.shape == scores.shape[:-1] and available()
+    return shapes_fit(scores, values, weight) and available()
 
 
 def block_shape(k: int, elements: int = BLOCK_ELEMENTS) -> tuple[int, int]:
@@ -135,7 +133,7 @@ def update(
     grad = weight.grad.contiguous()
     if grad.shape != weight.shape or grad.dtype != torch.float32:
         raise ValueError("the cached weight's gradient must be float32 shaped like the weight")
-    mode = MODES["plain"] if not momentum else MODES["first" if first_step else "momentum"]
+    mode = kernel_mode(momentum, first_step)
     if mode != MODES["plain"] and not (
         buffer is not None and buffer.shape == scores.shape and _fits(buffer, scores.device)
     ):
