@@ -202,6 +202,19 @@ def synthetic_split(n: int, seed: int = 0) -> Split:
     return Split(images, torch.randint(0, 10, (n,), generator=generator))
 
 
+def synthetic_loader(images: int, augment: bool) -> BatchLoader:
+    """A shuffled loader of `synthetic_split(images)` on the device, as the checks train on."""
+    return BatchLoader(
+        synthetic_split(images),
+        BATCH,
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        shuffle=True,
+        augment=augment,
+        device=DEVICE,
+    )
+
+
 def train_epoch(model: nn.Module, loader: BatchLoader, optimizer, epoch: int) -> float:  # noqa: ANN001
     """The trainer's step loop (`slotsweep.train.trainer`): loss and accuracy summed on the
     device, read once at the end; returns the epoch's mean loss."""
@@ -225,15 +238,7 @@ def train_epoch(model: nn.Module, loader: BatchLoader, optimizer, epoch: int) ->
 def epoch_row(arch: str, images: int) -> str:
     """One epoch of slot (fused) `arch` on `images` augmented images; the second of two epochs
     is timed and watched for host syncs."""
-    loader = BatchLoader(
-        synthetic_split(images),
-        BATCH,
-        mean=(0.5,) * 3,
-        std=(0.25,) * 3,
-        shuffle=True,
-        augment=True,
-        device=DEVICE,
-    )
+    loader = synthetic_loader(images, augment=True)
     model = build(arch, "fused")
     optimizer = build_optimizer(model, LR, MOMENTUM, WEIGHT_DECAY)
     train_epoch(model, loader, optimizer, 1)
@@ -263,14 +268,7 @@ def pack_worker(share: float, images: int, epochs: int) -> None:
     """One packed trial (a separate process): Lenet slot K=8 within `share` of the GPU."""
     torch.set_num_threads(1)
     capped = cap_gpu_memory(share)
-    loader = BatchLoader(
-        synthetic_split(images),
-        BATCH,
-        mean=(0.5,) * 3,
-        std=(0.25,) * 3,
-        shuffle=True,
-        device=DEVICE,
-    )
+    loader = synthetic_loader(images, augment=False)
     model = build("lenet", "fused")
     optimizer = build_optimizer(model, LR, MOMENTUM, WEIGHT_DECAY)
     x, y = next(iter(loader))  # one step first: the kernel compiled (or loaded), as in a reused
