@@ -54,7 +54,8 @@ def _read_cached(
         read = lambda: make_synthetic(seed)  # noqa: E731
     else:
         folder = locate(spec, data_root, download_ok=download)
-        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir())
+        stats = ((p.name, p.stat()) for p in folder.iterdir())  # one stat call per file
+        files = sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats)
         key = (spec.name, str(folder.resolve()), tuple(files))
         read = lambda: READERS[spec.kind](folder)  # noqa: E731
     if key not in _CACHE:
