@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from slotsweep.nn.dense import conv_options
 from slotsweep.nn.family import LayerFactory, LayerSpec
 from slotsweep.nn.slotify import replace_layers, replaceable
 from slotsweep.registry import ARCHS, PADDINGS
@@ -274,14 +275,9 @@ def _adapt_input(model: nn.Module, in_channels: int) -> None:
     if first.groups != 1:
         raise ValueError(f"the first convolution {name} is grouped: cannot take {in_channels}")
     parent, _, attribute = name.rpartition(".")
+    options = conv_options(first)  # its stride, padding, dilation (groups is 1)
     adapted = nn.Conv2d(
-        in_channels,
-        first.out_channels,
-        first.kernel_size,
-        stride=first.stride,
-        padding=first.padding,
-        dilation=first.dilation,
-        bias=first.bias is not None,
+        in_channels, first.out_channels, first.kernel_size, bias=first.bias is not None, **options
     )
     setattr(model.get_submodule(parent), attribute, adapted)
 
