@@ -86,7 +86,7 @@ def agreement(arch: str, steps: int) -> dict:
     buffers: dict[int, list] = {i: [None, None] for i in range(len(pairs))}
     for step in range(steps):
         x, y = batch(step)
-        for layer in fused_layers(kernel_model):
+        for layer, _ in pairs:
             if layer.cached_weight is not None:
                 layer.cached_weight.grad = None
         F.cross_entropy(kernel_model(x), y).backward()
