@@ -11,7 +11,15 @@ from typing import Any
 
 from rich.console import Console
 
-from slotsweep.analysis import MIN_TRIALS
+from slotsweep.analysis import (
+    MIN_TRIALS,
+    ConfigurationRow,
+    compare,
+    not_configuration,
+    order_rows,
+    reported_metrics,
+    varying_settings,
+)
 from slotsweep.report.drawing import draw_figures
 from slotsweep.report.extras import Extras, write_extras
 from slotsweep.report.figures import Figure
@@ -26,18 +34,7 @@ from slotsweep.report.paper import (
     write_paper_csv,
 )
 from slotsweep.report.paper_numbers import SETTINGS
-from slotsweep.report.tables import (
-    SHOWN,
-    ConfigurationRow,
-    closing_table,
-    compare,
-    comparison_table,
-    not_configuration,
-    order_rows,
-    reported_metrics,
-    varying_settings,
-    write_csv,
-)
+from slotsweep.report.tables import SHOWN, closing_table, comparison_table, write_csv
 
 __all__ = [
     "not_configuration",

@@ -14,19 +14,12 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from slotsweep.analysis import COSTS, METHOD, row_interval
+from slotsweep.analysis import COSTS, METHOD, ConfigurationRow, row_interval, varying_settings
 from slotsweep.report.extras import Extras
 from slotsweep.report.figures import Figure
 from slotsweep.report.findings import Finding
 from slotsweep.report.paper import PaperPoint, label_keys, row_label, signed
-from slotsweep.report.tables import (
-    SHOWN,
-    ConfigurationRow,
-    _cell,
-    interval_cell,
-    seeds_cell,
-    varying_settings,
-)
+from slotsweep.report.tables import SHOWN, interval_cell, mean_std_cell, seeds_cell
 
 PACKAGES = ("slotsweep", "torch", "ray", "optuna", "mlflow", "numpy", "matplotlib", "pydantic")
 
@@ -210,7 +203,7 @@ def _configuration_table(rows: list[ConfigurationRow]) -> tuple[list[str], list[
     lines = [
         [row.settings.get(k, "-") for k in keys]
         + [seeds_cell(row), interval_cell(row)]
-        + [_cell(row, m) for m in shown]
+        + [mean_std_cell(row, m) for m in shown]
         for row in rows
     ]
     return header, lines

@@ -14,9 +14,6 @@ from slotsweep.analysis import (
     ConfigurationRow,
     best_note,
     best_rows,
-    compare,
-    not_configuration,
-    order_rows,
     reported_metrics,
     row_interval,
     search_front,
@@ -26,15 +23,9 @@ from slotsweep.analysis import (
 __all__ = [
     "SHOWN",
     "TERMINAL_ROWS",
-    "ConfigurationRow",
     "closing_table",
-    "compare",
     "comparison_table",
     "front_table",
-    "not_configuration",
-    "order_rows",
-    "reported_metrics",
-    "varying_settings",
     "write_csv",
 ]
 
@@ -55,7 +46,7 @@ CLOSING = ("test_accuracy", "finetune_test_accuracy", "training_cost_flops", "mo
 CLOSING += ("train_time_s",)
 
 
-def _cell(row: ConfigurationRow, metric: str) -> str:
+def mean_std_cell(row: ConfigurationRow, metric: str) -> str:
     """mean ± std in the column's unit; the std only where seeds disagree."""
     _, scale, fmt = SHOWN[metric]
     mean, std = row.mean(metric), row.std(metric)
