@@ -69,7 +69,7 @@ def _report(
     from slotsweep.report import compare
     from slotsweep.tracking.histories import metric_histories
     from slotsweep.tracking.queries import latest_study_run, study_document, trial_records
-    from slotsweep.tracking.summary import search_objectives
+    from slotsweep.tracking.summary import finished_run_ids, search_objectives
 
     parent = latest_study_run(uri, name)
     try:
@@ -85,7 +85,7 @@ def _report(
     objectives = search_objectives(None, settings) if settings else search_objectives(study)
     print_comparison(rows, f"{name}: {len(records)} trial runs", tolerance, objectives)
     # read on demand: only the runs of the configurations whose learning curves are drawn
-    histories = metric_histories(uri, [r.run_id for r in records if r.status == "FINISHED"])
+    histories = metric_histories(uri, finished_run_ids(records))
     written = _write_report(
         rows, out, uri, name, parent, study, (tolerance, settings, objectives), histories
     )
