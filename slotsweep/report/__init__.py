@@ -138,18 +138,18 @@ def write_report(
     from slotsweep.report.html import write_html
 
     out.mkdir(parents=True, exist_ok=True)
+    objectives = objectives or [OBJECTIVE]
     points = paper_points(rows, tolerance)
     by_row = {id(p.row): point_columns(p) for p in points}
     extra = {i: by_row[id(row)] for i, row in enumerate(rows) if id(row) in by_row}
     written = [out / "comparison.csv", out / "comparison.txt", out / "paper_comparison.csv"]
     write_csv(rows, written[0], extra)
-    _write_text(rows, points, written[1], (objectives or [OBJECTIVE])[0])
+    _write_text(rows, points, written[1], objectives[0])
     write_paper_csv(points, written[2])
     figures = draw_figures(rows, out, title=dataset_label(rows))
     for figure in figures:
         written += [figure.png, figure.csv]
-    objectives = objectives or [OBJECTIVE]
-    extras = write_extras(rows, out, objectives[0], histories, min_trials, objectives)
+    extras = write_extras(rows, out, objectives, histories, min_trials)
     written += extras.files
     found = findings(rows)
     write_findings_csv(found, out / "findings.csv")

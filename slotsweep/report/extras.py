@@ -305,18 +305,17 @@ def write_search_front(
 def write_extras(
     rows: list[ConfigurationRow],
     out: Path,
-    objective: tuple[str, str] = ("best_val_accuracy", "max"),
+    objectives: list[tuple[str, str]],
     histories: Mapping | None = None,
     min_trials: int = MIN_TRIALS,
-    search: list[tuple[str, str]] | None = None,
 ) -> Extras:
-    """Every analysis that fits the rows, written into `out`; `search`: a multi-objective
-    search's (metric, mode) pairs, whose front is written first; `histories` {run id:
-    [(epoch, value)]}, looked up only for the runs whose curves are drawn (a store's may be
-    read on demand)."""
-    extras = Extras()
-    if search and len(search) > 1:
-        write_search_front(rows, out, extras, search)
+    """Every analysis that fits the rows, written into `out`; `objectives`: the study's
+    (metric, mode) pairs (importance and curves follow the first; a multi-objective search's
+    front is written first); `histories` {run id: [(epoch, value)]}, looked up only for the
+    runs whose curves are drawn (a store's may be read on demand)."""
+    extras, objective = Extras(), objectives[0]
+    if len(objectives) > 1:
+        write_search_front(rows, out, extras, objectives)
     write_pareto(rows, out, extras)
     write_importance(rows, out, extras, objective, min_trials)
     if histories is not None:  # not its truth value: that could read every run's history
