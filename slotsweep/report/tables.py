@@ -64,6 +64,12 @@ def interval_cell(row: ConfigurationRow, metric: str = "test_accuracy") -> str:
     return "-" if interval is None else interval.scaled(scale).text(fmt)
 
 
+def objective_cell(row: ConfigurationRow, metric: str) -> str:
+    """A search objective's mean with its 95% interval, in the metric's own unit."""
+    interval = row_interval(row, metric)
+    return "-" if interval is None else interval.text(".4g")
+
+
 def seeds_cell(row: ConfigurationRow) -> str:
     others = [f"+{n} {what}" for n, what in ((row.failed, "failed"), (row.stopped, "stopped")) if n]
     return f"{row.finished}" + (f" ({', '.join(others)})" if others else "")
@@ -161,10 +167,9 @@ def front_table(
     for metric, mode in objectives:
         table.add_column(f"{metric} ({mode})", justify="right")
     for row in search_front(rows, objectives):
-        cells = [row_interval(row, metric) for metric, _ in objectives]
         table.add_row(
             *(row.settings.get(k, "-") for k in keys),
-            *("-" if c is None else c.text(".4g") for c in cells),
+            *(objective_cell(row, metric) for metric, _ in objectives),
         )
     return table
 
