@@ -136,6 +136,7 @@ def print_comparison(
     set that ran, ours beside the paper where it has numbers, and its findings: what `launch`
     ends with and `report` prints. A search's table shows its best TERMINAL_ROWS
     configurations (by the first of `objectives`, default best_val_accuracy) and says so."""
+    from slotsweep.analysis import OBJECTIVE
     from slotsweep.report import DEFAULT_TOLERANCE, dataset_summary, findings, paper_points
     from slotsweep.report import paper_table as paper
     from slotsweep.report.tables import closing_table, front_table
@@ -143,7 +144,7 @@ def print_comparison(
     if objectives and len(objectives) > 1:
         console.print(front_table(rows, objectives, title="the search's result: its Pareto front"))
 
-    objective = (objectives or [("best_val_accuracy", "max")])[0]
+    objective = (objectives or [OBJECTIVE])[0]
     table, note = closing_table(rows, title, objective)
     console.print(table)
     if note:

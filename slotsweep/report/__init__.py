@@ -13,6 +13,7 @@ from rich.console import Console
 
 from slotsweep.analysis import (
     MIN_TRIALS,
+    OBJECTIVE,
     ConfigurationRow,
     compare,
     not_configuration,
@@ -59,9 +60,6 @@ __all__ = [
     "write_csv",
     "write_report",
 ]
-
-
-OBJECTIVE = ("best_val_accuracy", "max")  # a study's objective where none is given
 
 
 def dataset_summary(rows: list[ConfigurationRow]) -> tuple[str, list[str]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from slotsweep.analysis import (
     COSTS,
     MIN_TRIALS,
+    OBJECTIVE,
     ConfigurationRow,
     Curve,
     Importance,
@@ -204,7 +205,7 @@ def write_curves(
     histories: Mapping,
     out: Path,
     extras: Extras,
-    objective: tuple[str, str] = ("best_val_accuracy", "max"),
+    objective: tuple[str, str] = OBJECTIVE,
 ) -> None:
     """learning_curves.csv (configuration, epoch, mean, ci_low, ci_high, seeds; validation
     accuracy in %) and learning_curves.png (a mean line and its 95% band per configuration), of

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from slotsweep.analysis import (
     METHOD,
+    OBJECTIVE,
     ConfigurationRow,
     best_note,
     best_rows,
@@ -132,9 +133,7 @@ TERMINAL_ROWS = 40  # configurations in the closing table (a search's 1,000 woul
 
 
 def closing_table(
-    rows: list[ConfigurationRow],
-    title: str = "",
-    objective: tuple[str, str] = ("best_val_accuracy", "max"),
+    rows: list[ConfigurationRow], title: str = "", objective: tuple[str, str] = OBJECTIVE
 ) -> tuple[Table, str]:
     """The closing table of the terminal and comparison.txt, of at most TERMINAL_ROWS
     configurations (beyond: the best by `objective`, with the study's varied settings as
