@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from slotsweep.analysis.curves import CURVE_LIMIT, Curve, curve_note, curve_rows, curves
 from slotsweep.analysis.groups import (
+    OBJECTIVE,
     ConfigurationRow,
     best_note,
     best_rows,
@@ -63,6 +64,7 @@ __all__ = [
     "METHOD",
     "MIN_TRIALS",
     "NOT_HELD",
+    "OBJECTIVE",
     "WITHIN",
     "ConfigurationRow",
     "CURVE_LIMIT",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from slotsweep.analysis.groups import ConfigurationRow, best_note, best_rows
+from slotsweep.analysis.groups import OBJECTIVE, ConfigurationRow, best_note, best_rows
 from slotsweep.analysis.intervals import Interval, t_interval
 
 History = list[tuple[int, float]]  # (step = epoch, value)
@@ -27,9 +27,7 @@ class Curve:
 
 
 def curve_rows(
-    rows: list[ConfigurationRow],
-    objective: tuple[str, str] = ("best_val_accuracy", "max"),
-    limit: int = CURVE_LIMIT,
+    rows: list[ConfigurationRow], objective: tuple[str, str] = OBJECTIVE, limit: int = CURVE_LIMIT
 ) -> list[ConfigurationRow]:
     """The configurations that get a curve, in the rows' order: of those with a finished run,
     every one when there are at most `limit`, else the best `limit` by the objective's mean
@@ -38,9 +36,7 @@ def curve_rows(
 
 
 def curve_note(
-    rows: list[ConfigurationRow],
-    objective: tuple[str, str] = ("best_val_accuracy", "max"),
-    limit: int = CURVE_LIMIT,
+    rows: list[ConfigurationRow], objective: tuple[str, str] = OBJECTIVE, limit: int = CURVE_LIMIT
 ) -> str:
     """What the curves leave out, said on the figure and the page ("" when nothing)."""
     candidates = sum(1 for row in rows if row.runs)
@@ -50,7 +46,7 @@ def curve_note(
 def curves(
     rows: list[ConfigurationRow],
     histories: Mapping[str, History],
-    objective: tuple[str, str] = ("best_val_accuracy", "max"),
+    objective: tuple[str, str] = OBJECTIVE,
     limit: int = CURVE_LIMIT,
 ) -> list[Curve]:
     """The curve of each configuration `curve_rows` picks whose finished runs have a history

@@ -79,6 +79,8 @@ def compare(records: list[TrialRecord]) -> list[ConfigurationRow]:
 
 # Slot machines first, then the peer method, then the weight-trained baselines.
 METHOD_ORDER = {"slot": 0, "edge_popup": 1, "dense": 2}
+# (metric, mode) a study is ranked by where it names none: the search section's default
+OBJECTIVE = ("best_val_accuracy", "max")
 
 
 def number(text: str) -> float | None:

@@ -69,7 +69,7 @@ def _report(
     from slotsweep.report import compare
     from slotsweep.tracking.histories import metric_histories
     from slotsweep.tracking.queries import latest_study_run, study_document, trial_records
-    from slotsweep.tracking.summary import search_objectives
+    from slotsweep.tracking.summary import finished_run_ids, search_objectives
 
     parent = latest_study_run(uri, name)
     try:
@@ -85,7 +85,7 @@ def _report(
     objectives = search_objectives(None, settings) if settings else search_objectives(study)
     print_comparison(rows, f"{name}: {len(records)} trial runs", tolerance, objectives)
     # read on demand: only the runs of the configurations whose learning curves are drawn
-    histories = metric_histories(uri, [r.run_id for r in records if r.status == "FINISHED"])
+    histories = metric_histories(uri, finished_run_ids(records))
     written = _write_report(
         rows, out, uri, name, parent, study, (tolerance, settings, objectives), histories
     )
@@ -136,6 +136,7 @@ def print_comparison(
     set that ran, ours beside the paper where it has numbers, and its findings: what `launch`
     ends with and `report` prints. A search's table shows its best TERMINAL_ROWS
     configurations (by the first of `objectives`, default best_val_accuracy) and says so."""
+    from slotsweep.analysis import OBJECTIVE
     from slotsweep.report import DEFAULT_TOLERANCE, dataset_summary, findings, paper_points
     from slotsweep.report import paper_table as paper
     from slotsweep.report.tables import closing_table, front_table
@@ -143,7 +144,7 @@ def print_comparison(
     if objectives and len(objectives) > 1:
         console.print(front_table(rows, objectives, title="the search's result: its Pareto front"))
 
-    objective = (objectives or [("best_val_accuracy", "max")])[0]
+    objective = (objectives or [OBJECTIVE])[0]
     table, note = closing_table(rows, title, objective)
     console.print(table)
     if note:

@@ -11,7 +11,16 @@ from typing import Any
 
 from rich.console import Console
 
-from slotsweep.analysis import MIN_TRIALS
+from slotsweep.analysis import (
+    MIN_TRIALS,
+    OBJECTIVE,
+    ConfigurationRow,
+    compare,
+    not_configuration,
+    order_rows,
+    reported_metrics,
+    varying_settings,
+)
 from slotsweep.report.drawing import draw_figures
 from slotsweep.report.extras import Extras, write_extras
 from slotsweep.report.figures import Figure
@@ -26,18 +35,7 @@ from slotsweep.report.paper import (
     write_paper_csv,
 )
 from slotsweep.report.paper_numbers import SETTINGS
-from slotsweep.report.tables import (
-    SHOWN,
-    ConfigurationRow,
-    closing_table,
-    compare,
-    comparison_table,
-    not_configuration,
-    order_rows,
-    reported_metrics,
-    varying_settings,
-    write_csv,
-)
+from slotsweep.report.tables import SHOWN, closing_table, comparison_table, write_csv
 
 __all__ = [
     "not_configuration",
@@ -62,9 +60,6 @@ __all__ = [
     "write_csv",
     "write_report",
 ]
-
-
-OBJECTIVE = ("best_val_accuracy", "max")  # a study's objective where none is given
 
 
 def dataset_summary(rows: list[ConfigurationRow]) -> tuple[str, list[str]]:
@@ -141,18 +136,18 @@ def write_report(
     from slotsweep.report.html import write_html
 
     out.mkdir(parents=True, exist_ok=True)
+    objectives = objectives or [OBJECTIVE]
     points = paper_points(rows, tolerance)
     by_row = {id(p.row): point_columns(p) for p in points}
     extra = {i: by_row[id(row)] for i, row in enumerate(rows) if id(row) in by_row}
     written = [out / "comparison.csv", out / "comparison.txt", out / "paper_comparison.csv"]
     write_csv(rows, written[0], extra)
-    _write_text(rows, points, written[1], (objectives or [OBJECTIVE])[0])
+    _write_text(rows, points, written[1], objectives[0])
     write_paper_csv(points, written[2])
     figures = draw_figures(rows, out, title=dataset_label(rows))
     for figure in figures:
         written += [figure.png, figure.csv]
-    objectives = objectives or [OBJECTIVE]
-    extras = write_extras(rows, out, objectives[0], histories, min_trials, objectives)
+    extras = write_extras(rows, out, objectives, histories, min_trials)
     written += extras.files
     found = findings(rows)
     write_findings_csv(found, out / "findings.csv")

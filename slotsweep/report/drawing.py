@@ -7,9 +7,9 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
+from slotsweep.analysis import ConfigurationRow
 from slotsweep.report.figures import Figure, by_series, figure_builders
 from slotsweep.report.paper import label_keys, row_label
-from slotsweep.report.tables import ConfigurationRow
 
 CSV_HEADER = (
     "figure",

@@ -12,6 +12,7 @@ from pathlib import Path
 from slotsweep.analysis import (
     COSTS,
     MIN_TRIALS,
+    OBJECTIVE,
     ConfigurationRow,
     Curve,
     Importance,
@@ -204,7 +205,7 @@ def write_curves(
     histories: Mapping,
     out: Path,
     extras: Extras,
-    objective: tuple[str, str] = ("best_val_accuracy", "max"),
+    objective: tuple[str, str] = OBJECTIVE,
 ) -> None:
     """learning_curves.csv (configuration, epoch, mean, ci_low, ci_high, seeds; validation
     accuracy in %) and learning_curves.png (a mean line and its 95% band per configuration), of
@@ -305,18 +306,17 @@ def write_search_front(
 def write_extras(
     rows: list[ConfigurationRow],
     out: Path,
-    objective: tuple[str, str] = ("best_val_accuracy", "max"),
+    objectives: list[tuple[str, str]],
     histories: Mapping | None = None,
     min_trials: int = MIN_TRIALS,
-    search: list[tuple[str, str]] | None = None,
 ) -> Extras:
-    """Every analysis that fits the rows, written into `out`; `search`: a multi-objective
-    search's (metric, mode) pairs, whose front is written first; `histories` {run id:
-    [(epoch, value)]}, looked up only for the runs whose curves are drawn (a store's may be
-    read on demand)."""
-    extras = Extras()
-    if search and len(search) > 1:
-        write_search_front(rows, out, extras, search)
+    """Every analysis that fits the rows, written into `out`; `objectives`: the study's
+    (metric, mode) pairs (importance and curves follow the first; a multi-objective search's
+    front is written first); `histories` {run id: [(epoch, value)]}, looked up only for the
+    runs whose curves are drawn (a store's may be read on demand)."""
+    extras, objective = Extras(), objectives[0]
+    if len(objectives) > 1:
+        write_search_front(rows, out, extras, objectives)
     write_pareto(rows, out, extras)
     write_importance(rows, out, extras, objective, min_trials)
     if histories is not None:  # not its truth value: that could read every run's history

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slotsweep.analysis import ConfigurationRow, varying_settings
 from slotsweep.report.findings import accuracy
 from slotsweep.report.paper import paper_match, percent
-from slotsweep.report.tables import ConfigurationRow, varying_settings
 
 SELECTION_NAMES = {"greedy": "GS", "probabilistic": "PS"}
 

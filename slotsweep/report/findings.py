@@ -19,6 +19,7 @@ from pathlib import Path
 from slotsweep.analysis import (
     HELD,
     NOT_HELD,
+    ConfigurationRow,
     Interval,
     Paired,
     combine,
@@ -29,7 +30,6 @@ from slotsweep.analysis import (
 )
 from slotsweep.report.paper import percent
 from slotsweep.report.paper_numbers import CHANCE, FINDINGS
-from slotsweep.report.tables import ConfigurationRow
 
 CHANCE_MARGIN = 5.0  # points above chance that still count as "at chance"
 JUMP = 30.0  # points from K=1 to K=2 that make "a large jump"

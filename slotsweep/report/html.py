@@ -14,19 +14,12 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from slotsweep.analysis import COSTS, METHOD, row_interval
+from slotsweep.analysis import COSTS, METHOD, ConfigurationRow, varying_settings
 from slotsweep.report.extras import Extras
 from slotsweep.report.figures import Figure
 from slotsweep.report.findings import Finding
 from slotsweep.report.paper import PaperPoint, label_keys, row_label, signed
-from slotsweep.report.tables import (
-    SHOWN,
-    ConfigurationRow,
-    _cell,
-    interval_cell,
-    seeds_cell,
-    varying_settings,
-)
+from slotsweep.report.tables import SHOWN, interval_cell, mean_std_cell, objective_cell, seeds_cell
 
 PACKAGES = ("slotsweep", "torch", "ray", "optuna", "mlflow", "numpy", "matplotlib", "pydantic")
 
@@ -155,13 +148,8 @@ def _search_html(extras: Extras | None, rows: list[ConfigurationRow]) -> Markup:
     if extras is None or not extras.search_objectives:
         return Markup("")
     labels, metrics = label_keys(rows), [m for m, _ in extras.search_objectives]
-
-    def cell(row: ConfigurationRow, metric: str) -> str:
-        interval = row_interval(row, metric)
-        return "-" if interval is None else interval.text(".4g")
-
     lines = [
-        [row_label(row, labels), seeds_cell(row), *(cell(row, m) for m in metrics)]
+        [row_label(row, labels), seeds_cell(row), *(objective_cell(row, m) for m in metrics)]
         for row in extras.search_front
     ]
     objectives = ", ".join(f"{m} ({mode})" for m, mode in extras.search_objectives)
@@ -210,7 +198,7 @@ def _configuration_table(rows: list[ConfigurationRow]) -> tuple[list[str], list[
     lines = [
         [row.settings.get(k, "-") for k in keys]
         + [seeds_cell(row), interval_cell(row)]
-        + [_cell(row, m) for m in shown]
+        + [mean_std_cell(row, m) for m in shown]
         for row in rows
     ]
     return header, lines

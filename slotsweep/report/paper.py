@@ -12,10 +12,15 @@ from rich import box
 from rich.table import Table
 
 from slotsweep import registry
-from slotsweep.analysis import Interval, against_reference, row_interval
+from slotsweep.analysis import (
+    ConfigurationRow,
+    Interval,
+    against_reference,
+    row_interval,
+    varying_settings,
+)
 from slotsweep.config import default_lr, inapplicable_to_method
 from slotsweep.report.paper_numbers import EDGE_POPUP_EPOCHS, SETTINGS, PaperNumber, paper_number
-from slotsweep.report.tables import ConfigurationRow, varying_settings
 
 DEFAULT_TOLERANCE = 1.0  # points: what read-offs and the run's scale aside may separate two runs
 STAND_INS = {"fashion_mnist": "mnist"}  # same shapes and files, a harder task

@@ -11,12 +11,10 @@ from rich.table import Table
 
 from slotsweep.analysis import (
     METHOD,
+    OBJECTIVE,
     ConfigurationRow,
     best_note,
     best_rows,
-    compare,
-    not_configuration,
-    order_rows,
     reported_metrics,
     row_interval,
     search_front,
@@ -26,15 +24,9 @@ from slotsweep.analysis import (
 __all__ = [
     "SHOWN",
     "TERMINAL_ROWS",
-    "ConfigurationRow",
     "closing_table",
-    "compare",
     "comparison_table",
     "front_table",
-    "not_configuration",
-    "order_rows",
-    "reported_metrics",
-    "varying_settings",
     "write_csv",
 ]
 
@@ -55,7 +47,7 @@ CLOSING = ("test_accuracy", "finetune_test_accuracy", "training_cost_flops", "mo
 CLOSING += ("train_time_s",)
 
 
-def _cell(row: ConfigurationRow, metric: str) -> str:
+def mean_std_cell(row: ConfigurationRow, metric: str) -> str:
     """mean ± std in the column's unit; the std only where seeds disagree."""
     _, scale, fmt = SHOWN[metric]
     mean, std = row.mean(metric), row.std(metric)
@@ -71,6 +63,12 @@ def interval_cell(row: ConfigurationRow, metric: str = "test_accuracy") -> str:
     _, scale, fmt = SHOWN[metric]
     interval = row_interval(row, metric)
     return "-" if interval is None else interval.scaled(scale).text(fmt)
+
+
+def objective_cell(row: ConfigurationRow, metric: str) -> str:
+    """A search objective's mean with its 95% interval, in the metric's own unit."""
+    interval = row_interval(row, metric)
+    return "-" if interval is None else interval.text(".4g")
 
 
 def seeds_cell(row: ConfigurationRow) -> str:
@@ -135,9 +133,7 @@ TERMINAL_ROWS = 40  # configurations in the closing table (a search's 1,000 woul
 
 
 def closing_table(
-    rows: list[ConfigurationRow],
-    title: str = "",
-    objective: tuple[str, str] = ("best_val_accuracy", "max"),
+    rows: list[ConfigurationRow], title: str = "", objective: tuple[str, str] = OBJECTIVE
 ) -> tuple[Table, str]:
     """The closing table of the terminal and comparison.txt, of at most TERMINAL_ROWS
     configurations (beyond: the best by `objective`, with the study's varied settings as
@@ -170,10 +166,9 @@ def front_table(
     for metric, mode in objectives:
         table.add_column(f"{metric} ({mode})", justify="right")
     for row in search_front(rows, objectives):
-        cells = [row_interval(row, metric) for metric, _ in objectives]
         table.add_row(
             *(row.settings.get(k, "-") for k in keys),
-            *("-" if c is None else c.text(".4g") for c in cells),
+            *(objective_cell(row, metric) for metric, _ in objectives),
         )
     return table
 

@@ -20,8 +20,7 @@ class RunHistories(Mapping[str, History]):
 
     def __init__(self, uri: str, run_ids: Iterable[str], key: str = "val_accuracy") -> None:
         self._client, self._key = MlflowClient(uri), key
-        self._ids = list(dict.fromkeys(run_ids))
-        self._known = set(self._ids)
+        self._ids = dict.fromkeys(run_ids)  # ordered, no repeats, O(1) lookup
         self._read: dict[str, History] = {}
         self.queries = 0  # runs read from the store so far
 
@@ -37,7 +36,7 @@ class RunHistories(Mapping[str, History]):
         return self._read[run_id]
 
     def __getitem__(self, run_id: str) -> History:
-        if run_id not in self._known or not self._history(run_id):
+        if run_id not in self._ids or not self._history(run_id):
             raise KeyError(run_id)
         return self._read[run_id]
 

@@ -120,13 +120,13 @@ def summary_values(
         "trials_stopped": float(len(records) - finished - failed),
         "configurations": float(len(rows)),
     }
-    named = ", ".join(f"{m} ({mode})" for m, mode in objectives)
     if len(objectives) > 1:
+        named = ", ".join(f"{m} ({mode})" for m, mode in objectives)
         tags, front = front_values(rows, objectives)
         tags[BEST_BY] = f"the Pareto front of {named}, means over seeds"
         return tags, {**metrics, **front}
     metric, mode = objectives[0]
-    tags = {BEST_BY: f"{named[:-1]}, mean over seeds)"}
+    tags = {BEST_BY: f"{metric} ({mode}, mean over seeds)"}
     best = best_row(rows, metric, mode)
     if best is not None:
         tags.update({BEST + key: best.settings.get(key, "-") for key in varying_settings(rows)})
@@ -142,7 +142,8 @@ def summary_values(
     return tags, metrics
 
 
-def _finished(records: list[TrialRecord]) -> list[str]:
+def finished_run_ids(records: list[TrialRecord]) -> list[str]:
+    """The run ids of the trials that finished: those whose histories a curve may draw."""
     return [record.run_id for record in records if record.status == "FINISHED"]
 
 
@@ -167,7 +168,7 @@ def summarize_study(
                 rows,
                 Path(folder),
                 objectives=objectives,
-                histories=metric_histories(uri, _finished(records)),
+                histories=metric_histories(uri, finished_run_ids(records)),
             )
         )
         log_study_summary(
