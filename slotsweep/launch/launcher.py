@@ -27,12 +27,7 @@ from slotsweep.launch.adapter import (
 )
 from slotsweep.launch.logview import progress_view
 from slotsweep.launch.progress import StudyProgress, distinguishing_keys, trial_name
-from slotsweep.launch.stop import (
-    DEFAULT_GRACE_S,
-    LaunchStop,
-    RunningTrials,
-    signals_kept_from_children,
-)
+from slotsweep.launch.stop import DEFAULT_GRACE_S, LaunchStop, signals_kept_from_children
 from slotsweep.launch.workers import cluster_summary, credentials_env
 from slotsweep.study.identity import study_plan
 from slotsweep.study.schema import Study
@@ -145,6 +140,7 @@ class Launcher:
             max_concurrent=self.concurrency,
         )
         stop.token, self.parent_run_id = parent.run_id, parent.run_id
+        stop.running = progress.running  # the trials a stop waits for
         own_ray = self._start_ray()
         stop.install()  # over Ray's SIGTERM handler (a native dump, then exit 1)
         try:
@@ -276,10 +272,7 @@ class Launcher:
             name=f"{self.study.name}-{name}-{int(time.time())}",
             storage_path=self.storage,
             verbose=0,
-            callbacks=[
-                ProgressCallback(progress, self._record_ray, self.console, namer),
-                RunningTrials(self.stop),
-            ],
+            callbacks=[ProgressCallback(progress, self._record_ray, self.console, namer)],
             stop=self.stop,  # a signal: trials save and wait, then Tune stops them all
             # a lost worker or node: the trial restarts from its last checkpoint
             failure_config=tune.FailureConfig(max_failures=self.study.retries),
