@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -184,13 +183,10 @@ def _locked_launch(
     from slotsweep.launch.lock import StudyLocked, study_lock
     from slotsweep.preflight.checks import environment_problems, launch_problems
     from slotsweep.study.store import absolute_tracking_uri
-    from slotsweep.tracking.store import prepare_store
+    from slotsweep.tracking.store import prepare_store, quiet_mlflow_output
 
     uri = absolute_tracking_uri(study.tracking_uri(options.tracking_uri))
-    # MLflow prints "View run ... at" as each run of a server store ends: not into the live view
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    # nor its download progress bars (carriage returns: control characters in a log file)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet_mlflow_output()
     where = {"address": options.address, "num_cpus": options.num_cpus}
     exit_on_problems(
         launch_problems(study, storage=options.storage_path, **where)

@@ -3,6 +3,7 @@ store, every page of a query, and where a trial logs (`TrackingTarget`)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -20,6 +21,14 @@ def _artifact_root(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
         return (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
     return None
+
+
+def quiet_mlflow_output() -> None:
+    """No MLflow prints in a launch's or a report's output (a user's own setting kept): no
+    "View run ... at" line as each run of a server store ends (not into the live view), nor
+    download progress bars (carriage returns: control characters in a log file)."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def prepare_store(uri: str) -> None:
