@@ -27,6 +27,7 @@ from slotsweep.launch.adapter import (
 )
 from slotsweep.launch.logview import progress_view
 from slotsweep.launch.progress import StudyProgress, distinguishing_keys, trial_name
+from slotsweep.launch.restore import CHECKPOINTS_KEPT
 from slotsweep.launch.stop import DEFAULT_GRACE_S, LaunchStop, signals_kept_from_children
 from slotsweep.launch.workers import cluster_summary, credentials_env
 from slotsweep.study.identity import study_plan
@@ -276,7 +277,7 @@ class Launcher:
             stop=self.stop,  # a signal: trials save and wait, then Tune stops them all
             # a lost worker or node: the trial restarts from its last checkpoint
             failure_config=tune.FailureConfig(max_failures=self.study.retries),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
         )
         tuner = tune.Tuner(
             trainable, param_space=space, tune_config=tune_config, run_config=run_config
