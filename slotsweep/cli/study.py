@@ -222,15 +222,19 @@ def _exit_on_changes(uri: str, study: Study, allow_changes: bool) -> None:
 def _run(study: Study, options: LaunchOptions) -> None:
     from slotsweep.launch.launcher import Launcher
     from slotsweep.launch.stop import StoppedNow
+    from slotsweep.tracking.queries import records_read_once
 
     launcher = Launcher(study, options, console)
-    try:
-        summary = launcher.run()
-    except StoppedNow as error:
-        _stopped(study, launcher.summary_so_far(), str(error))
-    _print_closing(study, summary, options.max_concurrent or study.max_concurrent)
-    if summary.stopped_by:
-        _stopped(study, summary, summary.stopped_by)
+    # the trial runs are read once, after every run has ended: for the parent run's summary,
+    # the closing comparison and a stop's last line (seconds each for 1,000 runs on a server)
+    with records_read_once():
+        try:
+            summary = launcher.run()
+        except StoppedNow as error:
+            _stopped(study, launcher.summary_so_far(), str(error))
+        _print_closing(study, summary, options.max_concurrent or study.max_concurrent)
+        if summary.stopped_by:
+            _stopped(study, summary, summary.stopped_by)
     if summary.trials and summary.failed == summary.trials:
         err.print("[bold red]every trial failed[/]")
         raise typer.Exit(1)
