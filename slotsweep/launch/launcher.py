@@ -75,6 +75,22 @@ class LaunchSummary:
     stopped_by: str | None = None  # the signal that stopped the launch (SIGTERM, SIGINT)
 
 
+def _tune_environment() -> None:
+    """Ray Tune's settings for a launch, set in this process before Ray starts (a user's own
+    value of a setdefault kept)."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C stops as SIGTERM does (`stop`)
+    # a failed trial's final result carries NaN objectives and the failure, not every metric
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # MLflow is the record of every result: Tune's own per-result files (JSON, CSV,
+    # TensorBoard) would cost the driver a write per result and per trial
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # A failed trial is one line in the live view; its traceback goes to its error.txt
+    # (MLflow, and the trial's folder), not through Tune's logger to the console.
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+
+
 def _absolute_data_root(settings: Any) -> Any:
     """Trials run in their own folders: a relative data root must be made absolute first
     (`settings`: a TrialConfig, or a dict of trial keys)."""
@@ -205,17 +221,7 @@ class Launcher:
         """Connects to `--address`, else starts a local Ray; True when this launch owns it."""
         if ray.is_initialized():
             return False
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C stops as SIGTERM does (`stop`)
-        # a failed trial's final result carries NaN objectives and the failure, not every metric
-        os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-        # MLflow is the record of every result: Tune's own per-result files (JSON, CSV,
-        # TensorBoard) would cost the driver a write per result and per trial
-        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-        # A failed trial is one line in the live view; its traceback goes to its error.txt
-        # (MLflow, and the trial's folder), not through Tune's logger to the console.
-        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+        _tune_environment()
         # workers log to their trial's files, not into the live view; MLflow credentials reach
         # every trial through the job's runtime env (never as params, tags or log lines)
         common = {
