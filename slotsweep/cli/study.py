@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -184,13 +183,10 @@ def _locked_launch(
     from slotsweep.launch.lock import StudyLocked, study_lock
     from slotsweep.preflight.checks import environment_problems, launch_problems
     from slotsweep.study.store import absolute_tracking_uri
-    from slotsweep.tracking.store import prepare_store
+    from slotsweep.tracking.store import prepare_store, quiet_mlflow_output
 
     uri = absolute_tracking_uri(study.tracking_uri(options.tracking_uri))
-    # MLflow prints "View run ... at" as each run of a server store ends: not into the live view
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    # nor its download progress bars (carriage returns: control characters in a log file)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet_mlflow_output()
     where = {"address": options.address, "num_cpus": options.num_cpus}
     exit_on_problems(
         launch_problems(study, storage=options.storage_path, **where)
@@ -226,15 +222,19 @@ def _exit_on_changes(uri: str, study: Study, allow_changes: bool) -> None:
 def _run(study: Study, options: LaunchOptions) -> None:
     from slotsweep.launch.launcher import Launcher
     from slotsweep.launch.stop import StoppedNow
+    from slotsweep.tracking.queries import records_read_once
 
     launcher = Launcher(study, options, console)
-    try:
-        summary = launcher.run()
-    except StoppedNow as error:
-        _stopped(study, launcher.summary_so_far(), str(error))
-    _print_closing(study, summary, options.max_concurrent or study.max_concurrent)
-    if summary.stopped_by:
-        _stopped(study, summary, summary.stopped_by)
+    # the trial runs are read once, after every run has ended: for the parent run's summary,
+    # the closing comparison and a stop's last line (seconds each for 1,000 runs on a server)
+    with records_read_once():
+        try:
+            summary = launcher.run()
+        except StoppedNow as error:
+            _stopped(study, launcher.summary_so_far(), str(error))
+        _print_closing(study, summary, options.max_concurrent or study.max_concurrent)
+        if summary.stopped_by:
+            _stopped(study, summary, summary.stopped_by)
     if summary.trials and summary.failed == summary.trials:
         err.print("[bold red]every trial failed[/]")
         raise typer.Exit(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ray import tune
 from rich.console import Console
@@ -18,8 +18,6 @@ from slotsweep.study.schema import Dimension, Study
 from slotsweep.tracking.store import TrackingTarget
 from slotsweep.train.result import EpochMetrics, tune_epoch_keys
 
-if TYPE_CHECKING:
-    pass
 FAILED = "slotsweep_error"  # in a trial's final result: it raised (reported, not retried)
 
 

@@ -27,12 +27,8 @@ from slotsweep.launch.adapter import (
 )
 from slotsweep.launch.logview import progress_view
 from slotsweep.launch.progress import StudyProgress, distinguishing_keys, trial_name
-from slotsweep.launch.stop import (
-    DEFAULT_GRACE_S,
-    LaunchStop,
-    RunningTrials,
-    signals_kept_from_children,
-)
+from slotsweep.launch.restore import CHECKPOINTS_KEPT
+from slotsweep.launch.stop import DEFAULT_GRACE_S, LaunchStop, signals_kept_from_children
 from slotsweep.launch.workers import cluster_summary, credentials_env
 from slotsweep.study.identity import study_plan
 from slotsweep.study.schema import Study
@@ -77,6 +73,22 @@ class LaunchSummary:
     wall_time_s: float
     earlier_run_ids: frozenset[str] = frozenset()  # finished before a `--resume`, not run now
     stopped_by: str | None = None  # the signal that stopped the launch (SIGTERM, SIGINT)
+
+
+def _tune_environment() -> None:
+    """Ray Tune's settings for a launch, set in this process before Ray starts (a user's own
+    value of a setdefault kept)."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C stops as SIGTERM does (`stop`)
+    # a failed trial's final result carries NaN objectives and the failure, not every metric
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # MLflow is the record of every result: Tune's own per-result files (JSON, CSV,
+    # TensorBoard) would cost the driver a write per result and per trial
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # A failed trial is one line in the live view; its traceback goes to its error.txt
+    # (MLflow, and the trial's folder), not through Tune's logger to the console.
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
 
 
 def _absolute_data_root(settings: Any) -> Any:
@@ -145,6 +157,7 @@ class Launcher:
             max_concurrent=self.concurrency,
         )
         stop.token, self.parent_run_id = parent.run_id, parent.run_id
+        stop.running = progress.running  # the trials a stop waits for
         own_ray = self._start_ray()
         stop.install()  # over Ray's SIGTERM handler (a native dump, then exit 1)
         try:
@@ -208,17 +221,7 @@ class Launcher:
         """Connects to `--address`, else starts a local Ray; True when this launch owns it."""
         if ray.is_initialized():
             return False
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C stops as SIGTERM does (`stop`)
-        # a failed trial's final result carries NaN objectives and the failure, not every metric
-        os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-        # MLflow is the record of every result: Tune's own per-result files (JSON, CSV,
-        # TensorBoard) would cost the driver a write per result and per trial
-        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-        # A failed trial is one line in the live view; its traceback goes to its error.txt
-        # (MLflow, and the trial's folder), not through Tune's logger to the console.
-        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+        _tune_environment()
         # workers log to their trial's files, not into the live view; MLflow credentials reach
         # every trial through the job's runtime env (never as params, tags or log lines)
         common = {
@@ -276,14 +279,11 @@ class Launcher:
             name=f"{self.study.name}-{name}-{int(time.time())}",
             storage_path=self.storage,
             verbose=0,
-            callbacks=[
-                ProgressCallback(progress, self._record_ray, self.console, namer),
-                RunningTrials(self.stop),
-            ],
+            callbacks=[ProgressCallback(progress, self._record_ray, self.console, namer)],
             stop=self.stop,  # a signal: trials save and wait, then Tune stops them all
             # a lost worker or node: the trial restarts from its last checkpoint
             failure_config=tune.FailureConfig(max_failures=self.study.retries),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
         )
         tuner = tune.Tuner(
             trainable, param_space=space, tune_config=tune_config, run_config=run_config

@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from slotsweep.tracking.store import sqlite_file
+
 WAIT_POLL_S = 2.0
 
 
@@ -30,8 +32,8 @@ class StudyLocked(Exception):
 
 def lock_path(tracking_uri: str, study: str) -> Path:
     """Where the lock of `study` on this store lies."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///") :])
+    db = sqlite_file(tracking_uri)
+    if db is not None:
         return db.parent / ".slotsweep" / "locks" / f"{db.name}-{study}.lock"
     store = hashlib.sha256(tracking_uri.encode()).hexdigest()[:12]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")

@@ -1,6 +1,7 @@
 """A trial's state read back from Tune's storage, checked: a checkpoint whose file cannot be read
 or does not match its digest is named and passed over for the one before it (Tune keeps the
-latest two of a trial), or for epoch 0 when none is good; a damaged state is never loaded."""
+latest `CHECKPOINTS_KEPT` of a trial), or for epoch 0 when none is good; a damaged state is never
+loaded."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pyarrow import fs as pafs
 from ray import tune
 
 from slotsweep.train.checkpoint import STATE_FILE, DamagedCheckpoint, TrainingState
+
+CHECKPOINTS_KEPT = 2  # a trial's latest checkpoints in Tune's storage: one to fall back on
 
 
 @dataclass

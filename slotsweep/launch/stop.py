@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 from ray import tune
@@ -70,7 +71,9 @@ class LaunchStop(tune.Stopper):
         self.token, self.grace_s, self.say = token, grace_s, say
         self.signal_name: str | None = None
         self.requested_at: float | None = None
-        self.running: set[str] = set()  # Tune's trial ids of this launch now running
+        # Tune's ids of this launch's running trials: the live view's (`StudyProgress.running`),
+        # which Tune's trial events keep up to date
+        self.running: Collection[str] = ()
         self._previous: dict[int, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -138,28 +141,6 @@ class LaunchStop(tune.Stopper):
         if time.monotonic() - self.requested_at > self.grace_s:
             return True
         return all(self._parked(trial) for trial in self.running)
-
-
-class RunningTrials(tune.Callback):
-    """Keeps `LaunchStop.running` up to date from Tune's events."""
-
-    def __init__(self, stop: LaunchStop) -> None:
-        self.stop = stop
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.stop = LaunchStop("")
-
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        self.stop.running.add(trial.trial_id)
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        self.stop.running.discard(trial.trial_id)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-        self.stop.running.discard(trial.trial_id)
 
 
 def trial_stop_request(token: str) -> Any:

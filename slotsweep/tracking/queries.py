@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from slotsweep.tracking import tags as tags_
-from slotsweep.tracking.store import find_runs, now_ms
+from slotsweep.tracking.store import find_runs, now_ms, quiet_mlflow_output
 from slotsweep.tracking.tags import ERROR, ROLE
 from slotsweep.train.result import TrialRecord
 
@@ -80,10 +80,7 @@ def latest_study_run(uri: str, experiment: str) -> str | None:
 def study_document(uri: str, run_id: str) -> dict | None:
     """The study a launch logged to its parent run (`study.json`: the settings that ran, after
     presets and `--set`); None where the run has none."""
-    import os
-
-    # a one-file download needs no progress bar in the middle of a report's output
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet_mlflow_output()  # no progress bar for a one-file download in a report's output
     with tempfile.TemporaryDirectory() as folder:
         try:
             path = MlflowClient(uri).download_artifacts(run_id, "study.json", folder)

@@ -3,6 +3,7 @@ store, every page of a query, and where a trial logs (`TrackingTarget`)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -15,21 +16,33 @@ from slotsweep.study.store import absolute_tracking_uri
 from slotsweep.tracking.tags import EXPERIMENT_KIND, MODEL_TRAINING
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a SQLite store (`sqlite:///PATH`); None for any other store."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
 def _artifact_root(uri: str) -> str | None:
     """Artifacts beside a local store (MLflow would put them in the current folder)."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
-    return None
+    db = sqlite_file(uri)
+    return None if db is None else (db.parent / "mlartifacts").as_uri()
+
+
+def quiet_mlflow_output() -> None:
+    """No MLflow prints in a launch's or a report's output (a user's own setting kept): no
+    "View run ... at" line as each run of a server store ends (not into the live view), nor
+    download progress bars (carriage returns: control characters in a log file)."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def prepare_store(uri: str) -> None:
     """Creates a SQLite store's tables under a file lock: MLflow creates and migrates them on
     first use without one, and two processes doing it at once fail (`duplicate column`)."""
-    if not uri.startswith("sqlite:///"):
+    db = sqlite_file(uri)
+    if db is None:
         return  # a server or database store exists already (its owner created it)
     import fcntl
 
-    db = Path(uri[len("sqlite:///") :])
     folder = db.parent / ".slotsweep"
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / f"{db.name}.create.lock").open("a") as lock:
