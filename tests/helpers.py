@@ -21,6 +21,8 @@ import pytest
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 CLI_ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+# a busy machine starts a Ray node's agents slowly; Ray's defaults give them 30 s
+RAY_SLOW_START = {"RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
 
 T = TypeVar("T")
 

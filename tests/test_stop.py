@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from helpers import (
     CLI_ENV,
+    RAY_SLOW_START,
     answers,
     free_port,
     kill_session,
@@ -38,7 +39,7 @@ from slotsweep.train.checkpoint import TrainingState
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 30  # about 0.25 s an epoch (idle): a trial runs for tens of polls
-ENV = {**CLI_ENV, "RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
+ENV = {**CLI_ENV, **RAY_SLOW_START}
 
 
 def _study(tmp_path: Path, name: str, epochs: int = EPOCHS) -> Path:
