@@ -103,6 +103,35 @@ def answers(url: str) -> bool:
         return False
 
 
+def start_mlflow_server(
+    backend: str, folder: Path, port: int, log: Path, *args: str, env: dict[str, str]
+) -> subprocess.Popen:
+    """`mlflow server` (one worker, artifacts in `folder / "artifacts"`) on `backend`, in its own
+    session, once it answers /health; `args` go before the store (`--app-name basic-auth`)."""
+    with log.open("a") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", *args, "--backend-store-uri", backend]
+            + ["--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1"]
+            + ["--port", str(port), "--workers", "1"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(
+            lambda: answers(f"http://127.0.0.1:{port}/health"),
+            timeout=180,
+            what="mlflow server answering /health",
+            process=server,
+            log=log,
+        )
+    except BaseException:  # pytest's failure included: leave no server behind
+        kill_session(server.pid)
+        raise
+    return server
+
+
 @contextlib.contextmanager
 def ui_server(study: Path, cwd: Path) -> Iterator[str]:
     """`slotsweep ui STUDY` on a free port; yields its base URL and stops it (and its workers).

@@ -26,10 +26,10 @@ import pytest
 from helpers import (
     CLI_ENV,
     RAY_SLOW_START,
-    answers,
     free_port,
     kill_session,
     session_processes,
+    start_mlflow_server,
     wait_until,
 )
 from mlflow.tracking import MlflowClient
@@ -128,40 +128,11 @@ def mlflow_server(postgres, tmp_path) -> Iterator[tuple[str, str, str]]:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }  # no job runner (its 7 consumers)
     log_path = tmp_path / "mlflow-server.log"
-    log = log_path.open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--app-name",
-            "basic-auth",
-            "--backend-store-uri",
-            tracking,
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    server = start_mlflow_server(
+        tracking, tmp_path, port, log_path, "--app-name", "basic-auth", env=env
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(
-            lambda: answers(f"{url}/health"),
-            timeout=180,
-            what="mlflow server answering /health",
-            process=server,
-            log=log_path,
-        )
         _http(
             f"{url}/api/2.0/mlflow/users/create",
             "admin",
@@ -172,7 +143,6 @@ def mlflow_server(postgres, tmp_path) -> Iterator[tuple[str, str, str]]:
     finally:
         kill_session(server.pid)
         server.wait(timeout=30)
-        log.close()
 
 
 def _ray(*args: str) -> list[str]:

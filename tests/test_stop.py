@@ -13,7 +13,6 @@ import shlex
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,12 +20,12 @@ import pytest
 from helpers import (
     CLI_ENV,
     RAY_SLOW_START,
-    answers,
     free_port,
     kill_session,
     popen_cli,
     run_cli,
     session_processes,
+    start_mlflow_server,
     wait_until,
 )
 from mlflow.tracking import MlflowClient
@@ -209,25 +208,9 @@ OUTAGE_EPOCHS = 20  # trials block on their logging while the server is down: fe
 
 def _server(tmp_path: Path, port: int) -> subprocess.Popen:
     """`mlflow server` on a SQLite store in `tmp_path`, answering on `port`."""
-    log = (tmp_path / "server.log").open("a")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri"]
-        + [f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination"]
-        + [str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port)]
-        + ["--workers", "1"],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    wait_until(
-        lambda: answers(f"http://127.0.0.1:{port}/health"),
-        timeout=180,
-        what="mlflow server answering",
-        process=server,
-        log=tmp_path / "server.log",
-    )
-    return server
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    backend = f"sqlite:///{tmp_path / 'server.db'}"
+    return start_mlflow_server(backend, tmp_path, port, tmp_path / "server.log", env=env)
 
 
 def test_a_tracking_server_down_mid_study_loses_nothing(tmp_path):
