@@ -21,6 +21,8 @@ import pytest
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 CLI_ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+# a busy machine starts a Ray node's agents slowly; Ray's defaults give them 30 s
+RAY_SLOW_START = {"RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
 
 T = TypeVar("T")
 
@@ -99,6 +101,35 @@ def answers(url: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def start_mlflow_server(
+    backend: str, folder: Path, port: int, log: Path, *args: str, env: dict[str, str]
+) -> subprocess.Popen:
+    """`mlflow server` (one worker, artifacts in `folder / "artifacts"`) on `backend`, in its own
+    session, once it answers /health; `args` go before the store (`--app-name basic-auth`)."""
+    with log.open("a") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", *args, "--backend-store-uri", backend]
+            + ["--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1"]
+            + ["--port", str(port), "--workers", "1"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(
+            lambda: answers(f"http://127.0.0.1:{port}/health"),
+            timeout=180,
+            what="mlflow server answering /health",
+            process=server,
+            log=log,
+        )
+    except BaseException:  # pytest's failure included: leave no server behind
+        kill_session(server.pid)
+        raise
+    return server
 
 
 @contextlib.contextmanager

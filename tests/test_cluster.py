@@ -23,7 +23,15 @@ from pathlib import Path
 
 import helpers
 import pytest
-from helpers import CLI_ENV, answers, free_port, kill_session, session_processes, wait_until
+from helpers import (
+    CLI_ENV,
+    RAY_SLOW_START,
+    free_port,
+    kill_session,
+    session_processes,
+    start_mlflow_server,
+    wait_until,
+)
 from mlflow.tracking import MlflowClient
 
 from slotsweep.tracking.tags import CHECKPOINT
@@ -34,9 +42,7 @@ ROLE, ROLE_PASSWORD = "slotsweep_ci", "slotsweep_ci"
 # Trials long enough that the state a test waits for (a trial checkpointed and still running)
 # lasts tens of epochs, not one poll: about 0.25 s an epoch on an idle 2-core machine.
 EPOCHS = 40
-# a busy machine starts a node's agents slowly; Ray's defaults give them 30 s
-SLOW_START = {"RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
-ENV = {**CLI_ENV, **SLOW_START}
+ENV = {**CLI_ENV, **RAY_SLOW_START}
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -122,40 +128,11 @@ def mlflow_server(postgres, tmp_path) -> Iterator[tuple[str, str, str]]:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }  # no job runner (its 7 consumers)
     log_path = tmp_path / "mlflow-server.log"
-    log = log_path.open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--app-name",
-            "basic-auth",
-            "--backend-store-uri",
-            tracking,
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    server = start_mlflow_server(
+        tracking, tmp_path, port, log_path, "--app-name", "basic-auth", env=env
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(
-            lambda: answers(f"{url}/health"),
-            timeout=180,
-            what="mlflow server answering /health",
-            process=server,
-            log=log_path,
-        )
         _http(
             f"{url}/api/2.0/mlflow/users/create",
             "admin",
@@ -166,7 +143,6 @@ def mlflow_server(postgres, tmp_path) -> Iterator[tuple[str, str, str]]:
     finally:
         kill_session(server.pid)
         server.wait(timeout=30)
-        log.close()
 
 
 def _ray(*args: str) -> list[str]:
@@ -184,7 +160,7 @@ def ray_cluster(tmp_path) -> Iterator[dict]:
         "RAY_AUTH_TOKEN": token,
         "PYTHONPATH": str(ROOT),
         "RAY_USAGE_STATS_ENABLED": "0",
-        **SLOW_START,
+        **RAY_SLOW_START,
     }
     port = free_port()
     address = f"127.0.0.1:{port}"

@@ -168,6 +168,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from slotsweep.tracking.store import prepare_store
 go = Path(sys.argv[2])
+print("ready", flush=True)  # imports done: the test lets both go only now
 while not go.exists():
     time.sleep(0.01)
 prepare_store(sys.argv[1])
@@ -177,19 +178,22 @@ MlflowClient(sys.argv[1]).create_experiment(sys.argv[3])
 
 @pytest.mark.slow  # two processes importing MLflow: about 20 s on a busy machine
 def test_processes_creating_one_fresh_store_at_once_all_succeed(tmp_path):
-    """Two processes wait for one file, then create the same fresh SQLite store together
-    (without the store's lock, one fails: `table ... already exists`, `duplicate column`)."""
+    """Two processes, both past their imports, wait for one file, then create the same fresh
+    SQLite store together (without the store's lock, one fails: `table ... already exists`,
+    `duplicate column`)."""
     uri, go = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "go"
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", CREATE, uri, str(go), f"e{n}"],
             cwd=tmp_path,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for n in range(2)
     ]
-    time.sleep(0.5)
+    # a fixed pause would let one process, still importing MLflow, start after the other ended
+    assert [p.stdout.readline().strip() for p in processes] == ["ready"] * 2
     go.touch()
     errors = [p.communicate(timeout=120)[1] for p in processes]
     assert [p.returncode for p in processes] == [0] * 2, "\n".join(errors)

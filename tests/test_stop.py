@@ -13,19 +13,19 @@ import shlex
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from helpers import (
     CLI_ENV,
-    answers,
+    RAY_SLOW_START,
     free_port,
     kill_session,
     popen_cli,
     run_cli,
     session_processes,
+    start_mlflow_server,
     wait_until,
 )
 from mlflow.tracking import MlflowClient
@@ -38,7 +38,7 @@ from slotsweep.train.checkpoint import TrainingState
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 30  # about 0.25 s an epoch (idle): a trial runs for tens of polls
-ENV = {**CLI_ENV, "RAY_agent_register_timeout_ms": "180000", "RAY_raylet_start_wait_time_s": "180"}
+ENV = {**CLI_ENV, **RAY_SLOW_START}
 
 
 def _study(tmp_path: Path, name: str, epochs: int = EPOCHS) -> Path:
@@ -208,25 +208,9 @@ OUTAGE_EPOCHS = 20  # trials block on their logging while the server is down: fe
 
 def _server(tmp_path: Path, port: int) -> subprocess.Popen:
     """`mlflow server` on a SQLite store in `tmp_path`, answering on `port`."""
-    log = (tmp_path / "server.log").open("a")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri"]
-        + [f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination"]
-        + [str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port)]
-        + ["--workers", "1"],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    wait_until(
-        lambda: answers(f"http://127.0.0.1:{port}/health"),
-        timeout=180,
-        what="mlflow server answering",
-        process=server,
-        log=tmp_path / "server.log",
-    )
-    return server
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    backend = f"sqlite:///{tmp_path / 'server.db'}"
+    return start_mlflow_server(backend, tmp_path, port, tmp_path / "server.log", env=env)
 
 
 def test_a_tracking_server_down_mid_study_loses_nothing(tmp_path):
