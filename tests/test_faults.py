@@ -297,3 +297,27 @@ def test_the_summary_counts_stopped_trials_apart_from_failed_ones():
     _, metrics = summary_values(records, compare(records), [("test_accuracy", "max")])
     counted = (metrics["trials_finished"], metrics["trials_failed"], metrics["trials_stopped"])
     assert counted == (2, 1, 3)
+
+
+def test_a_lock_taken_this_instant_is_refused_naming_its_holder_once_written(tmp_path):
+    """The holder takes the lock, then writes its name: a launch refused in between waits for
+    the name rather than saying "pid ?" (two launches started together on a fresh store)."""
+    import fcntl
+    import json
+    import threading
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = lock_path(uri, "s")
+    path.parent.mkdir(parents=True)
+    with path.open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken, its name not written yet
+        record = {"host": "node7", "pid": 4242, "since": 1.8e9}
+        writer = threading.Timer(0.3, lambda: (held.write(json.dumps(record)), held.flush()))
+        writer.start()
+        try:
+            with pytest.raises(StudyLocked) as refused:
+                with study_lock(uri, "s"):
+                    pass
+        finally:
+            writer.join()
+    assert "host node7, pid 4242, since 20" in str(refused.value)

@@ -47,6 +47,17 @@ def _holder(file: IO[str]) -> dict[str, Any]:
     return {}
 
 
+def _running_holder(file: IO[str], timeout: float = 2.0) -> dict[str, Any]:
+    """The holder of a lock just found taken: a launch that took it this instant writes its name
+    right after, so an empty record is read again until then (rather than naming "pid ?")."""
+    deadline = time.monotonic() + timeout
+    holder = _holder(file)
+    while not holder and time.monotonic() < deadline:
+        time.sleep(0.02)
+        holder = _holder(file)
+    return holder
+
+
 def describe(holder: dict[str, Any]) -> str:
     since = holder.get("since")
     when = datetime.fromtimestamp(since).isoformat(" ", "seconds") if since else "?"
@@ -72,7 +83,7 @@ def study_lock(
     with path.open("a+") as file:
         waited = False
         while not _try(file):
-            holder = describe(_holder(file))
+            holder = describe(_running_holder(file))
             if not wait:
                 raise StudyLocked(
                     f"study {study} is already being launched on this store ({holder}; "
