@@ -12,6 +12,7 @@ import re
 import shlex
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -77,18 +78,35 @@ def _start(tmp_path: Path, study: Path, log_path: Path, **env: str) -> subproces
     )
 
 
-def _mid_trial(client: MlflowClient, name: str, launcher: subprocess.Popen, log: Path) -> dict:
-    """Waits until two trials run, each past its first checkpoint (epoch 3); their steps."""
+RUNNING_TRIALS = """
+    SELECT r.run_uuid, COUNT(m.step) FROM runs r
+    JOIN experiments e ON e.experiment_id = r.experiment_id AND e.name = ?
+    JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'slotsweep.role' AND t.value = 'trial'
+    LEFT JOIN metrics m ON m.run_uuid = r.run_uuid AND m.key = 'train_loss'
+    WHERE r.status = 'RUNNING' GROUP BY r.run_uuid
+"""
 
-    def running():
-        with contextlib.suppress(Exception):  # the launcher may be creating the store
-            runs = [r for r in _trials(client, name) if r.info.status == "RUNNING"]
-            steps = {r.info.run_id: _steps(client, r.info.run_id) for r in runs}
-            if len(steps) == 2 and all(len(s) >= 4 for s in steps.values()):
-                return steps
-        return None
 
-    return wait_until(running, timeout=540, what="two trials mid-way", process=launcher, log=log)
+def _running_trials(store: Path, experiment: str) -> dict[str, int]:
+    """Run id -> epochs logged, of the trials RUNNING in a SQLite store, read from its file: in
+    milliseconds, and readable while the server is frozen."""
+    with contextlib.suppress(sqlite3.OperationalError):  # no file or tables yet, or locked
+        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+            return dict(db.execute(RUNNING_TRIALS, (experiment,)).fetchall())
+    return {}
+
+
+def _mid_trial(store: Path, name: str, launcher: subprocess.Popen, log: Path) -> dict[str, int]:
+    """Waits until two trials run, each past its first checkpoint (epoch 3); their epochs
+    logged. Polled on the SQLite file itself every 20 ms: a trial's window is seconds long."""
+
+    def two_running():
+        running = _running_trials(store, name)
+        return running if len(running) == 2 and all(n >= 4 for n in running.values()) else None
+
+    return wait_until(
+        two_running, timeout=540, what="two trials mid-way", process=launcher, every=0.02, log=log
+    )
 
 
 def _state_file(location: str) -> Path:
@@ -118,7 +136,7 @@ def test_sigterm_mid_trial_stops_gracefully_and_the_printed_resume_finishes(tmp_
             f"already being launched on this store (host {socket.gethostname()}, pid "
             f"{launcher.pid}, since " in " ".join(second.stderr.split())
         )
-        at_stop = _mid_trial(client, "stopped", launcher, log)
+        at_stop = _mid_trial(tmp_path / "mlflow.db", "stopped", launcher, log)
         launcher.send_signal(signal.SIGTERM)  # the launcher only: SLURM's --signal=B, `kill`
         assert launcher.wait(timeout=180) == STOPPED_EXIT_CODE, log.read_text()
         wait_until(
@@ -139,7 +157,7 @@ def test_sigterm_mid_trial_stops_gracefully_and_the_printed_resume_finishes(tmp_
     saved = {}
     for run_id, run in killed.items():  # each saved on the stop, past what was logged at it
         saved[run_id] = TrainingState.load(run.data.tags[CHECKPOINT]).epochs_done
-        assert saved[run_id] >= len(at_stop[run_id])
+        assert saved[run_id] >= at_stop[run_id]
     truncated, garbled = (_state_file(killed[i].data.tags[CHECKPOINT]) for i in sorted(killed))
     truncated.write_bytes(truncated.read_bytes()[:1000])
     data = bytearray(garbled.read_bytes())
@@ -184,7 +202,7 @@ def test_two_launches_on_a_fresh_store_then_sigterm_to_the_group_leaves_nothing_
         runner, log = launchers[1 - refused], logs[1 - refused]
         assert launchers[refused].returncode == 2, logs[refused].read_text()
         assert f"pid {runner.pid}, since" in " ".join(logs[refused].read_text().split())
-        _mid_trial(client, "interrupted", runner, log)
+        _mid_trial(tmp_path / "mlflow.db", "interrupted", runner, log)
         os.killpg(runner.pid, signal.SIGTERM)
         assert runner.wait(timeout=180) == STOPPED_EXIT_CODE, log.read_text()
         for launcher in launchers:
@@ -213,9 +231,30 @@ def _server(tmp_path: Path, port: int) -> subprocess.Popen:
     return start_mlflow_server(backend, tmp_path, port, tmp_path / "server.log", env=env)
 
 
+def _freeze_mid_trial(server: subprocess.Popen, store: Path, launcher, log: Path) -> dict:
+    """Freezes the server (SIGSTOP) as soon as two trials run with an epoch logged each: from
+    then on no trial can log or end, so the outage that follows falls mid-trial whatever the
+    machine's speed. Returns the two trials' epochs logged when frozen."""
+
+    def two_running():
+        running = _running_trials(store, "outage")
+        if len(running) == 2 and all(running.values()):
+            for process in session_processes(server.pid):
+                process.send_signal(signal.SIGSTOP)
+            return _running_trials(store, "outage") or {"lost": 0}
+        return None
+
+    frozen = wait_until(
+        two_running, timeout=540, what="two trials running", process=launcher, every=0.02, log=log
+    )
+    assert len(frozen) == 2 and all(frozen.values()), f"a trial ended before the freeze: {frozen}"
+    return frozen
+
+
 def test_a_tracking_server_down_mid_study_loses_nothing(tmp_path):
-    """The server killed while two trials run, started again OUTAGE_S later: the study goes on
-    and finishes, every epoch logged once; MLflow's "View run" lines stay out of the output."""
+    """The server frozen while two trials run, then killed and started again OUTAGE_S later:
+    the study goes on and finishes, every epoch logged once; MLflow's "View run" lines stay out
+    of the output."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     study, log = _study(tmp_path, "outage", OUTAGE_EPOCHS), tmp_path / "launch.log"
@@ -237,14 +276,15 @@ def test_a_tracking_server_down_mid_study_loses_nothing(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        _mid_trial(client, "outage", launcher, log)
-        kill_session(servers[0].pid)
+        frozen = _freeze_mid_trial(servers[0], tmp_path / "server.db", launcher, log)
+        kill_session(servers[0].pid)  # SIGKILL reaches a stopped process
         time.sleep(OUTAGE_S)  # the outage itself: trials train on, their logging retries
         assert launcher.poll() is None
         servers.append(_server(tmp_path, port))
         assert launcher.wait(timeout=600) == 0, log.read_text()
         trials = _trials(client, "outage")  # read while the server is up
-        assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials)
+        assert {r.info.run_id for r in trials} == set(frozen)
+        assert all(r.info.status == "FINISHED" for r in trials)
         for run in trials:
             assert _steps(client, run.info.run_id) == list(range(1, OUTAGE_EPOCHS + 1))
     finally:
