@@ -289,30 +289,31 @@ int slot_update(float *scores, const float *values, float *buffer, const float *
 /* ---- The default path (autograd and any torch optimizer): the greedy selection and the
  * straight-through score gradient, each one pass, for slotsweep.nn.native.GreedyWeight. ---- */
 
-/* The first argmax of the K scores at s (torch.argmax's rules, by order_key). */
+/* The first argmax of the K scores at s (torch.argmax's rules, by order_key): whole vectors a
+ * tile at a time, their keys kept in registers, then the rest one by one. */
 ALWAYS_INLINE int64_t first_argmax(const float *s, const int64_t K) {
     int64_t best = 0, k = 0;
     int32_t best_key = INT32_MIN;
 #if VECTOR_WIDTH == 8
-    const int64_t whole = K / 8 * 8;
-    if (K == 8) { /* one vector: its keys stay in a register */
-        const __m256i keys = vector_keys(_mm256_loadu_ps(s));
-        const __m256i top = segment_top(keys, 8);
-        return __builtin_ctz(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(keys, top))));
-    }
-    if (whole) {
-        __m256i top = _mm256_set1_epi32(INT32_MIN);
-        for (; k < whole; k += 8) top = _mm256_max_epi32(top, vector_keys(_mm256_loadu_ps(s + k)));
-        best_key = _mm256_cvtsi256_si32(segment_top(top, 8));
-        const __m256i want = _mm256_set1_epi32(best_key);
-        for (int64_t j = 0; j < whole; j += 8) { /* the row is in L1 now: find the first lane */
-            const __m256i keys = vector_keys(_mm256_loadu_ps(s + j));
-            const int hits = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(keys, want)));
-            if (hits) {
-                best = j + __builtin_ctz(hits);
-                break;
-            }
+    while (K - k >= 8) {
+        const int64_t vectors = (K - k) / 8 < TILE / 8 ? (K - k) / 8 : TILE / 8;
+        __m256i keys[TILE / 8], top = _mm256_set1_epi32(INT32_MIN);
+        for (int64_t j = 0; j < vectors; j++) {
+            keys[j] = vector_keys(_mm256_loadu_ps(s + k + 8 * j));
+            top = _mm256_max_epi32(top, keys[j]);
         }
+        top = segment_top(top, 8);
+        const int32_t tile_key = _mm256_cvtsi256_si32(top);
+        if (tile_key > best_key) { /* strict: an equal later tile loses */
+            uint64_t hits = 0;
+            for (int64_t j = 0; j < vectors; j++) {
+                const __m256 equal = _mm256_castsi256_ps(_mm256_cmpeq_epi32(keys[j], top));
+                hits |= (uint64_t)_mm256_movemask_ps(equal) << (8 * j);
+            }
+            best_key = tile_key;
+            best = k + __builtin_ctzll(hits);
+        }
+        k += 8 * vectors;
     }
 #endif
     for (; k < K; k++) { /* strict: an equal later score loses */
