@@ -224,7 +224,7 @@ def user_loop(args: argparse.Namespace) -> None:
     print(
         "faults/step: fresh pages the allocator took from the OS (about 1.4 us each here); "
         "thousands mean glibc\nreturned the step's freed 7.5 MB gradients, which no kernel "
-        "avoids: see docs/method.md"
+        "avoids: see docs/results.md"
     )
 
 
