@@ -444,3 +444,19 @@ def test_layers_the_selection_cannot_serve_take_the_pytorch_path(kernel):
 def test_native_score_gradient_refuses_mismatched_shapes(kernel):
     with pytest.raises(ValueError, match="gradient of shape"):
         native.score_gradient(torch.randn(3, 4), torch.randn(4, 3, 8))
+
+
+def test_second_order_gradients_as_the_pytorch_path(kernel, monkeypatch):
+    """With create_graph=True the score gradient stays differentiable (here in the input)."""
+    results = []
+    for setting in ("1", "0"):
+        monkeypatch.setenv("SLOTSWEEP_NATIVE", setting)
+        layer = SlotLinear(7, 5, 4, seed=6)
+        x = torch.randn(3, 7, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        (scores_grad,) = torch.autograd.grad(
+            layer(x).square().sum(), layer.scores, create_graph=True
+        )
+        (x_grad,) = torch.autograd.grad(scores_grad.sum(), x)
+        results.append((scores_grad.detach(), x_grad))
+    for native_result, pytorch_result in zip(*results, strict=True):
+        assert torch.equal(native_result, pytorch_result)

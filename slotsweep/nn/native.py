@@ -30,6 +30,7 @@ from torch import nn
 
 from slotsweep.nn.family import SelectingLayer
 from slotsweep.nn.kernel_build import COMPILER, FLAG_SETS, PREBUILT_NAME, SOURCE, build_identity
+from slotsweep.nn.selection import score_gradient as reference_score_gradient
 
 logger = logging.getLogger(__name__)
 
@@ -311,4 +312,6 @@ class GreedyWeight(torch.autograd.Function):
     @staticmethod
     def backward(ctx, weight_grad: torch.Tensor):  # noqa: ANN001, ANN205
         (values,) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate
+            return reference_score_gradient(weight_grad, values), None
         return score_gradient(weight_grad, values), None
