@@ -223,8 +223,8 @@ def user_loop(args: argparse.Namespace) -> None:
         )
     print(
         "faults/step: fresh pages the allocator took from the OS (about 1.4 us each here); "
-        "thousands mean glibc\nreturned the step's freed 7.5 MB gradients, which no kernel "
-        "avoids: see docs/results.md"
+        "thousands mean glibc\nreturned the step's freed 7.5 MB tensors to the OS (the "
+        "allocator's setting, see docs/results.md)"
     )
 
 
