@@ -1,8 +1,9 @@
 """Milliseconds per training step of slot machines against a dense network and a one-hot baseline.
 
 Run `python bench/bench_step.py` (about 90 s; `--quick` for a smoke run of seconds,
-`--rounds N` for steadier medians). One step is forward, backward and the SGD update (lr 0.1,
-momentum 0.9, weight decay 1e-4) of cross-entropy on a fixed random batch, with 2 torch threads.
+`--rounds N` for steadier medians, `--user-loop` for that table alone). One step is forward,
+backward and the SGD update (lr 0.1, momentum 0.9, weight decay 1e-4) of cross-entropy on a
+fixed random batch, with 2 torch threads.
 The variants of one network are timed round-robin in this process (every round times each once,
 after warm-up steps; the median round counts) so that load from other processes hits them alike:
 `dense` (weight training), `fused` (slot layers with `SlotSGD`'s fused update: the native
@@ -12,16 +13,21 @@ kernel, prebuilt at install or built at run time, where `slotsweep.nn.native.ava
 a straight-through one-hot, trained by torch SGD. Then a K sweep on Lenet, and the training
 state (`memory_state_bytes`) per connection. Between them, a user's own loop: a plain torch Lenet
 `slotify`-ed at K=8, on one thread, stepped by `SlotSGD` or by torch's SGD and Adam (the default
-path: autograd fills `scores.grad`), against the dense step.
+path: autograd fills `scores.grad`; "PyTorch" rows run it with `SLOTSWEEP_NATIVE=0`, without the
+native selection and score gradient), against the dense step.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
+import os
+import resource
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -61,19 +67,37 @@ def _one_hot_weight(layer: SlotMixin) -> torch.Tensor:
     return (OneHotArgmax.apply(layer.scores) * layer.values).sum(-1)
 
 
+@contextlib.contextmanager
+def native_kernel(enabled: bool) -> Iterator[None]:
+    """`SLOTSWEEP_NATIVE=0` for the duration, when not `enabled`: the PyTorch path."""
+    before = os.environ.get("SLOTSWEEP_NATIVE")
+    if not enabled:
+        os.environ["SLOTSWEEP_NATIVE"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SLOTSWEEP_NATIVE", None)
+        else:
+            os.environ["SLOTSWEEP_NATIVE"] = before
+
+
 @dataclass
 class Run:
-    """One variant's network, optimiser and batch."""
+    """One variant's network, optimiser and batch; `native=False` steps it with the native
+    kernel off (the PyTorch selection and score gradient)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     x: torch.Tensor
     y: torch.Tensor
+    native: bool = True
 
     def step(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(self.model(self.x), self.y).backward()
-        self.optimizer.step()
+        with native_kernel(self.native):
+            self.optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(self.model(self.x), self.y).backward()
+            self.optimizer.step()
 
 
 def build_model(network: str, variant: str, k: int, sharing: str = "none") -> nn.Module:
@@ -105,18 +129,30 @@ def check_one_hot_forward(network: str, k: int) -> None:
         torch.testing.assert_close(one_hot.model(slot.x), slot.model(slot.x))
 
 
-def time_round_robin(runs: dict[str, Run], rounds: int, steps: int, warmup: int) -> dict:
-    """Median milliseconds per step of each run, the runs interleaved round by round."""
+def minor_faults() -> int:
+    """Page faults the process took so far that needed no disk (fresh pages of new memory)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def time_round_robin(
+    runs: dict[str, Run], rounds: int, steps: int, warmup: int, faults: dict | None = None
+) -> dict:
+    """Median milliseconds per step of each run, the runs interleaved round by round; fills
+    `faults`, if given, with each run's median minor page faults per step."""
     for run in runs.values():
         for _ in range(warmup):
             run.step()
     samples: dict[str, list[float]] = {name: [] for name in runs}
+    fault_samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
-            start = time.perf_counter()
+            faulted, start = minor_faults(), time.perf_counter()
             for _ in range(steps):
                 run.step()
             samples[name].append(1e3 * (time.perf_counter() - start) / steps)
+            fault_samples[name].append((minor_faults() - faulted) / steps)
+    if faults is not None:
+        faults.update({name: statistics.median(f) for name, f in fault_samples.items()})
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
@@ -167,15 +203,29 @@ def user_loop(args: argparse.Namespace) -> None:
     runs["dense SGD"] = Run(dense, sgd(dense.parameters()), x, y)
     fused = slotify(plain_lenet(), k=8, fused=True)
     runs["slot SlotSGD"] = Run(fused, build_optimizer(fused, LR, MOMENTUM, WEIGHT_DECAY), x, y)
-    for name, make in (("SGD", sgd), ("Adam", functools.partial(torch.optim.Adam, lr=1e-3))):
+    adam = functools.partial(torch.optim.Adam, lr=1e-3)
+    for name, make, kernel in (
+        ("SGD", sgd, True),
+        ("SGD, PyTorch", sgd, False),
+        ("Adam", adam, True),
+    ):
         model = slotify(plain_lenet(), k=8)
-        runs[f"slot {name}"] = Run(model, make(model.parameters()), x, y)
-    ms = time_round_robin(runs, args.rounds, args.steps, args.warmup)
+        runs[f"slot {name}"] = Run(model, make(model.parameters()), x, y, native=kernel)
+    faults: dict[str, float] = {}
+    ms = time_round_robin(runs, args.rounds, args.steps, args.warmup, faults)
     torch.set_num_threads(threads)
     print("\nA user's loop: Lenet-300-100 slotify(k=8), batch 128, 1 thread (goal: slot SGD <= 3x)")
-    print(f"{'model and optimizer':20} {'ms/step':>8} {'/dense':>7}")
+    print(f"{'model and optimizer':20} {'ms/step':>8} {'/dense':>7} {'faults/step':>11}")
     for name, value in ms.items():
-        print(f"{name:20} {value:8.2f} {value / ms['dense SGD']:7.2f}", flush=True)
+        print(
+            f"{name:20} {value:8.2f} {value / ms['dense SGD']:7.2f} {faults[name]:11.0f}",
+            flush=True,
+        )
+    print(
+        "faults/step: fresh pages the allocator took from the OS (about 1.4 us each here); "
+        "thousands mean glibc\nreturned the step's freed 7.5 MB tensors to the OS (the "
+        "allocator's setting, see docs/results.md)"
+    )
 
 
 def k_sweep(args: argparse.Namespace) -> None:
@@ -219,6 +269,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per variant")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--quick", action="store_true", help="3 rounds of 3 steps: a smoke run")
+    parser.add_argument("--user-loop", action="store_true", help="only the user's loop table")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.steps, args.warmup = 3, 3, 1
@@ -228,6 +279,9 @@ def main() -> None:
         f"{native.origin() or 'OFF (fused uses the PyTorch update)'}, "
         f"{args.rounds} rounds x {args.steps} steps\n"
     )
+    if args.user_loop:
+        user_loop(args)
+        return
     headline(args)
     user_loop(args)
     k_sweep(args)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from slotsweep.models import create_model
-from slotsweep.nn import LayerSpec, SlotConv2d, SlotLinear, native
+from slotsweep.nn import LayerSpec, SlotConv2d, SlotLinear, native, slotify
 from slotsweep.nn.fused import fused_update, fused_update_reference
 from slotsweep.train.optim import build_optimizer
 
@@ -205,7 +205,9 @@ def test_fallback_builds_match_reference(fresh_build, monkeypatch, two_threads, 
         pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
     for k, sharing in ((1, "none"), (4, "layer"), (8, "none"), (33, "global")):
         _compare("linear", k, sharing, (29, 37), 0.9, 1e-4, steps=2)
+        _check_selection((29, 37), k, shared=sharing != "none")
     _compare("linear", 8, "none", (211, 157), 0.9, 1e-4, steps=2)
+    _check_selection((211, 157), 8, shared=False)
 
 
 def test_processes_starting_together_share_one_build(fresh_build):
@@ -302,3 +304,159 @@ def test_impl_tag_of_layers_the_kernel_cannot_serve(kernel):
     F.cross_entropy(model(torch.randn(4, 1, 28, 28)), torch.randint(0, 10, (4,))).backward()
     optimizer.step()
     assert native.update_tag(model) == "fused-mixed"
+
+
+# --- the default path: the greedy selection and score gradient under any torch optimizer ---
+
+
+def _tied_scores(shape, k, seed=1):
+    """Integer scores that tie often (across vectors and 64-score tiles), -0 beside +0, a NaN
+    (the first NaN wins, as torch.argmax has it) and infinities."""
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randint(-1, 2, (*shape, k), generator=generator).float()
+    zeros = scores == 0
+    scores[zeros] = torch.where(torch.rand(int(zeros.sum()), generator=generator) < 0.5, -0.0, 0.0)
+    flat = scores.view(-1, k)
+    flat[3, k // 2] = float("nan")
+    flat[4, -1], flat[5, 0] = float("inf"), float("-inf")
+    flat[6, :] = 2.0  # all K tied: index 0
+    return scores
+
+
+def _check_selection(shape, k, shared):
+    """`native.select` and `native.score_gradient` against torch.argmax, take_along_dim and a
+    broadcast multiply (none of them the reference path's own max and gather)."""
+    scores = _tied_scores(shape, k)
+    generator = torch.Generator().manual_seed(2)
+    values = torch.randn((k,) if shared else (*shape, k), generator=generator)
+    weight, indices = native.select(scores, values, with_indices=True)
+    expected = scores.argmax(-1)
+    assert torch.equal(indices, expected)
+    candidates = values.expand(*shape, k)
+    assert torch.equal(weight, torch.take_along_dim(candidates, expected[..., None], -1)[..., 0])
+    assert torch.equal(native.select(scores, values)[0], weight)  # without the indices
+    grad = torch.randn(shape, generator=generator)
+    assert torch.equal(native.score_gradient(grad, values), grad[..., None] * candidates)
+
+
+SELECTION_SHAPES = [(29, 37), (5, 3, 3, 3), (16, 1, 1, 2), (7,)]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 8, 12, 16, 33, 80])
+@pytest.mark.parametrize("shape", SELECTION_SHAPES)
+@pytest.mark.parametrize("shared", [False, True], ids=["per-connection", "shared"])
+def test_native_selection_and_score_gradient(kernel, shape, k, shared):
+    _check_selection(shape, k, shared)
+
+
+def test_native_selection_threaded(kernel, two_threads):
+    """Big enough for the thread team, with rows that fill no whole block of the last thread."""
+    for k in (2, 8, 33):
+        _check_selection((211, 157), k, shared=False)
+
+
+def _slot_model(k=8, selection="greedy"):
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 3, padding=1, groups=3),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(6, 4, (3, 2), stride=2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 3 * 4, 10),
+    )
+    return slotify(model, k=k, selection=selection, keep=())
+
+
+def _train_default_path(monkeypatch, native_on, make_optimizer, steps=4, k=8):
+    """Scores after `steps` steps of a torch optimizer (autograd fills `scores.grad`), with
+    the native kernel on or off; asserts which selection ran."""
+    monkeypatch.setenv("SLOTSWEEP_NATIVE", "1" if native_on else "0")
+    torch.manual_seed(0)  # the dense biases slotify keeps
+    model = _slot_model(k)
+    optimizer = make_optimizer(model.parameters())
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 3, 8, 9, generator=generator)
+    y = torch.randint(0, 10, (16,), generator=generator)
+    changed = 0
+    for _ in range(steps):
+        optimizer.zero_grad()
+        before = [layer.selection_indices() for layer in model.modules() if hasattr(layer, "k")]
+        out = model(x)
+        backward_names = {
+            type(layer.effective_weight().grad_fn).__name__
+            for layer in model.modules()
+            if hasattr(layer, "k")
+        }
+        assert backward_names == {"GreedyWeightBackward" if native_on else "SelectWeightBackward"}
+        F.cross_entropy(out, y).backward()
+        optimizer.step()
+        after = [layer.selection_indices() for layer in model.modules() if hasattr(layer, "k")]
+        changed += sum(int((a != b).sum()) for a, b in zip(before, after, strict=True))
+    assert changed > 0  # the steps moved selections: the comparison covers new argmaxes
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9, weight_decay=1e-4),
+        lambda p: torch.optim.Adam(p, lr=0.05),
+    ],
+    ids=["sgd", "adam"],
+)
+def test_torch_optimizers_step_as_the_pytorch_path(kernel, monkeypatch, make_optimizer):
+    """Linear and (grouped, strided, non-square) conv slot layers trained by torch optimizers
+    end with the same scores, bit for bit, with the native selection and gradient or without."""
+    native_run = _train_default_path(monkeypatch, True, make_optimizer)
+    pytorch_run = _train_default_path(monkeypatch, False, make_optimizer)
+    for a, b in zip(native_run, pytorch_run, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_layer_gradient_matches_straight_through_estimator(kernel):
+    """scores.grad of a native forward and backward is dL/dW * values, dL/dW from a dense
+    layer holding the selected weight (computed apart, by F.linear's own autograd)."""
+    layer = SlotLinear(13, 11, 8, seed=4)
+    x = torch.randn(5, 13)
+    assert type(layer.effective_weight().grad_fn).__name__ == "GreedyWeightBackward"
+    layer(x).square().sum().backward()
+    weight = torch.take_along_dim(layer.values, layer.scores.argmax(-1)[..., None], -1)[..., 0]
+    weight.requires_grad_(True)
+    F.linear(x, weight).square().sum().backward()
+    assert torch.equal(layer.scores.grad, weight.grad[..., None] * layer.values)
+
+
+def test_layers_the_selection_cannot_serve_take_the_pytorch_path(kernel):
+    """Non-contiguous or float64 scores, and probabilistic selection, take the PyTorch path."""
+    layer = SlotConv2d(3, 4, 3, 8, seed=1)
+    assert native.serves(layer.scores, layer.values)
+    reference = layer.effective_weight().detach()
+    layer.scores.data = layer.scores.data.transpose(0, 1).contiguous().transpose(0, 1)
+    assert not native.serves(layer.scores, layer.values)
+    assert type(layer.effective_weight().grad_fn).__name__ == "SelectWeightBackward"
+    assert torch.equal(layer.effective_weight(), reference)
+    assert not native.serves(layer.scores.double().contiguous(), layer.values.double())
+    sampling = SlotLinear(6, 5, 4, selection="probabilistic", seed=2)
+    sampling(torch.randn(3, 6)).sum().backward()
+    assert sampling.scores.grad.shape == sampling.scores.shape
+    assert type(sampling.effective_weight().grad_fn).__name__ == "SelectWeightBackward"
+
+
+def test_native_score_gradient_refuses_mismatched_shapes(kernel):
+    with pytest.raises(ValueError, match="gradient of shape"):
+        native.score_gradient(torch.randn(3, 4), torch.randn(4, 3, 8))
+
+
+def test_second_order_gradients_as_the_pytorch_path(kernel, monkeypatch):
+    """With create_graph=True the score gradient stays differentiable (here in the input)."""
+    results = []
+    for setting in ("1", "0"):
+        monkeypatch.setenv("SLOTSWEEP_NATIVE", setting)
+        layer = SlotLinear(7, 5, 4, seed=6)
+        x = torch.randn(3, 7, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        (scores_grad,) = torch.autograd.grad(
+            layer(x).square().sum(), layer.scores, create_graph=True
+        )
+        (x_grad,) = torch.autograd.grad(scores_grad.sum(), x)
+        results.append((scores_grad.detach(), x_grad))
+    for native_result, pytorch_result in zip(*results, strict=True):
+        assert torch.equal(native_result, pytorch_result)

@@ -286,6 +286,172 @@ int slot_update(float *scores, const float *values, float *buffer, const float *
     return 0;
 }
 
+/* ---- The default path (autograd and any torch optimizer): the greedy selection and the
+ * straight-through score gradient, each one pass, for slotsweep.nn.native.GreedyWeight. ---- */
+
+/* The first argmax of the K scores at s (torch.argmax's rules, by order_key): whole vectors a
+ * tile at a time, their keys kept in registers, then the rest one by one. */
+ALWAYS_INLINE int64_t first_argmax(const float *s, const int64_t K) {
+    int64_t best = 0, k = 0;
+    int32_t best_key = INT32_MIN;
+#if VECTOR_WIDTH == 8
+    while (K - k >= 8) {
+        const int64_t vectors = (K - k) / 8 < TILE / 8 ? (K - k) / 8 : TILE / 8;
+        __m256i keys[TILE / 8], top = _mm256_set1_epi32(INT32_MIN);
+        for (int64_t j = 0; j < vectors; j++) {
+            keys[j] = vector_keys(_mm256_loadu_ps(s + k + 8 * j));
+            top = _mm256_max_epi32(top, keys[j]);
+        }
+        top = segment_top(top, 8);
+        const int32_t tile_key = _mm256_cvtsi256_si32(top);
+        if (tile_key > best_key) { /* strict: an equal later tile loses */
+            uint64_t hits = 0;
+            for (int64_t j = 0; j < vectors; j++) {
+                const __m256 equal = _mm256_castsi256_ps(_mm256_cmpeq_epi32(keys[j], top));
+                hits |= (uint64_t)_mm256_movemask_ps(equal) << (8 * j);
+            }
+            best_key = tile_key;
+            best = k + __builtin_ctzll(hits);
+        }
+        k += 8 * vectors;
+    }
+#endif
+    for (; k < K; k++) { /* strict: an equal later score loses */
+        const int32_t key = order_key(s[k]);
+        best = key > best_key ? k : best;
+        best_key = key > best_key ? key : best_key;
+    }
+    return best;
+}
+
+/* Rows [lo, hi) of the selection: weight[i] = values[i, argmax scores[i]], and the index. */
+ALWAYS_INLINE void select_rows(const float *scores, const float *values, float *weight,
+                               int64_t *indices, int64_t lo, int64_t hi, const int64_t K,
+                               const int shared) {
+    int64_t i = lo;
+#if VECTOR_WIDTH == 8
+    if (K == 2 || K == 4) { /* 8 / K connections per vector */
+        const int64_t per = 8 / K;
+        for (; i + per <= hi; i += per) {
+            const __m256i keys = vector_keys(_mm256_loadu_ps(scores + i * K));
+            const __m256i top = segment_top(keys, K);
+            const uint32_t hits =
+                (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(keys, top)));
+            for (int64_t r = 0; r < per; r++) {
+                const int64_t at = __builtin_ctz(hits >> (r * K)), row = i + r;
+                weight[row] = shared ? values[at] : values[row * K + at];
+                if (indices) indices[row] = at;
+            }
+        }
+    }
+#endif
+    for (; i < hi; i++) {
+        __builtin_prefetch(scores + i * K + PREFETCH, 0);
+        if (!shared) __builtin_prefetch(values + i * K + PREFETCH, 0);
+        const int64_t at = first_argmax(scores + i * K, K);
+        weight[i] = shared ? values[at] : values[i * K + at];
+        if (indices) indices[i] = at;
+    }
+}
+
+/* Rows [lo, hi) of the score gradient: out[i, k] = grad[i] * values[i, k] (one rounding, as
+ * PyTorch's broadcast multiply). */
+ALWAYS_INLINE void gradient_rows(const float *grad, const float *values, float *out, int64_t lo,
+                                 int64_t hi, const int64_t K, const int shared) {
+    int64_t i = lo;
+#if VECTOR_WIDTH == 8
+    if (K == 1 || K == 2 || K == 4) { /* 8 connections' gradients spread over K vectors */
+        const int64_t per = 8 / K;
+        const __m256i lane_row = K == 4   ? _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)
+                                 : K == 2 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)
+                                          : _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        float repeated[8];
+        for (int l = 0; l < 8; l++) repeated[l] = shared ? values[l % K] : 0.0f;
+        const __m256 tiled = _mm256_loadu_ps(repeated);
+        for (; i + 8 <= hi; i += 8) {
+            const __m256 grads = _mm256_loadu_ps(grad + i);
+            for (int64_t j = 0; j < K; j++) {
+                const __m256i lanes = _mm256_add_epi32(lane_row, _mm256_set1_epi32((int)(j * per)));
+                const __m256 vd = _mm256_permutevar8x32_ps(grads, lanes);
+                const __m256 vv = shared ? tiled : _mm256_loadu_ps(values + i * K + 8 * j);
+                _mm256_storeu_ps(out + i * K + 8 * j, _mm256_mul_ps(vd, vv));
+            }
+        }
+    } else if (K % 8 == 0) {
+        for (; i < hi; i++) {
+            const __m256 vd = _mm256_set1_ps(grad[i]);
+            const float *v = shared ? values : values + i * K;
+            if (!shared) __builtin_prefetch(v + PREFETCH, 0);
+            for (int64_t k = 0; k < K; k += 8)
+                _mm256_storeu_ps(out + i * K + k, _mm256_mul_ps(vd, _mm256_loadu_ps(v + k)));
+        }
+    }
+#endif
+    for (; i < hi; i++) {
+        const float d = grad[i];
+        const float *v = shared ? values : values + i * K;
+        for (int64_t k = 0; k < K; k++) out[i * K + k] = d * v[k];
+    }
+}
+
+#define BY_K(CALL)                                                    \
+    switch (k) {                                                      \
+    case 1: CALL(1); break;                                           \
+    case 2: CALL(2); break;                                           \
+    case 4: CALL(4); break;                                           \
+    case 8: CALL(8); break;                                           \
+    case 16: CALL(16); break;                                         \
+    case 32: CALL(32); break;                                         \
+    case 64: CALL(64); break;                                         \
+    default: CALL(k); break;                                          \
+    }
+
+/* Runs BODY(lo, hi) over rows split into blocks of 16 (no two threads write one 64-byte line
+ * of a float output), on one thread below PARALLEL_MIN elements. */
+#define OVER_ROWS(BODY)                                                                   \
+    if (threads < 1 || rows * k < PARALLEL_MIN) threads = 1;                              \
+    _Pragma("omp parallel num_threads(threads)") {                                       \
+        int64_t team = 1, me = 0;                                                         \
+        OMP_TEAM(team, me);                                                               \
+        const int64_t blocks = (rows + 15) / 16;                                          \
+        int64_t lo = 16 * (blocks * me / team), hi = 16 * (blocks * (me + 1) / team);     \
+        lo = lo < rows ? lo : rows;                                                       \
+        hi = hi < rows ? hi : rows;                                                       \
+        BODY;                                                                             \
+    }
+
+#ifdef _OPENMP
+#define OMP_TEAM(team, me) (team = omp_get_num_threads(), me = omp_get_thread_num())
+#else
+#define OMP_TEAM(team, me) ((void)0)
+#endif
+
+/* The greedy selection of one layer: weight (rows) and, unless indices is NULL, the chosen
+ * index (rows, int64). Returns 0, or -1 for arguments it cannot serve. */
+int slot_select(const float *scores, const float *values, float *weight, int64_t *indices,
+                int64_t rows, int64_t k, int shared, int threads) {
+    if (rows < 0 || k < 1) return -1;
+#define SELECT(K)                                                                         \
+    if (shared) select_rows(scores, values, weight, indices, lo, hi, K, 1);               \
+    else select_rows(scores, values, weight, indices, lo, hi, K, 0)
+    OVER_ROWS(BY_K(SELECT))
+#undef SELECT
+    return 0;
+}
+
+/* The straight-through score gradient of one layer: out (rows, k) = grad (rows) x values.
+ * Returns 0, or -1 for arguments it cannot serve. */
+int slot_score_gradient(const float *grad, const float *values, float *out, int64_t rows,
+                        int64_t k, int shared, int threads) {
+    if (rows < 0 || k < 1) return -1;
+#define GRADIENT(K)                                                                       \
+    if (shared) gradient_rows(grad, values, out, lo, hi, K, 1);                           \
+    else gradient_rows(grad, values, out, lo, hi, K, 0)
+    OVER_ROWS(BY_K(GRADIENT))
+#undef GRADIENT
+    return 0;
+}
+
 /* The install-time build (setup.py) defines the digest of its source, flags and CPU, so that a
  * prebuilt library made for another CPU or from an older source is not used (native.py). */
 #ifndef SLOT_KERNEL_IDENTITY

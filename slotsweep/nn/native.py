@@ -28,8 +28,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from slotsweep.nn.family import SelectingLayer
 from slotsweep.nn.kernel_build import COMPILER, FLAG_SETS, PREBUILT_NAME, SOURCE, build_identity
-from slotsweep.nn.slot import SlotMixin
+from slotsweep.nn.selection import score_gradient as reference_score_gradient
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ _ARGTYPES = (
     + [ctypes.c_float] * 3
     + [ctypes.c_int] * 3
 )
+_SIZES = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int, ctypes.c_int]  # rows, k, shared, threads
+_SELECT_ARGTYPES = [ctypes.c_void_p] * 4 + _SIZES  # scores, values, weight, indices
+_GRADIENT_ARGTYPES = [ctypes.c_void_p] * 3 + _SIZES  # grad, values, out
 
 
 def cache_dir() -> Path:
@@ -112,8 +116,13 @@ def _build() -> Path:
 
 def _open(path: Path) -> ctypes.CDLL:
     library = ctypes.CDLL(str(path))
-    library.slot_update.argtypes = _ARGTYPES
-    library.slot_update.restype = ctypes.c_int
+    for name, argtypes in (
+        ("slot_update", _ARGTYPES),
+        ("slot_select", _SELECT_ARGTYPES),
+        ("slot_score_gradient", _GRADIENT_ARGTYPES),
+    ):
+        getattr(library, name).argtypes = argtypes
+        getattr(library, name).restype = ctypes.c_int
     return library
 
 
@@ -149,7 +158,7 @@ def update_tag(model: nn.Module) -> str:
     paths = {
         getattr(m, "update_path", None)
         for m in model.modules()
-        if isinstance(m, SlotMixin) and m.fused
+        if isinstance(m, SelectingLayer) and getattr(m, "fused", False)  # slot layers
     } - {None}  # a layer that never stepped ran no update
     if len(paths) > 1:
         return "fused-mixed"
@@ -179,7 +188,7 @@ def _plain(tensor: torch.Tensor | None) -> bool:
     )
 
 
-def supports(layer: SlotMixin) -> bool:
+def supports(layer: SelectingLayer) -> bool:
     """Whether the kernel can update this layer: CPU float32 contiguous scores, values and
     cached weight (the momentum buffer is checked by `update`), and the kernel available."""
     scores, values, weight = layer.scores, layer.values, layer.cached_weight
@@ -201,7 +210,7 @@ def kernel_mode(momentum: float, first_step: bool) -> int:
 
 
 def update(
-    layer: SlotMixin,
+    layer: SelectingLayer,
     buffer: torch.Tensor | None,
     lr: float,
     momentum: float,
@@ -241,3 +250,68 @@ def update(
         raise RuntimeError(f"native slot kernel rejected its arguments (status {status})")
     if work is not None and work is not buffer:
         buffer.copy_(work)
+
+
+def serves(scores: torch.Tensor, values: torch.Tensor) -> bool:
+    """Whether `select` and `score_gradient` serve these tensors: CPU float32 contiguous scores
+    (*w, K) and values (*w, K) or (K,), and the kernel available (else the PyTorch path)."""
+    fits = values.shape == scores.shape or values.shape == scores.shape[-1:]
+    return _plain(scores) and _plain(values) and fits and available()
+
+
+def _sizes(scores: torch.Tensor, values: torch.Tensor) -> tuple[int, int, bool, int]:
+    k = scores.shape[-1]
+    return scores.numel() // k, k, values.dim() == 1, torch.get_num_threads()
+
+
+def select(
+    scores: torch.Tensor, values: torch.Tensor, with_indices: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The greedy selection in one pass, for tensors `serves` accepts: the weight
+    `values[..., argmax(scores)]` (ties to the lowest index, as `torch.argmax`) and, if asked,
+    the int64 indices."""
+    weight = torch.empty(scores.shape[:-1], dtype=scores.dtype)
+    indices = torch.empty(scores.shape[:-1], dtype=torch.int64) if with_indices else None
+    status = _load()[0].slot_select(
+        scores.data_ptr(),
+        values.data_ptr(),
+        weight.data_ptr(),
+        None if indices is None else indices.data_ptr(),
+        *_sizes(scores, values),
+    )
+    if status != 0:
+        raise RuntimeError(f"native slot selection rejected its arguments (status {status})")
+    return weight, indices
+
+
+def score_gradient(weight_grad: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """`selection.score_gradient` in one pass, for values `serves` accepted (float32 CPU
+    contiguous): grad s_ijk = (dL/dW_ij) * W_ijk, shape (*weight_grad.shape, K)."""
+    grad = weight_grad.to(torch.float32).contiguous()
+    if values.dim() > 1 and values.shape[:-1] != grad.shape:  # the kernel trusts the shapes
+        raise ValueError(f"a gradient of shape {tuple(grad.shape)} for values {values.shape}")
+    out = torch.empty((*grad.shape, values.shape[-1]), dtype=torch.float32)
+    status = _load()[0].slot_score_gradient(
+        grad.data_ptr(), values.data_ptr(), out.data_ptr(), *_sizes(out, values)
+    )
+    if status != 0:
+        raise RuntimeError(f"native score gradient rejected its arguments (status {status})")
+    return out
+
+
+class GreedyWeight(torch.autograd.Function):
+    """`selection.SelectWeight` of the greedy indices, both directions native: the forward
+    selects without materialising the indices, the backward writes the score gradient in one
+    pass. Only for tensors `serves` accepts."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, values: torch.Tensor):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(values)
+        return select(scores.detach(), values)[0]
+
+    @staticmethod
+    def backward(ctx, weight_grad: torch.Tensor):  # noqa: ANN001, ANN205
+        (values,) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate
+            return reference_score_gradient(weight_grad, values), None
+        return score_gradient(weight_grad, values), None

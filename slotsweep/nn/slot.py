@@ -11,6 +11,7 @@ from torch import nn
 from slotsweep.nn.dense import Size, conv_options, conv_weight_shape, dense_holding
 from slotsweep.nn.family import LayerFamily, SelectingLayer
 from slotsweep.nn.init import default_score_lambda, value_sigma
+from slotsweep.nn.native import GreedyWeight, serves
 from slotsweep.nn.selection import SelectWeight, gather_values, greedy_indices, sampled_indices
 from slotsweep.registry import SELECTIONS, SHARINGS
 from slotsweep.seeding import derive_seed, generator
@@ -102,11 +103,15 @@ class SlotMixin(SelectingLayer):
         return self._sampler
 
     def effective_weight(self) -> torch.Tensor:
-        """This forward pass's weight: PS samples afresh while training, GS takes the argmax."""
+        """This forward pass's weight: PS samples afresh while training, GS takes the argmax
+        (natively on the CPU where the kernel serves the tensors: the same weight and gradient
+        in one pass each way)."""
         if self.fused:
             return self._fused_weight()
         if self.training and self.selection == "probabilistic":
             indices = sampled_indices(self.scores, self._sample_generator())
+        elif serves(self.scores, self.values):
+            return GreedyWeight.apply(self.scores, self.values)
         else:
             indices = greedy_indices(self.scores)
         return SelectWeight.apply(self.scores, self.values, indices)
