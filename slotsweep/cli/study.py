@@ -178,8 +178,8 @@ def launch(
 def _locked_launch(
     study: Study, options: LaunchOptions, *, wait: bool, allow_changes: bool
 ) -> None:
-    """The launch under the study's lock: checked (the store made safely, the pre-flight,
-    a changed study on --resume), run, and ended with its exit code."""
+    """The launch under the study's lock: checked (the pre-flight; on --resume the store made
+    safely, then a changed study refused), run, and ended with its exit code."""
     from slotsweep.launch.lock import StudyLocked, study_lock
     from slotsweep.preflight.checks import environment_problems, launch_problems
     from slotsweep.study.store import absolute_tracking_uri
@@ -196,10 +196,10 @@ def _locked_launch(
     )
     try:
         with study_lock(uri, study.name, wait=wait, say=lambda line: err.print(line, markup=False)):
-            prepare_store(uri)
-            if options.resume:
+            if options.resume:  # a changed study is refused before anything starts
+                prepare_store(uri)
                 _exit_on_changes(uri, study, allow_changes)
-            _run(study, options)
+            _run(study, options)  # a new store is made while Ray starts (`Launcher.run`)
     except StudyLocked as error:
         err.print(f"[bold red]not launched[/]: {error}", highlight=False)
         raise typer.Exit(2) from None

@@ -3,10 +3,12 @@ search, the live view, and Ray started and stopped when the launch owns it."""
 
 from __future__ import annotations
 
-import logging
 import math
 import os
+import signal
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,15 +29,15 @@ from slotsweep.launch.adapter import (
 )
 from slotsweep.launch.logview import progress_view
 from slotsweep.launch.progress import StudyProgress, distinguishing_keys, trial_name
+from slotsweep.launch.ray_start import start_ray
 from slotsweep.launch.restore import CHECKPOINTS_KEPT
-from slotsweep.launch.stop import DEFAULT_GRACE_S, LaunchStop, signals_kept_from_children
-from slotsweep.launch.workers import cluster_summary, credentials_env
+from slotsweep.launch.stop import DEFAULT_GRACE_S, LaunchStop
 from slotsweep.study.identity import study_plan
 from slotsweep.study.schema import Study
 from slotsweep.study.store import absolute_tracking_uri
 from slotsweep.tracking.identity import record_plan
 from slotsweep.tracking.runs import StudyRun, finished_search_trials, finished_trial_keys
-from slotsweep.tracking.store import TrackingTarget
+from slotsweep.tracking.store import TrackingTarget, prepare_store
 
 if TYPE_CHECKING:
     from slotsweep.tracking.runs import Run
@@ -75,22 +77,6 @@ class LaunchSummary:
     stopped_by: str | None = None  # the signal that stopped the launch (SIGTERM, SIGINT)
 
 
-def _tune_environment() -> None:
-    """Ray Tune's settings for a launch, set in this process before Ray starts (a user's own
-    value of a setdefault kept)."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C stops as SIGTERM does (`stop`)
-    # a failed trial's final result carries NaN objectives and the failure, not every metric
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # MLflow is the record of every result: Tune's own per-result files (JSON, CSV,
-    # TensorBoard) would cost the driver a write per result and per trial
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    # A failed trial is one line in the live view; its traceback goes to its error.txt
-    # (MLflow, and the trial's folder), not through Tune's logger to the console.
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
-
-
 def _absolute_data_root(settings: Any) -> Any:
     """Trials run in their own folders: a relative data root must be made absolute first
     (`settings`: a TrialConfig, or a dict of trial keys)."""
@@ -108,6 +94,24 @@ def _absolute_data_root(settings: Any) -> Any:
 def storage_uri(storage: str) -> str:
     """Tune's storage_path: a URI (s3://, gs://, ...) as given, a folder made absolute."""
     return storage if "://" in storage else str(Path(storage).resolve())
+
+
+@dataclass
+class _Opened:
+    """What a launch opens in its store before its trials run."""
+
+    parent: StudyRun
+    target: TrackingTarget
+    earlier: list[Run]  # the parent's trial runs of earlier launches (`--resume`)
+    fixed: list[ResolvedConfig]  # the fixed trials still to run
+    names: dict[str, str]  # every fixed trial's name in the live view, by its trial key
+
+
+def _signals_to_main_thread(work: Callable[[], Any]) -> Any:
+    """Runs `work` with SIGTERM and SIGINT blocked in this (non-main) thread: a signal goes to
+    the main thread, which handles it at once (`LaunchStop`), as when `work` ran there."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    return work()
 
 
 def _study_status(progress: StudyProgress) -> str:
@@ -140,40 +144,26 @@ class Launcher:
             ended = local_ray.end_leftovers(study.name)
             if ended:
                 self.console.print(f"ended {ended} Ray processes left by a killed launch")
-        parent = StudyRun.start(
-            self.uri, study.experiment_name, study.name, study.description, self.options.resume
-        )
-        parent.client.log_dict(parent.run_id, study.model_dump(mode="json"), "study.json")
-        record_plan(parent.client, parent.run_id, study_plan(study))  # checked by --resume
-        target = TrackingTarget(
-            self.uri, parent.experiment_id, parent.run_id, study.name, commit=parent.commit
-        )
-        earlier = parent.children() if self.options.resume else []
-        fixed, names = self._pending(finished_trial_keys(earlier))
+        opened, own_ray = self._open_and_start_ray()
+        parent, earlier, fixed = opened.parent, opened.earlier, opened.fixed
         progress = StudyProgress(
             total=len(fixed) + study.searched_trial_count(),
             metric=study.search.metric[0],
             mode=study.search.mode[0],
             max_concurrent=self.concurrency,
         )
-        stop.token, self.parent_run_id = parent.run_id, parent.run_id
         stop.running = progress.running  # the trials a stop waits for
-        own_ray = self._start_ray()
-        stop.install()  # over Ray's SIGTERM handler (a native dump, then exit 1)
         try:
             with progress_view(progress, self.console):
                 if not stop.requested:
-                    self._run_fixed(fixed, names, target, progress)
+                    self._run_fixed(fixed, opened.names, opened.target, progress)
                 if progress.done == len(fixed) and not stop.requested:
-                    self._run_search(earlier, target, progress)
+                    self._run_search(earlier, opened.target, progress)
         except BaseException:
             parent.finish("KILLED")  # interrupted: `--resume` reopens this parent run
             raise
         finally:
-            if own_ray:
-                ray.shutdown()
-                local_ray.forget(study.name)
-            stop.uninstall()
+            self._stop_ray(own_ray)
         parent.finish("KILLED" if stop.requested else _study_status(progress))
         self._summarize(parent.run_id)
         return LaunchSummary(
@@ -186,6 +176,49 @@ class Launcher:
             frozenset(run.info.run_id for run in earlier if run.info.status == "FINISHED"),
             stop.signal_name,
         )
+
+    def _open_and_start_ray(self) -> tuple[_Opened, bool]:
+        """The store and the parent run (`_open`), made in a thread while Ray starts here: Ray
+        mostly waits for its processes to come up, and a fresh SQLite store's tables take a
+        second or more to create. An error of either stops both and is raised as it was."""
+        with ThreadPoolExecutor(1, thread_name_prefix="slotsweep-store") as pool:
+            opening = pool.submit(_signals_to_main_thread, self._open)
+            own_ray = False
+            try:
+                own_ray = self._start_ray()
+                self.stop.install()  # over Ray's SIGTERM handler (a native dump, then exit 1)
+                opened = opening.result()
+            except BaseException:
+                wait([opening])  # no store work goes on behind the error
+                self._stop_ray(own_ray)
+                raise
+        self.stop.token = opened.parent.run_id  # then, with Ray up, told to the trials
+        self.stop.install()
+        return opened, own_ray
+
+    def _open(self) -> _Opened:
+        """The store made ready (a fresh SQLite store's tables created), the parent run started
+        (or reopened) with the study and its plan, and the fixed trials still to run."""
+        study = self.study
+        prepare_store(self.uri)
+        parent = StudyRun.start(
+            self.uri, study.experiment_name, study.name, study.description, self.options.resume
+        )
+        self.parent_run_id = parent.run_id
+        parent.client.log_dict(parent.run_id, study.model_dump(mode="json"), "study.json")
+        record_plan(parent.client, parent.run_id, study_plan(study))  # checked by --resume
+        target = TrackingTarget(
+            self.uri, parent.experiment_id, parent.run_id, study.name, commit=parent.commit
+        )
+        earlier = parent.children() if self.options.resume else []
+        fixed, names = self._pending(finished_trial_keys(earlier))
+        return _Opened(parent, target, earlier, fixed, names)
+
+    def _stop_ray(self, own_ray: bool) -> None:
+        if own_ray:
+            ray.shutdown()
+            local_ray.forget(self.study.name)
+        self.stop.uninstall()
 
     def summary_so_far(self) -> LaunchSummary | None:
         """Where a launch stopped at once (a second signal) left its runs, if it made any."""
@@ -219,34 +252,14 @@ class Launcher:
 
     def _start_ray(self) -> bool:
         """Connects to `--address`, else starts a local Ray; True when this launch owns it."""
-        if ray.is_initialized():
-            return False
-        _tune_environment()
-        # workers log to their trial's files, not into the live view; MLflow credentials reach
-        # every trial through the job's runtime env (never as params, tags or log lines)
-        common = {
-            "logging_level": logging.WARNING,
-            "log_to_driver": False,
-            "runtime_env": {"env_vars": credentials_env()},
-        }
-        if self.options.address:
-            ray.init(address=self.options.address, **common)
-            self.console.print(cluster_summary(), markup=False)
-        else:
-            # Ray warns at every new local cluster that it turned its token auth on (its safe
-            # default, kept): news the first time, noise in every launch's output after that
-            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
-                logging.ERROR
-            )
-            with signals_kept_from_children():  # a group's SIGTERM: for the launcher only
-                ray.init(
-                    num_cpus=self.options.num_cpus or os.cpu_count(),
-                    include_dashboard=False,
-                    num_gpus=self.options.num_gpus,
-                    **common,
-                )
-            local_ray.record(self.study.name)
-        return True
+        options, console = self.options, self.console
+        return start_ray(
+            self.study.name,
+            options.address,
+            options.num_cpus,
+            options.num_gpus,
+            say=lambda line: console.print(line, markup=False),
+        )
 
     def _record_ray(self) -> None:
         """Ray's agents start after `ray.init`: recorded again once trials start."""
@@ -326,13 +339,14 @@ class Launcher:
         On `--resume` the finished Optuna trials are given back to Optuna as evaluated points,
         so the search continues from them and only the remaining samples run.
         """
-        from ray.tune.search import ConcurrencyLimiter
-        from ray.tune.search.optuna import OptunaSearch
-
         study = self.study
         dims = study.search_space()
         if not dims:
             return
+        # imported for a study that searches only: Optuna takes seconds to import
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+
         space = {key: tune_domain(dim) for key, dim in dims.items()}
         # Optuna explores configurations, each with the first seed; seeds repeat fixed trials
         base = {**_absolute_data_root(study.base_trial()), "seed": study.seeds[0]}
