@@ -49,7 +49,7 @@ from slotsweep.models import create_model  # noqa: E402
 from slotsweep.nn import LayerSpec, SlotMixin, native, triton_update  # noqa: E402
 from slotsweep.nn.fused import fused_layers, fused_update_reference  # noqa: E402
 from slotsweep.train.device import apply_precision, cap_gpu_memory  # noqa: E402
-from slotsweep.train.optim import build_optimizer  # noqa: E402
+from slotsweep.train.optim import build_optimizer, train_step  # noqa: E402
 
 DEVICE = torch.device("cuda" if CUDA else "cpu")
 ARCHS = {"lenet": "lenet_300_100", "conv6": "conv6", "vgg19": "vgg19"}
@@ -216,21 +216,15 @@ def synthetic_loader(images: int, augment: bool) -> BatchLoader:
 
 
 def train_epoch(model: nn.Module, loader: BatchLoader, optimizer, epoch: int) -> float:  # noqa: ANN001
-    """The trainer's step loop (`slotsweep.train.trainer`): loss and accuracy summed on the
-    device, read once at the end; returns the epoch's mean loss."""
+    """An epoch of the trainer's step (`slotsweep.train.optim.train_step`): loss and accuracy
+    summed on the device, read once at the end; returns the epoch's mean loss."""
     loader.set_epoch(epoch)
     model.train()
     loss_sum = torch.zeros((), device=DEVICE)
     correct = torch.zeros((), dtype=torch.int64, device=DEVICE)
     seen = 0
     for x, y in loader:
-        optimizer.zero_grad(set_to_none=True)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.detach() * y.numel()
-        correct += (logits.detach().argmax(1) == y).sum()
+        train_step(model, optimizer, x, y, loss_sum, correct)
         seen += y.numel()
     return loss_sum.item() / seen
 

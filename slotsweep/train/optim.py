@@ -1,10 +1,12 @@
-"""Optimiser and learning-rate schedule of a trial; schedules are registered by name."""
+"""Optimiser, training step and learning-rate schedule of a trial; schedules are registered by
+name."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, CosineAnnealingWarmRestarts, LRScheduler
 
@@ -55,3 +57,23 @@ def build_schedule(
 ) -> LRScheduler | None:
     """The per-epoch scheduler the registered schedule `schedule` builds (None: constant)."""
     return SCHEDULES.get(schedule)(optimizer, epochs, restart_period)
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_sum: torch.Tensor,
+    correct: torch.Tensor,
+) -> None:
+    """One SGD step on the batch (x, y): the trainer's step, which `bench/gpu_check.py` times.
+    Adds the batch's summed loss and correct count to `loss_sum` and `correct` in place, on the
+    device: no host sync per step (the epoch reads them once at its end)."""
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    optimizer.step()
+    loss_sum += loss.detach() * y.numel()
+    correct += (logits.detach().argmax(1) == y).sum()

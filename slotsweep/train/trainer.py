@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from slotsweep.config import ResolvedConfig, TrialConfig, default_lr
@@ -40,7 +39,7 @@ from slotsweep.train.metrics import (
     selection_states,
     split_summaries,
 )
-from slotsweep.train.optim import build_optimizer, build_schedule
+from slotsweep.train.optim import build_optimizer, build_schedule, train_step
 from slotsweep.train.result import EpochMetrics, TrialFailed, TrialResult
 from slotsweep.train.ticket import encode_ticket
 
@@ -174,13 +173,7 @@ class _Runner:
             if batch is None:
                 break
             x, y = batch
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * y.numel()
-            correct += (logits.detach().argmax(1) == y).sum()
+            train_step(model, optimizer, x, y, loss_sum, correct)
             seen, steps = seen + y.numel(), steps + 1
         train_loss = loss_sum.item() / seen
         if self.config.fail_on_nan and not math.isfinite(train_loss):
