@@ -144,6 +144,25 @@ def test_non_contiguous_momentum_buffer(kernel):
     _assert_same(layer, reference, buffer, reference_buffer)
 
 
+@pytest.mark.parametrize("update", ["native", "triton"])
+def test_update_refuses_what_the_kernel_would_misread(kernel, update):
+    """Both kernels trust the momentum buffer's shape (a mismatch would write outside it):
+    `native.step_inputs` refuses it before either runs. (torch itself refuses a `.grad` of
+    another shape or dtype, so the gradient check there cannot be reached from here.)"""
+    if update == "triton":
+        pytest.importorskip("triton")
+        from slotsweep.nn import triton_update as module  # imports triton only on its first use
+    else:
+        module = native
+    layer = _layer("linear", 4, "none", (3, 5))
+    scores = layer.scores.detach().clone()
+    layer.cached_weight.grad = torch.randn(layer.cached_weight.shape)
+    for buffer in (None, torch.zeros(3, 5), torch.zeros_like(scores, dtype=torch.float64)):
+        with pytest.raises(ValueError, match="momentum needs a float32 buffer"):
+            module.update(layer, buffer, LR, 0.9, 0.0, first_step=False)
+    assert torch.equal(layer.scores, scores)  # refused before anything was written
+
+
 def test_supports_only_float32_cpu_layers(kernel):
     layer = _layer("linear", 4, "none", (3, 5))
     assert native.supports(layer)

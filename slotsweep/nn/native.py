@@ -209,6 +209,24 @@ def kernel_mode(momentum: float, first_step: bool) -> int:
     return MODES["plain"] if not momentum else MODES["first" if first_step else "momentum"]
 
 
+def step_inputs(
+    layer: SelectingLayer, buffer: torch.Tensor | None, momentum: float, first_step: bool
+) -> tuple[torch.Tensor, int]:
+    """(the cached weight's gradient, contiguous; the kernel MODE) for a step of either kernel,
+    which trusts these shapes: raises ValueError when the gradient is not float32 shaped like
+    the weight, or a momentum step's `buffer` not float32 shaped like the scores."""
+    weight = layer.cached_weight
+    grad = weight.grad.contiguous()  # autograd gives a leaf's gradient the leaf's layout: no copy
+    if grad.shape != weight.shape or grad.dtype != torch.float32:
+        raise ValueError("the cached weight's gradient must be float32 shaped like the weight")
+    mode = kernel_mode(momentum, first_step)
+    if mode != MODES["plain"] and (
+        buffer is None or buffer.shape != layer.scores.shape or buffer.dtype != torch.float32
+    ):
+        raise ValueError("momentum needs a float32 buffer shaped like the scores")
+    return grad, mode
+
+
 def update(
     layer: SelectingLayer,
     buffer: torch.Tensor | None,
@@ -221,14 +239,9 @@ def update(
     `supports` accepts. `buffer` is the momentum buffer, overwritten on the first step; it is
     ignored (may be None) when momentum is 0, as in `fused_update_reference`."""
     scores, values, weight = layer.scores.data, layer.values, layer.cached_weight
-    grad = weight.grad.contiguous()  # autograd gives a leaf's gradient the leaf's layout: no copy
-    if grad.shape != weight.shape or grad.dtype != torch.float32:
-        raise ValueError("the cached weight's gradient must be float32 shaped like the weight")
-    mode = kernel_mode(momentum, first_step)
+    grad, mode = step_inputs(layer, buffer, momentum, first_step)
     work = None
     if mode != MODES["plain"]:
-        if buffer is None or buffer.shape != scores.shape or buffer.dtype != torch.float32:
-            raise ValueError("momentum needs a float32 buffer shaped like the scores")
         work = buffer if buffer.is_contiguous() else buffer.contiguous()
     status = _load()[0].slot_update(
         scores.data_ptr(),

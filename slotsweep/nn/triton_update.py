@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from slotsweep.nn.native import MODES, kernel_mode, shapes_fit
+from slotsweep.nn.native import MODES, shapes_fit, step_inputs
 from slotsweep.nn.slot import SlotMixin
 
 BLOCK_ELEMENTS = 2048  # scores per program: BLOCK_N connections x BLOCK_K (K rounded up to 2^n)
@@ -130,14 +130,9 @@ def update(
     """The fused step of `layer` in place (scores, `buffer`, cached weight), for a layer that
     `supports` accepts; `buffer` as in `slotsweep.nn.native.update`."""
     scores, values, weight = layer.scores.data, layer.values, layer.cached_weight
-    grad = weight.grad.contiguous()
-    if grad.shape != weight.shape or grad.dtype != torch.float32:
-        raise ValueError("the cached weight's gradient must be float32 shaped like the weight")
-    mode = kernel_mode(momentum, first_step)
-    if mode != MODES["plain"] and not (
-        buffer is not None and buffer.shape == scores.shape and _fits(buffer, scores.device)
-    ):
-        raise ValueError("momentum needs a contiguous float32 buffer shaped like the scores")
+    grad, mode = step_inputs(layer, buffer, momentum, first_step)
+    if mode != MODES["plain"] and not _fits(buffer, scores.device):  # the kernel writes it in place
+        raise ValueError("momentum needs a contiguous buffer on the scores' device")
     n, k = grad.numel(), layer.k
     block_n, block_k = block_shape(
         k, INTERPRETED_BLOCK_ELEMENTS if interpreting() else BLOCK_ELEMENTS
