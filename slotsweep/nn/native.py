@@ -200,8 +200,12 @@ def supports(layer: SelectingLayer) -> bool:
 def shapes_fit(scores: torch.Tensor, values: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether values and cached weight are shaped for `scores`, as both kernels require: they
     trust these shapes, and a mismatch would write outside the tensors."""
-    values_fit = values.shape == scores.shape or values.shape == scores.shape[-1:]
-    return values_fit and weight.shape == scores.shape[:-1]
+    return _values_fit(scores, values) and weight.shape == scores.shape[:-1]
+
+
+def _values_fit(scores: torch.Tensor, values: torch.Tensor) -> bool:
+    """Values (*w, K) as the scores, or (K,) shared by every connection."""
+    return values.shape == scores.shape or values.shape == scores.shape[-1:]
 
 
 def kernel_mode(momentum: float, first_step: bool) -> int:
@@ -268,8 +272,7 @@ def update(
 def serves(scores: torch.Tensor, values: torch.Tensor) -> bool:
     """Whether `select` and `score_gradient` serve these tensors: CPU float32 contiguous scores
     (*w, K) and values (*w, K) or (K,), and the kernel available (else the PyTorch path)."""
-    fits = values.shape == scores.shape or values.shape == scores.shape[-1:]
-    return _plain(scores) and _plain(values) and fits and available()
+    return _plain(scores) and _plain(values) and _values_fit(scores, values) and available()
 
 
 def _sizes(scores: torch.Tensor, values: torch.Tensor) -> tuple[int, int, bool, int]:
