@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from slotsweep.nn.family import LayerFamily
+from slotsweep.nn.family import LayerFamily, Size
 from slotsweep.seeding import generator
 
 
@@ -28,7 +28,6 @@ class DenseLinear(nn.Linear):
 # A convolution's geometry beyond its channels and kernel: what every family's conv layer keeps
 # under these names (as `nn.Conv2d` does), and what its dense export gets.
 CONV_OPTIONS = ("stride", "padding", "dilation", "groups")
-Size = int | tuple[int, int]
 
 
 def conv_options(layer: nn.Module) -> dict[str, object]:

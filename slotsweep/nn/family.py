@@ -18,6 +18,8 @@ from torch import nn
 from slotsweep.registry import FAMILIES
 from slotsweep.seeding import derive_seed
 
+Size = int | tuple[int, int]  # a conv's kernel, stride or dilation, as `nn.Conv2d` takes it
+
 
 @dataclass(frozen=True)
 class LayerSpec:
@@ -56,9 +58,9 @@ class LayerFamily(abc.ABC):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | tuple[int, int],
+        kernel_size: Size,
         *,
-        padding: int | tuple[int, int] | str,
+        padding: Size | str,
         seed: int,
         **geometry: object,
     ) -> nn.Module:

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slotsweep.nn.dense import Size, conv_options, conv_weight_shape, dense_holding
-from slotsweep.nn.family import LayerFamily, SelectingLayer
+from slotsweep.nn.dense import conv_options, conv_weight_shape, dense_holding
+from slotsweep.nn.family import LayerFamily, SelectingLayer, Size
 from slotsweep.nn.init import default_score_lambda, value_sigma
 from slotsweep.nn.native import GreedyWeight, serves
 from slotsweep.nn.selection import SelectWeight, gather_values, greedy_indices, sampled_indices
