@@ -23,7 +23,7 @@ from slotsweep.analysis import (
     pareto,
     search_front,
 )
-from slotsweep.report.drawing import _pyplot
+from slotsweep.report.drawing import pyplot, save_figure
 from slotsweep.report.figures import Figure
 from slotsweep.report.paper import label_keys, row_label
 
@@ -111,7 +111,7 @@ def draw_scatter_front(
     figure: Figure,
 ) -> None:
     """Every configuration as a grey dot, the front as a step line with its members named."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
     axes.scatter(
         [x for x, _, _ in points],
@@ -136,15 +136,7 @@ def draw_scatter_front(
     axes.set_xlabel(axis_labels[0])
     axes.set_ylabel(axis_labels[1])
     axes.legend(fontsize=7)
-    _finish(fig, axes, figure)
-
-
-def _finish(fig, axes, figure: Figure) -> None:  # noqa: ANN001 - matplotlib objects
-    axes.set_title(figure.title, fontsize=9)
-    axes.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(figure.png, dpi=120)
-    _pyplot().close(fig)
+    save_figure(fig, axes, figure, figure.png)
 
 
 def write_importance(
@@ -180,7 +172,7 @@ def write_importance(
 
 
 def _draw_importance(found: list[Importance], figure: Figure) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     settings = list(dict.fromkeys(i.setting for i in found))[::-1]
     evaluators = list(dict.fromkeys(i.evaluator for i in found))
     fig, axes = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(settings) * len(evaluators)))
@@ -197,7 +189,7 @@ def _draw_importance(found: list[Importance], figure: Figure) -> None:
     axes.set_yticklabels(settings)
     axes.set_xlabel("importance (each evaluator's sum to 1)")
     axes.legend(fontsize=7)
-    _finish(fig, axes, figure)
+    save_figure(fig, axes, figure, figure.png)
 
 
 def write_curves(
@@ -240,7 +232,7 @@ def write_curves(
 
 
 def _draw_curves(found: list[Curve], labels: list[str], figure: Figure) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
     for index, curve in enumerate(found):
         color = f"C{index % 10}"
@@ -265,7 +257,7 @@ def _draw_curves(found: list[Curve], labels: list[str], figure: Figure) -> None:
     axes.set_xlabel("epoch")
     axes.set_ylabel("validation accuracy (%)")
     axes.legend(fontsize=6, ncol=2)
-    _finish(fig, axes, figure)
+    save_figure(fig, axes, figure, figure.png)
 
 
 def write_search_front(
