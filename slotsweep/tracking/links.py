@@ -64,7 +64,7 @@ def view_state(parent_run_id: str | None, varied: list[str]) -> dict[str, object
     search = f"tags.`mlflow.parentRunId` = '{parent_run_id}'" if parent_run_id else ""
     return {
         "searchFilter": search,
-        "orderByKey": _column("metrics", "test_accuracy"),
+        "orderByKey": _column("metrics", COMPARED_BY),
         "orderByAsc": False,
         "startTime": "ALL",
         "lifecycleFilter": "Active",
