@@ -230,8 +230,8 @@ def write_figure_csv(figure: Figure, path: Path) -> None:
                     p.y,
                     p.y_std,
                     p.seeds,
-                    "" if p.paper_y is None else p.paper_y,
-                    "" if p.paper_precision is None else p.paper_precision,
+                    p.paper_y,  # None: an empty cell, as the csv module writes it
+                    p.paper_precision,
                     p.configuration,
                 ]
             )

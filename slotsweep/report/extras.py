@@ -65,7 +65,7 @@ def write_pareto(rows: list[ConfigurationRow], out: Path, extras: Extras) -> Non
             writer.writerow(
                 [row_label(p.row, labels), *(p.row.settings.get(k, "") for k in keys)]
                 + [p.row.finished]
-                + ["" if p.objectives[m] is None else p.objectives[m] for m in objectives]
+                + [p.objectives[m] for m in objectives]  # None: an empty cell
                 + [p.on_front[c] for c in COSTS]
             )
     extras.fronts, extras.files = table, [*extras.files, path]
@@ -215,11 +215,7 @@ def write_curves(
         for curve in found:
             for epoch, point in zip(curve.epochs, curve.points, strict=True):
                 p = point.scaled(100)
-                writer.writerow(
-                    [row_label(curve.row, labels), epoch, p.mean]
-                    + ["" if v is None else v for v in (p.low, p.high)]
-                    + [p.n]
-                )
+                writer.writerow([row_label(curve.row, labels), epoch, p.mean, p.low, p.high, p.n])
     title = "validation accuracy per epoch (mean, 95% band over seeds)"
     if extras.curves_note:
         title += f":\n{extras.curves_note}"
@@ -274,7 +270,7 @@ def write_search_front(
         writer = csv.writer(handle)
         writer.writerow(["configuration", "seeds", *metrics, "front_search"])
         for row in rows:
-            means = ["" if row.mean(m) is None else row.mean(m) for m in metrics]
+            means = [row.mean(m) for m in metrics]
             writer.writerow([row_label(row, labels), row.finished, *means, id(row) in members])
     extras.files.append(path)
     if len(objectives) != 2:

@@ -357,6 +357,6 @@ def write_findings_csv(found: list[Finding], path: Path) -> None:
                 numbers = [None] * 4 if i is None else [i.mean, i.low, i.high, i.n]
                 writer.writerow(
                     [finding.claim, finding.verdict, test.label]
-                    + ["" if v is None else v for v in numbers]
+                    + numbers  # None: an empty cell
                     + [test.threshold, "above" if test.above else "below", test.verdict]
                 )

@@ -207,5 +207,5 @@ def write_csv(
             writer.writerow(
                 [row.settings.get(k, "") for k in keys]
                 + [row.finished, row.failed, row.stopped]
-                + ["" if v is None else v for v in [*stats[index].values(), *more]]
+                + [*stats[index].values(), *more]  # None: an empty cell, as csv writes it
             )
