@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from slotsweep.report import compare, varying_settings
+from slotsweep.analysis import compare, varying_settings
 from slotsweep.tracking import tags
 from slotsweep.tracking.queries import StudyCoordinates
 from slotsweep.train.result import TrialRecord

@@ -9,14 +9,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from slotsweep.analysis import STATS, best_rows, row_interval, row_stats, search_front
-from slotsweep.report import (
+from slotsweep.analysis import (
+    STATS,
     ConfigurationRow,
+    best_rows,
     compare,
     reported_metrics,
+    row_interval,
+    row_stats,
+    search_front,
     varying_settings,
-    write_report,
 )
+from slotsweep.report import write_report
 from slotsweep.study.schema import Study
 from slotsweep.tracking.histories import metric_histories
 from slotsweep.tracking.queries import log_study_summary, study_document, trial_records
