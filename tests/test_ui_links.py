@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from helpers import wait_until
 from mlflow.tracking import MlflowClient
+from scipy import stats
 
 from slotsweep.config import TrialConfig
 from slotsweep.study.schema import Study
@@ -96,6 +97,11 @@ def test_the_parent_run_summarises_the_study(tmp_path):
     ]
     means = dict(zip(column["k"], column["test_accuracy_mean"], strict=True))
     assert abs(means["2"] - (0.79 + 0.83) / 2) < 1e-12
+    # the 95% t-interval columns, against scipy's (two seeds: one degree of freedom)
+    low, high = stats.t.interval(0.95, 1, loc=0.81, scale=stats.sem([0.79, 0.83]))
+    bounds = zip(column["test_accuracy_ci_low"], column["test_accuracy_ci_high"], strict=True)
+    k2_low, k2_high = dict(zip(column["k"], bounds, strict=True))["2"]
+    assert abs(k2_low - low) < 1e-9 and abs(k2_high - high) < 1e-9  # the JSON keeps 10 digits
     assert "accuracy_vs_k.png" in {a.path for a in client.list_artifacts(parent.run_id)}
     summarize_study(uri, "exp", parent.run_id, study)  # a refresh replaces the table
     table = json.loads(

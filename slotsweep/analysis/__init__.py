@@ -54,6 +54,17 @@ def row_interval(row: ConfigurationRow, metric: str = "test_accuracy") -> Interv
     return t_interval(row.values.get(metric, []))
 
 
+STATS = ("mean", "std", "ci_low", "ci_high")  # a metric's columns in comparison.csv and the run
+
+
+def row_stats(row: ConfigurationRow, metric: str) -> dict[str, float | None]:
+    """`STATS` of `metric` over a configuration's finished trials: its mean, std and 95%
+    t-interval (None where no trial logged it; the interval None with one seed too)."""
+    interval = row_interval(row, metric)
+    low, high = (interval.low, interval.high) if interval else (None, None)
+    return dict(zip(STATS, (row.mean(metric), row.std(metric), low, high), strict=True))
+
+
 __all__ = [
     "ABOVE",
     "BELOW",
@@ -65,6 +76,7 @@ __all__ = [
     "MIN_TRIALS",
     "NOT_HELD",
     "OBJECTIVE",
+    "STATS",
     "WITHIN",
     "ConfigurationRow",
     "CURVE_LIMIT",
@@ -94,6 +106,7 @@ __all__ = [
     "pareto",
     "reported_metrics",
     "row_interval",
+    "row_stats",
     "seed_values",
     "t_interval",
     "varying_settings",

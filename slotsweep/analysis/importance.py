@@ -17,7 +17,7 @@ MIN_TRIALS = 8  # finished trials below which importance is not estimated (too f
 EVALUATORS = ("fanova", "ped_anova")
 # fANOVA's time grows with its trees times the trials each tree splits (its leaves): Optuna's 64
 # trees up to TREE_BUDGET / 64 trials, fewer beyond, down to MIN_TREES (1,000 trials: 16 trees,
-# 1.5 s against 6.4 s, importances within 0.01 of 64 trees' and ranked the same: docs/analysis.md)
+# ranked as 64 trees rank them: tests/test_report_scale.py, docs/analysis.md#importance)
 TREES, MIN_TREES, TREE_BUDGET = 64, 16, 64 * 250
 
 

@@ -4,7 +4,6 @@ parent run."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -66,10 +65,15 @@ def _report(
     uri: str, name: str, study: Study | None, out: Path, all_runs: bool, tolerance: float
 ) -> None:
     """The report of experiment `name` (its latest launch's trials unless `all_runs`)."""
-    from slotsweep.report import compare
+    from slotsweep.report import compare, write_report
     from slotsweep.tracking.histories import metric_histories
-    from slotsweep.tracking.queries import latest_study_run, study_document, trial_records
-    from slotsweep.tracking.summary import finished_run_ids, search_objectives
+    from slotsweep.tracking.queries import (
+        latest_study_run,
+        log_artifacts,
+        study_document,
+        trial_records,
+    )
+    from slotsweep.tracking.summary import finished_run_ids, search_objectives, summarize_study
 
     parent = latest_study_run(uri, name)
     try:
@@ -84,30 +88,6 @@ def _report(
     )
     objectives = search_objectives(None, settings) if settings else search_objectives(study)
     print_comparison(rows, f"{name}: {len(records)} trial runs", tolerance, objectives)
-    # read on demand: only the runs of the configurations whose learning curves are drawn
-    histories = metric_histories(uri, finished_run_ids(records))
-    written = _write_report(
-        rows, out, uri, name, parent, study, (tolerance, settings, objectives), histories
-    )
-    console.print("wrote " + ", ".join(str(p) for p in written))
-
-
-def _write_report(
-    rows: list,
-    out: Path,
-    uri: str,
-    name: str,
-    parent: str | None,
-    study: Study | None,
-    how: tuple[float, dict | None, list[tuple[str, str]]],
-    histories: Mapping,
-) -> list[Path]:
-    """Writes the report's files into `out` (`how`: the tolerance, the settings that ran, the
-    search's objectives); logs them to the latest parent run, whose summary it refreshes."""
-    from slotsweep.report import write_report
-    from slotsweep.tracking.queries import log_artifacts
-
-    tolerance, settings, objectives = how
     written = write_report(
         rows,
         out,
@@ -116,14 +96,13 @@ def _write_report(
         description=study.description if study else "",
         tolerance=tolerance,
         objectives=objectives,
-        histories=histories,
+        # read on demand: only the runs of the configurations whose learning curves are drawn
+        histories=metric_histories(uri, finished_run_ids(records)),
     )
-    if parent:
-        from slotsweep.tracking.summary import summarize_study
-
+    if parent:  # the files logged to the latest parent run, whose summary is refreshed
         log_artifacts(uri, parent, out)
-        summarize_study(uri, name, parent, study, files=[])  # the parent's summary, refreshed
-    return written
+        summarize_study(uri, name, parent, study, files=[])
+    console.print("wrote " + ", ".join(str(p) for p in written))
 
 
 def print_comparison(

@@ -24,7 +24,7 @@ CSV_HEADER = (
 )
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib's module
+def pyplot():  # noqa: ANN202 - matplotlib's module
     import matplotlib
 
     matplotlib.use("Agg")  # files only: reports run on machines without a display
@@ -35,7 +35,7 @@ def _pyplot():  # noqa: ANN202 - matplotlib's module
 
 def _draw_k(figure: Figure, path: Path, ylabel: str = "test accuracy (%)") -> None:
     """Accuracy against K per series; weight-trained networks as a band (mean +- std)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
     grouped = by_series(figure.points)
     for index, (series, members) in enumerate(grouped.items()):
@@ -70,19 +70,20 @@ def _draw_k(figure: Figure, path: Path, ylabel: str = "test accuracy (%)") -> No
     axes.set_xlabel("K (values per connection)")
     axes.set_ylabel(ylabel)
     axes.legend(fontsize=7)
-    _save(fig, axes, figure, path)
+    save_figure(fig, axes, figure, path)
 
 
-def _save(fig, axes, figure: Figure, path: Path) -> None:  # noqa: ANN001 - matplotlib objects
+def save_figure(fig, axes, figure: Figure, path: Path) -> None:  # noqa: ANN001 - matplotlib objects
+    """Titles, grids, saves and closes a figure: every figure of a report (extras' too) alike."""
     axes.set_title(figure.title, fontsize=9)
     axes.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def _draw_bars(figure: Figure, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
     ks = sorted({p.x for p in figure.points})
     series = sorted({p.series for p in figure.points})
@@ -115,11 +116,11 @@ def _draw_bars(figure: Figure, path: Path) -> None:
     axes.set_xlabel("K (values per connection)")
     axes.set_ylabel("test accuracy (%)")
     axes.legend(fontsize=7)
-    _save(fig, axes, figure, path)
+    save_figure(fig, axes, figure, path)
 
 
 def _draw_lines(figure: Figure, path: Path, xlabel: str, log_x: bool = False) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
     grouped = by_series(figure.points)
     for index, (series, members) in enumerate(grouped.items()):
@@ -137,11 +138,11 @@ def _draw_lines(figure: Figure, path: Path, xlabel: str, log_x: bool = False) ->
     axes.set_xlabel(xlabel)
     axes.set_ylabel("test accuracy (%)")
     axes.legend(fontsize=7)
-    _save(fig, axes, figure, path)
+    save_figure(fig, axes, figure, path)
 
 
 def _draw_heatmap(figure: Figure, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     lambdas = sorted({p.series for p in figure.points}, key=lambda s: float(s.split()[1]))
     lrs = sorted({p.x for p in figure.points})
     grid = [[float("nan")] * len(lrs) for _ in lambdas]
@@ -175,7 +176,7 @@ def _draw_heatmap(figure: Figure, path: Path) -> None:
 
 
 def _draw_storage(figure: Figure, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
     for index, method in enumerate(sorted({p.series for p in figure.points})):
         members = [p for p in figure.points if p.series == method]
@@ -201,7 +202,7 @@ def _draw_storage(figure: Figure, path: Path) -> None:
     axes.set_xlabel("inference storage (KB, log scale)")
     axes.set_ylabel("test accuracy (%)")
     axes.legend(fontsize=7)
-    _save(fig, axes, figure, path)
+    save_figure(fig, axes, figure, path)
 
 
 DRAWERS: dict[str, Callable[[Figure, Path], None]] = {
@@ -229,8 +230,8 @@ def write_figure_csv(figure: Figure, path: Path) -> None:
                     p.y,
                     p.y_std,
                     p.seeds,
-                    "" if p.paper_y is None else p.paper_y,
-                    "" if p.paper_precision is None else p.paper_precision,
+                    p.paper_y,  # None: an empty cell, as the csv module writes it
+                    p.paper_precision,
                     p.configuration,
                 ]
             )

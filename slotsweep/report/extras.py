@@ -23,7 +23,7 @@ from slotsweep.analysis import (
     pareto,
     search_front,
 )
-from slotsweep.report.drawing import _pyplot
+from slotsweep.report.drawing import pyplot, save_figure
 from slotsweep.report.figures import Figure
 from slotsweep.report.paper import label_keys, row_label
 
@@ -65,7 +65,7 @@ def write_pareto(rows: list[ConfigurationRow], out: Path, extras: Extras) -> Non
             writer.writerow(
                 [row_label(p.row, labels), *(p.row.settings.get(k, "") for k in keys)]
                 + [p.row.finished]
-                + ["" if p.objectives[m] is None else p.objectives[m] for m in objectives]
+                + [p.objectives[m] for m in objectives]  # None: an empty cell
                 + [p.on_front[c] for c in COSTS]
             )
     extras.fronts, extras.files = table, [*extras.files, path]
@@ -111,7 +111,7 @@ def draw_scatter_front(
     figure: Figure,
 ) -> None:
     """Every configuration as a grey dot, the front as a step line with its members named."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
     axes.scatter(
         [x for x, _, _ in points],
@@ -136,15 +136,7 @@ def draw_scatter_front(
     axes.set_xlabel(axis_labels[0])
     axes.set_ylabel(axis_labels[1])
     axes.legend(fontsize=7)
-    _finish(fig, axes, figure)
-
-
-def _finish(fig, axes, figure: Figure) -> None:  # noqa: ANN001 - matplotlib objects
-    axes.set_title(figure.title, fontsize=9)
-    axes.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(figure.png, dpi=120)
-    _pyplot().close(fig)
+    save_figure(fig, axes, figure, figure.png)
 
 
 def write_importance(
@@ -180,7 +172,7 @@ def write_importance(
 
 
 def _draw_importance(found: list[Importance], figure: Figure) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     settings = list(dict.fromkeys(i.setting for i in found))[::-1]
     evaluators = list(dict.fromkeys(i.evaluator for i in found))
     fig, axes = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(settings) * len(evaluators)))
@@ -197,7 +189,7 @@ def _draw_importance(found: list[Importance], figure: Figure) -> None:
     axes.set_yticklabels(settings)
     axes.set_xlabel("importance (each evaluator's sum to 1)")
     axes.legend(fontsize=7)
-    _finish(fig, axes, figure)
+    save_figure(fig, axes, figure, figure.png)
 
 
 def write_curves(
@@ -223,11 +215,7 @@ def write_curves(
         for curve in found:
             for epoch, point in zip(curve.epochs, curve.points, strict=True):
                 p = point.scaled(100)
-                writer.writerow(
-                    [row_label(curve.row, labels), epoch, p.mean]
-                    + ["" if v is None else v for v in (p.low, p.high)]
-                    + [p.n]
-                )
+                writer.writerow([row_label(curve.row, labels), epoch, p.mean, p.low, p.high, p.n])
     title = "validation accuracy per epoch (mean, 95% band over seeds)"
     if extras.curves_note:
         title += f":\n{extras.curves_note}"
@@ -240,7 +228,7 @@ def write_curves(
 
 
 def _draw_curves(found: list[Curve], labels: list[str], figure: Figure) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
     for index, curve in enumerate(found):
         color = f"C{index % 10}"
@@ -265,7 +253,7 @@ def _draw_curves(found: list[Curve], labels: list[str], figure: Figure) -> None:
     axes.set_xlabel("epoch")
     axes.set_ylabel("validation accuracy (%)")
     axes.legend(fontsize=6, ncol=2)
-    _finish(fig, axes, figure)
+    save_figure(fig, axes, figure, figure.png)
 
 
 def write_search_front(
@@ -282,7 +270,7 @@ def write_search_front(
         writer = csv.writer(handle)
         writer.writerow(["configuration", "seeds", *metrics, "front_search"])
         for row in rows:
-            means = ["" if row.mean(m) is None else row.mean(m) for m in metrics]
+            means = [row.mean(m) for m in metrics]
             writer.writerow([row_label(row, labels), row.finished, *means, id(row) in members])
     extras.files.append(path)
     if len(objectives) != 2:

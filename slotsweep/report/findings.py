@@ -121,9 +121,13 @@ def decided(claim: str, evidence: str, *tests: Test) -> Finding:
     return Finding(claim, combine(t.verdict for t in tests), evidence, tests)
 
 
+def _level_interval(row: ConfigurationRow) -> Interval:
+    """A row's accuracy over seeds in %, with its 95% interval."""
+    return row_interval(row, accuracy_metric(row)).scaled(100)
+
+
 def _level(row: ConfigurationRow) -> str:
-    interval = row_interval(row, accuracy_metric(row))
-    return interval.scaled(100).text(unit="%")
+    return _level_interval(row).text(unit="%")
 
 
 def k_findings(rows: list[ConfigurationRow]) -> list[Finding]:
@@ -131,7 +135,7 @@ def k_findings(rows: list[ConfigurationRow]) -> list[Finding]:
     found = []
     for name, by_k in _slot_series(rows, "selection").items():
         if 1 in by_k:
-            interval = row_interval(by_k[1], accuracy_metric(by_k[1])).scaled(100)
+            interval = _level_interval(by_k[1])
             found.append(
                 decided(
                     f"{FINDINGS['k1_chance']} ({name})",
@@ -357,6 +361,6 @@ def write_findings_csv(found: list[Finding], path: Path) -> None:
                 numbers = [None] * 4 if i is None else [i.mean, i.low, i.high, i.n]
                 writer.writerow(
                     [finding.claim, finding.verdict, test.label]
-                    + ["" if v is None else v for v in numbers]
+                    + numbers  # None: an empty cell
                     + [test.threshold, "above" if test.above else "below", test.verdict]
                 )

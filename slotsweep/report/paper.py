@@ -13,6 +13,7 @@ from rich.table import Table
 
 from slotsweep import registry
 from slotsweep.analysis import (
+    WITHIN,
     ConfigurationRow,
     Interval,
     against_reference,
@@ -124,8 +125,7 @@ class PaperPoint:
 
     row: ConfigurationRow
     label: str
-    ours: float  # %
-    ours_std: float
+    interval: Interval  # ours: the mean over seeds and its 95% interval, in %
     paper: PaperNumber
     tolerance: float  # points: the paper's precision + the stated tolerance
     marks: tuple[str, ...]
@@ -133,7 +133,14 @@ class PaperPoint:
     # comparison that survives a change of data set or scale
     ours_vs_baseline: float | None = None
     paper_vs_baseline: float | None = None
-    interval: Interval | None = None  # ours, in %
+
+    @property
+    def ours(self) -> float:
+        return self.interval.mean
+
+    @property
+    def ours_std(self) -> float:
+        return self.interval.std or 0.0  # one seed: 0, as its std
 
     @property
     def difference(self) -> float:
@@ -145,12 +152,12 @@ class PaperPoint:
 
     @property
     def within(self) -> bool:
-        return self.verdict == "within"
+        return self.verdict == WITHIN
 
     @property
     def ours_text(self) -> str:
         """`97.50 [96.91, 98.09]` or `97.50 (one seed)`."""
-        return self.interval.text() if self.interval else f"{self.ours:.2f}"
+        return self.interval.text()
 
 
 def row_label(row: ConfigurationRow, keys: list[str] | None = None) -> str:
@@ -200,21 +207,20 @@ def paper_points(
     keys = label_keys(rows)
     points = []
     for row in rows:
-        paper, ours = paper_match(row), percent(row)
-        if paper is None or ours is None:
+        paper, interval = paper_match(row), row_interval(row)
+        if paper is None or interval is None:
             continue
-        relative = _against_baseline(row, rows, ours[0], paper.value)
+        ours = interval.scaled(100)  # in %, as the paper's
+        relative = _against_baseline(row, rows, ours.mean, paper.value)
         points.append(
             PaperPoint(
                 row,
                 row_label(row, keys),
-                ours[0],
-                ours[1],
+                ours,
                 paper,
                 paper.precision + tolerance,
                 tuple(row_marks(row)),
                 *relative,
-                interval=row_interval(row).scaled(100),
             )
         )
     return points

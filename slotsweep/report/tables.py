@@ -17,6 +17,7 @@ from slotsweep.analysis import (
     best_rows,
     reported_metrics,
     row_interval,
+    row_stats,
     search_front,
     varying_settings,
 )
@@ -177,16 +178,7 @@ def stats_columns(row: ConfigurationRow, metrics: tuple[str, ...]) -> dict[str, 
     """mean, std, ci_low, ci_high of each metric, and `ci_low`/`ci_high` of test accuracy."""
     columns: dict[str, object] = {}
     for metric in metrics:
-        interval = row_interval(row, metric)
-        low, high = (interval.low, interval.high) if interval else (None, None)
-        columns.update(
-            {
-                f"{metric}_mean": row.mean(metric),
-                f"{metric}_std": row.std(metric),
-                f"{metric}_ci_low": low,
-                f"{metric}_ci_high": high,
-            }
-        )
+        columns.update({f"{metric}_{stat}": v for stat, v in row_stats(row, metric).items()})
     accuracy = row_interval(row, "test_accuracy")
     columns["ci_low"] = columns.get("test_accuracy_ci_low")
     columns["ci_high"] = columns.get("test_accuracy_ci_high")
@@ -215,5 +207,5 @@ def write_csv(
             writer.writerow(
                 [row.settings.get(k, "") for k in keys]
                 + [row.finished, row.failed, row.stopped]
-                + ["" if v is None else v for v in [*stats[index].values(), *more]]
+                + [*stats[index].values(), *more]  # None: an empty cell, as csv writes it
             )

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from mlflow.tracking import MlflowClient
 
-History = list[tuple[int, float]]  # (step = epoch, value), in step order
+from slotsweep.analysis.curves import History  # (step = epoch, value), here in step order
 
 
 class RunHistories(Mapping[str, History]):

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from slotsweep.report import compare, varying_settings
+from slotsweep.analysis import compare, varying_settings
 from slotsweep.tracking import tags
 from slotsweep.tracking.queries import StudyCoordinates
 from slotsweep.train.result import TrialRecord
@@ -64,7 +64,7 @@ def view_state(parent_run_id: str | None, varied: list[str]) -> dict[str, object
     search = f"tags.`mlflow.parentRunId` = '{parent_run_id}'" if parent_run_id else ""
     return {
         "searchFilter": search,
-        "orderByKey": _column("metrics", "test_accuracy"),
+        "orderByKey": _column("metrics", COMPARED_BY),
         "orderByAsc": False,
         "startTime": "ALL",
         "lifecycleFilter": "Active",

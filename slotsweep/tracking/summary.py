@@ -9,14 +9,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from slotsweep.analysis import row_interval, search_front
-from slotsweep.report import (
+from slotsweep.analysis import (
+    STATS,
     ConfigurationRow,
+    best_rows,
     compare,
     reported_metrics,
+    row_interval,
+    row_stats,
+    search_front,
     varying_settings,
-    write_report,
 )
+from slotsweep.report import write_report
 from slotsweep.study.schema import Study
 from slotsweep.tracking.histories import metric_histories
 from slotsweep.tracking.queries import log_study_summary, study_document, trial_records
@@ -27,12 +31,10 @@ from slotsweep.train.result import TrialRecord
 def best_row(
     rows: list[ConfigurationRow], metric: str = "best_val_accuracy", mode: str = "max"
 ) -> ConfigurationRow | None:
-    """The configuration with the best mean of `metric` (the study's objective by default)."""
+    """The configuration with the best mean of `metric` (the study's objective by default; the
+    first of equals), ranked as the closing table and the curves rank them (`best_rows`)."""
     scored = [row for row in rows if row.mean(metric) is not None]
-    if not scored:
-        return None
-    pick = max if mode == "max" else min
-    return pick(scored, key=lambda row: row.mean(metric))
+    return next(iter(best_rows(scored, (metric, mode), 1)), None)
 
 
 def comparison_columns(rows: list[ConfigurationRow]) -> dict[str, list]:
@@ -44,11 +46,9 @@ def comparison_columns(rows: list[ConfigurationRow]) -> dict[str, list]:
     table["failed"] = [row.failed for row in rows]
     table["stopped"] = [row.stopped for row in rows]
     for metric in reported_metrics():
-        for stat in ("mean", "std"):
-            table[f"{metric}_{stat}"] = [getattr(row, stat)(metric) for row in rows]
-        intervals = [row_interval(row, metric) for row in rows]
-        table[f"{metric}_ci_low"] = [i.low if i else None for i in intervals]
-        table[f"{metric}_ci_high"] = [i.high if i else None for i in intervals]
+        stats = [row_stats(row, metric) for row in rows]  # the columns of comparison.csv
+        for stat in STATS:
+            table[f"{metric}_{stat}"] = [values[stat] for values in stats]
     return table
 
 
@@ -81,6 +81,14 @@ def search_objectives(study: Study | None, document: dict | None = None) -> Obje
     return list(zip(metrics, modes, strict=True))
 
 
+def interval_metrics(key: str, row: ConfigurationRow, metric: str) -> dict[str, float]:
+    """`key`: the row's mean of `metric` (which it has), `key`_ci_low and `key`_ci_high its 95%
+    interval (one seed: no interval, no metric)."""
+    interval = row_interval(row, metric)
+    bounds = {"_ci_low": interval.low, "_ci_high": interval.high} if interval.defined else {}
+    return {key: interval.mean, **{key + end: value for end, value in bounds.items()}}
+
+
 def front_values(rows: list[ConfigurationRow], objectives: Objectives) -> tuple[dict, dict]:
     """(tags, metrics) describing a multi-objective search's front: its size, every member (as
     JSON in `best.front`), and the first MAX_FRONT members' settings and objective means (with
@@ -97,12 +105,8 @@ def front_values(rows: list[ConfigurationRow], objectives: Objectives) -> tuple[
     metrics = {BEST + "front_size": float(len(members))}
     for index, row in enumerate(members[:MAX_FRONT]):
         tags.update({f"{BEST}front.{index}.{k}": row.settings.get(k, "-") for k in keys})
-        for metric, _ in objectives:
-            interval = row_interval(row, metric)
-            metrics[f"{BEST}front.{index}.{metric}"] = interval.mean
-            if interval.defined:
-                metrics[f"{BEST}front.{index}.{metric}_ci_low"] = interval.low
-                metrics[f"{BEST}front.{index}.{metric}_ci_high"] = interval.high
+        for metric, _ in objectives:  # a front member has every objective
+            metrics.update(interval_metrics(f"{BEST}front.{index}.{metric}", row, metric))
     return tags, metrics
 
 
@@ -131,13 +135,9 @@ def summary_values(
     if best is not None:
         tags.update({BEST + key: best.settings.get(key, "-") for key in varying_settings(rows)})
         for name in reported_metrics():
-            interval = row_interval(best, name)
-            if interval is not None:
-                metrics[BEST + name] = interval.mean
+            if best.mean(name) is not None:
+                metrics.update(interval_metrics(BEST + name, best, name))
                 metrics[f"{BEST}{name}_std"] = best.std(name)
-            if interval is not None and interval.defined:  # one seed: no interval, no metric
-                metrics[f"{BEST}{name}_ci_low"] = interval.low
-                metrics[f"{BEST}{name}_ci_high"] = interval.high
         tags[BEST + "seeds"] = str(best.finished)
     return tags, metrics
 
