@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+STUDY_NAME = "overhead"  # its experiment, too
 
 
 def launch(folder: Path, trials: int, slots: int, extra: list[str]) -> tuple[float, float]:
@@ -41,7 +42,7 @@ def launch(folder: Path, trials: int, slots: int, extra: list[str]) -> tuple[flo
         "launch",
         str(ROOT / "studies" / "smoke.yaml"),
         "--set",
-        "name=overhead",
+        f"name={STUDY_NAME}",
         "--set",
         "space.k.grid=[1,2,4,8,16]",
         "--set",
@@ -67,20 +68,11 @@ def launch(folder: Path, trials: int, slots: int, extra: list[str]) -> tuple[flo
 def trial_runs(folder: Path) -> list:
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [e.experiment_id for e in client.search_experiments()],
-            "tags.`slotsweep.role` = 'trial'",
-            max_results=1000,
-            page_token=token,
-        )
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
+    from slotsweep.tracking.store import find_runs
+
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(STUDY_NAME)
+    return find_runs(client, experiment.experiment_id, "tags.`slotsweep.role` = 'trial'")
 
 
 def slot_gaps(runs: list, slots: int) -> list[float]:
@@ -154,7 +146,7 @@ def mlflow_parts(folder: Path, config) -> dict[str, float]:  # noqa: ANN001
         )
         timed("mlflow: system-metrics thread stop", monitor.finish)
         timed(
-            "mlflow: final writes (batch, result, end)",
+            "mlflow: final writes (result, end)",
             lambda: (
                 client.log_dict(run_id, {"x": 1}, "result.json"),  # noqa: B023
                 client.set_terminated(run_id),  # noqa: B023

@@ -14,10 +14,14 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import psutil
 import pytest
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 CLI_ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
@@ -170,6 +174,20 @@ def ui_server(study: Path, cwd: Path) -> Iterator[str]:
             process.wait(timeout=30)
         output.close()
         errors.close()
+
+
+def trial_runs(client: MlflowClient, experiment: str) -> list[Run]:
+    """The trial runs of `experiment` (none while it does not exist yet)."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    role = "tags.`slotsweep.role` = 'trial'"
+    return client.search_runs([found.experiment_id], role, max_results=1000)
+
+
+def logged_epochs(client: MlflowClient, run_id: str) -> list[int]:
+    """The epochs a trial run logged (its `train_loss` steps), in order, repeats kept."""
+    return sorted(m.step for m in client.get_metric_history(run_id, "train_loss"))
 
 
 def session_processes(sid: int) -> list[psutil.Process]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -28,8 +29,10 @@ from helpers import (
     RAY_SLOW_START,
     free_port,
     kill_session,
+    logged_epochs,
     session_processes,
     start_mlflow_server,
+    trial_runs,
     wait_until,
 )
 from mlflow.tracking import MlflowClient
@@ -262,21 +265,6 @@ def _reference_hash(folder: Path, seed: int) -> str:
     return json.loads(out.read_text())["selection_sha256"]
 
 
-def _trial_runs(client: MlflowClient, experiment: str) -> list:
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return []
-    return [
-        run
-        for run in client.search_runs([exp.experiment_id], max_results=1000)
-        if run.data.tags.get("slotsweep.role") == "trial"
-    ]
-
-
-def _steps(client: MlflowClient, run_id: str) -> list[int]:
-    return sorted(m.step for m in client.get_metric_history(run_id, "train_loss"))
-
-
 def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(
     tmp_path, mlflow_server, ray_cluster, monkeypatch
 ):
@@ -318,7 +306,7 @@ def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(
 
         def checkpointed_on_worker():
             worker_pids = {str(p.pid) for p in session_processes(worker_sid)}
-            for run in _trial_runs(client, "cluster"):
+            for run in trial_runs(client, "cluster"):
                 tags = run.data.tags
                 if (
                     run.info.status == "RUNNING"
@@ -337,7 +325,7 @@ def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(
             log=tmp_path / "launch.log",
         )
         kill_session(worker_sid)  # the second node is lost, mid-trial
-        killed_at = len(_steps(client, victim.info.run_id))
+        killed_at = len(logged_epochs(client, victim.info.run_id))
         assert killed_at < EPOCHS
         assert launcher.wait(timeout=600) == 0, (tmp_path / "launch.log").read_text()[-4000:]
     finally:
@@ -346,10 +334,12 @@ def test_a_lost_node_costs_only_the_epochs_since_its_checkpoint(
         log.close()
     output = (tmp_path / "launch.log").read_text()
     assert "Ray cluster: 2 nodes" in output
-    runs = _trial_runs(client, "cluster")
+    runs = trial_runs(client, "cluster")
     assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)
     for run in runs:
-        assert _steps(client, run.info.run_id) == list(range(1, EPOCHS + 1))  # each epoch once
+        assert logged_epochs(client, run.info.run_id) == list(
+            range(1, EPOCHS + 1)
+        )  # each epoch once
         assert run.data.tags["slotsweep.host"] == socket.gethostname()
     retried = client.get_run(victim.info.run_id)
     resumed_from = int(retried.data.tags["slotsweep.resumed_from_epochs"])
@@ -385,10 +375,12 @@ def test_a_killed_launcher_resumes_its_trials_from_their_checkpoints(tmp_path):
     try:
 
         def one_finished_one_checkpointed():
-            if not db.exists():
+            # the launch makes its store before any trial starts; a client here on a store
+            # being made would run MLflow's migrations alongside it and fail the launch
+            if not re.search(r" trial .* started$", log_path.read_text(), re.MULTILINE):
                 return None
             with contextlib.suppress(Exception):  # the launcher may be creating the store
-                runs = _trial_runs(client, "killed")
+                runs = trial_runs(client, "killed")
                 finished = [r for r in runs if r.info.status == "FINISHED"]
                 saved = [
                     r for r in runs if r.info.status == "RUNNING" and CHECKPOINT in r.data.tags
@@ -406,14 +398,14 @@ def test_a_killed_launcher_resumes_its_trials_from_their_checkpoints(tmp_path):
         )
         launcher.send_signal(signal.SIGKILL)  # the launcher only, as `kill -9 PID` does
         launcher.wait(timeout=30)
-        checkpointed = {r.info.run_id: len(_steps(client, r.info.run_id)) for r in saved}
+        checkpointed = {r.info.run_id: len(logged_epochs(client, r.info.run_id)) for r in saved}
         done = run_cli("launch", str(study), "--num-cpus", "2", "--resume", cwd=tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
         assert not session_processes(launcher.pid), "Ray processes of the killed launch are left"
     finally:
         kill_session(launcher.pid)
         log.close()
-    runs = _trial_runs(client, "killed")
+    runs = trial_runs(client, "killed")
     assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)
     by_id = {run.info.run_id: run for run in runs}
     for before in finished:  # not trained again
@@ -422,7 +414,7 @@ def test_a_killed_launcher_resumes_its_trials_from_their_checkpoints(tmp_path):
         assert "slotsweep.resumed_from_epochs" not in after.data.tags
     assert {int(by_id[r.info.run_id].data.params["epochs"]) for r in saved} == {EPOCHS}
     for run_id, logged in checkpointed.items():
-        assert _steps(client, run_id) == list(range(1, EPOCHS + 1))  # no epoch twice, no gap
+        assert logged_epochs(client, run_id) == list(range(1, EPOCHS + 1))  # no epoch twice, no gap
         resumed_from = int(by_id[run_id].data.tags["slotsweep.resumed_from_epochs"])
         assert 1 <= resumed_from <= logged
 
@@ -444,7 +436,7 @@ def test_two_half_gpu_trials_share_a_logical_gpu_and_fail_clearly_without_cuda(t
     done = run_cli("launch", str(study), "--num-cpus", "2", "--num-gpus", "2", cwd=tmp_path)
     assert done.returncode == 1 and "every trial failed" in done.stderr, done.stdout + done.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = _trial_runs(client, "gpus")
+    runs = trial_runs(client, "gpus")
     assert len(runs) == 2 and all(run.info.status == "FAILED" for run in runs)
     assert {run.data.tags["slotsweep.gpu_ids"] for run in runs} in ({"0"}, {"1"})
     for run in runs:

@@ -8,7 +8,7 @@ import signal
 import textwrap
 
 import pytest
-from helpers import CLI_ENV, popen_cli, run_cli, wait_until
+from helpers import CLI_ENV, popen_cli, run_cli, trial_runs, wait_until
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
@@ -20,9 +20,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but tab and newlin
 
 
 def _trial_runs(folder, experiment):
-    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
-    exp = client.get_experiment_by_name(experiment)
-    return client.search_runs([exp.experiment_id], "tags.`slotsweep.role` = 'trial'")
+    return trial_runs(MlflowClient(f"sqlite:///{folder / 'mlflow.db'}"), experiment)
 
 
 def _fresh_hash(folder, k: int, seed: int) -> str:

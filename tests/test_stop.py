@@ -23,10 +23,12 @@ from helpers import (
     RAY_SLOW_START,
     free_port,
     kill_session,
+    logged_epochs,
     popen_cli,
     run_cli,
     session_processes,
     start_mlflow_server,
+    trial_runs,
     wait_until,
 )
 from mlflow.tracking import MlflowClient
@@ -49,18 +51,6 @@ def _study(tmp_path: Path, name: str, epochs: int = EPOCHS) -> Path:
     text = (ROOT / "studies" / "smoke.yaml").read_text().replace("name: smoke", f"name: {name}")
     path.write_text(text.replace("epochs: 1", f"epochs: {epochs}") + "checkpoint_every: 3\n")
     return path
-
-
-def _trials(client: MlflowClient, experiment: str):
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return []
-    runs = client.search_runs([found.experiment_id])
-    return [r for r in runs if r.data.tags.get("slotsweep.role") == "trial"]
-
-
-def _steps(client: MlflowClient, run_id: str) -> list[int]:
-    return sorted(m.step for m in client.get_metric_history(run_id, "train_loss"))
 
 
 def launch_args(study: Path) -> tuple[str, ...]:
@@ -96,16 +86,22 @@ def _running_trials(store: Path, experiment: str) -> dict[str, int]:
     return {}
 
 
+def _two_running(store: Path, experiment: str, epochs: int) -> dict[str, int] | None:
+    """The epochs logged by the two RUNNING trials, once two run with `epochs` logged each."""
+    running = _running_trials(store, experiment)
+    return running if len(running) == 2 and all(n >= epochs for n in running.values()) else None
+
+
 def _mid_trial(store: Path, name: str, launcher: subprocess.Popen, log: Path) -> dict[str, int]:
     """Waits until two trials run, each past its first checkpoint (epoch 3); their epochs
     logged. Polled on the SQLite file itself every 20 ms: a trial's window is seconds long."""
-
-    def two_running():
-        running = _running_trials(store, name)
-        return running if len(running) == 2 and all(n >= 4 for n in running.values()) else None
-
     return wait_until(
-        two_running, timeout=540, what="two trials mid-way", process=launcher, every=0.02, log=log
+        lambda: _two_running(store, name, 4),
+        timeout=540,
+        what="two trials mid-way",
+        process=launcher,
+        every=0.02,
+        log=log,
     )
 
 
@@ -147,9 +143,9 @@ def test_sigterm_mid_trial_stops_gracefully_and_the_printed_resume_finishes(tmp_
     text = log.read_text()
     assert "SIGTERM received: stopping" in text
     assert "*** SIGTERM received" not in text and "Traceback" not in text  # no native dump
-    killed = {r.info.run_id: r for r in _trials(client, "stopped") if r.info.status == "KILLED"}
+    killed = {r.info.run_id: r for r in trial_runs(client, "stopped") if r.info.status == "KILLED"}
     assert set(killed) == set(at_stop)  # the running ones, and only them
-    assert all(r.info.status in ("KILLED", "FINISHED") for r in _trials(client, "stopped"))
+    assert all(r.info.status in ("KILLED", "FINISHED") for r in trial_runs(client, "stopped"))
     parent = client.search_runs(
         [client.get_experiment_by_name("stopped").experiment_id], "tags.`slotsweep.role` = 'study'"
     )
@@ -176,10 +172,10 @@ def test_sigterm_mid_trial_stops_gracefully_and_the_printed_resume_finishes(tmp_
     output = " ".join(done.stderr.split())
     for damaged in (truncated, garbled):
         assert f"damaged checkpoint {damaged} does not match its digest" in output
-    trials = {r.info.run_id: r for r in _trials(client, "stopped")}
+    trials = {r.info.run_id: r for r in trial_runs(client, "stopped")}
     assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials.values())
     for run_id in at_stop:  # nothing lost, nothing twice; each went on from an earlier save
-        assert _steps(client, run_id) == list(range(1, EPOCHS + 1))
+        assert logged_epochs(client, run_id) == list(range(1, EPOCHS + 1))
         resumed = int(trials[run_id].data.tags[RESUMED_FROM_EPOCHS])
         assert 3 <= resumed < saved[run_id]
         assert f"went on from epoch {resumed}" in trials[run_id].data.tags[CHECKPOINT_DAMAGED]
@@ -215,9 +211,9 @@ def test_two_launches_on_a_fresh_store_then_sigterm_to_the_group_leaves_nothing_
     text = log.read_text()
     assert "SIGTERM received: stopping" in text and "Traceback" not in text
     assert "go on with: slotsweep launch" in text
-    killed = [r for r in _trials(client, "interrupted") if r.info.status == "KILLED"]
+    killed = [r for r in trial_runs(client, "interrupted") if r.info.status == "KILLED"]
     assert len(killed) == 2 and all(CHECKPOINT in r.data.tags for r in killed)
-    assert not [r for r in _trials(client, "interrupted") if r.info.status == "RUNNING"]
+    assert not [r for r in trial_runs(client, "interrupted") if r.info.status == "RUNNING"]
 
 
 OUTAGE_S = 10  # long enough for trials' MLflow calls to fail and retry (MLflow backs off)
@@ -236,16 +232,20 @@ def _freeze_mid_trial(server: subprocess.Popen, store: Path, launcher, log: Path
     then on no trial can log or end, so the outage that follows falls mid-trial whatever the
     machine's speed. Returns the two trials' epochs logged when frozen."""
 
-    def two_running():
-        running = _running_trials(store, "outage")
-        if len(running) == 2 and all(running.values()):
-            for process in session_processes(server.pid):
-                process.send_signal(signal.SIGSTOP)
-            return _running_trials(store, "outage") or {"lost": 0}
-        return None
+    def frozen_with_two_running():
+        if not _two_running(store, "outage", 1):
+            return None
+        for process in session_processes(server.pid):
+            process.send_signal(signal.SIGSTOP)
+        return _running_trials(store, "outage") or {"lost": 0}
 
     frozen = wait_until(
-        two_running, timeout=540, what="two trials running", process=launcher, every=0.02, log=log
+        frozen_with_two_running,
+        timeout=540,
+        what="two trials running",
+        process=launcher,
+        every=0.02,
+        log=log,
     )
     assert len(frozen) == 2 and all(frozen.values()), f"a trial ended before the freeze: {frozen}"
     return frozen
@@ -282,11 +282,11 @@ def test_a_tracking_server_down_mid_study_loses_nothing(tmp_path):
         assert launcher.poll() is None
         servers.append(_server(tmp_path, port))
         assert launcher.wait(timeout=600) == 0, log.read_text()
-        trials = _trials(client, "outage")  # read while the server is up
+        trials = trial_runs(client, "outage")  # read while the server is up
         assert {r.info.run_id for r in trials} == set(frozen)
         assert all(r.info.status == "FINISHED" for r in trials)
         for run in trials:
-            assert _steps(client, run.info.run_id) == list(range(1, OUTAGE_EPOCHS + 1))
+            assert logged_epochs(client, run.info.run_id) == list(range(1, OUTAGE_EPOCHS + 1))
     finally:
         for process in (launcher, *servers):
             kill_session(process.pid)

@@ -8,7 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,19 +181,18 @@ class Launcher:
         """The store and the parent run (`_open`), made in a thread while Ray starts here: Ray
         mostly waits for its processes to come up, and a fresh SQLite store's tables take a
         second or more to create. An error of either stops both and is raised as it was."""
-        with ThreadPoolExecutor(1, thread_name_prefix="slotsweep-store") as pool:
-            opening = pool.submit(_signals_to_main_thread, self._open)
-            own_ray = False
-            try:
+        own_ray = False
+        try:
+            # leaving the pool waits for the store work: none goes on behind an error of Ray's
+            with ThreadPoolExecutor(1, thread_name_prefix="slotsweep-store") as pool:
+                opening = pool.submit(_signals_to_main_thread, self._open)
                 own_ray = self._start_ray()
                 self.stop.install()  # over Ray's SIGTERM handler (a native dump, then exit 1)
                 opened = opening.result()
-            except BaseException:
-                wait([opening])  # no store work goes on behind the error
-                self._stop_ray(own_ray)
-                raise
-        self.stop.token = opened.parent.run_id  # then, with Ray up, told to the trials
-        self.stop.install()
+        except BaseException:
+            self._stop_ray(own_ray)
+            raise
+        self.stop.attach(opened.parent.run_id)  # with Ray up: told to the trials
         return opened, own_ray
 
     def _open(self) -> _Opened:

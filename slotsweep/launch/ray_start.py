@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from collections.abc import Callable
 
 import ray
 
@@ -41,7 +41,7 @@ def start_ray(
     address: str | None,
     num_cpus: int | None,
     num_gpus: int | None,
-    say: Any = print,
+    say: Callable[[str], None] = print,
 ) -> bool:
     """Connects to `address`, else starts a local Ray (recorded for `local_ray.end_leftovers`);
     True when this launch owns it, False when this process is connected already."""

@@ -88,11 +88,15 @@ class LaunchStop(tune.Stopper):
 
     def install(self) -> None:
         """Takes SIGTERM and SIGINT (again after `ray.init`, which sets its own SIGTERM
-        handler); with Ray up, a request left by an earlier launch of this parent run is
-        cleared, or one that came before Ray started is passed on."""
+        handler)."""
         for number in (signal.SIGTERM, signal.SIGINT):
             self._previous.setdefault(number, signal.getsignal(number))
             signal.signal(number, self._on_signal)
+
+    def attach(self, token: str) -> None:
+        """Names the launch (`token`) once Ray is up: a request left by an earlier launch of
+        this parent run is cleared, or one that came before Ray started is passed on."""
+        self.token = token
         self._tell_trials()
 
     def uninstall(self) -> None:
