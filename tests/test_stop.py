@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,40 +70,68 @@ def _start(tmp_path: Path, study: Path, log_path: Path, **env: str) -> subproces
 
 
 RUNNING_TRIALS = """
-    SELECT r.run_uuid, COUNT(m.step) FROM runs r
+    SELECT r.run_uuid, COUNT(m.step), p.value FROM runs r
     JOIN experiments e ON e.experiment_id = r.experiment_id AND e.name = ?
     JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'slotsweep.role' AND t.value = 'trial'
+    LEFT JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = 'slotsweep.pid'
     LEFT JOIN metrics m ON m.run_uuid = r.run_uuid AND m.key = 'train_loss'
     WHERE r.status = 'RUNNING' GROUP BY r.run_uuid
 """
 
 
-def _running_trials(store: Path, experiment: str) -> dict[str, int]:
-    """Run id -> epochs logged, of the trials RUNNING in a SQLite store, read from its file: in
-    milliseconds, and readable while the server is frozen."""
+def _running_trials(store: Path, experiment: str) -> dict[str, tuple[int, int]]:
+    """Run id -> (epochs logged, its process id), of the trials RUNNING in a SQLite store, read
+    from its file: in milliseconds, and readable while the server is frozen."""
     with contextlib.suppress(sqlite3.OperationalError):  # no file or tables yet, or locked
         with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
-            return dict(db.execute(RUNNING_TRIALS, (experiment,)).fetchall())
+            rows = db.execute(RUNNING_TRIALS, (experiment,)).fetchall()
+            return {run: (epochs, int(pid)) for run, epochs, pid in rows}
     return {}
 
 
-def _two_running(store: Path, experiment: str, epochs: int) -> dict[str, int] | None:
-    """The epochs logged by the two RUNNING trials, once two run with `epochs` logged each."""
+def _two_running(store: Path, experiment: str, low: int, high: int) -> dict | None:
+    """The two RUNNING trials (run id -> (epochs logged, pid)), once two run with between `low`
+    and `high` epochs logged each."""
     running = _running_trials(store, experiment)
-    return running if len(running) == 2 and all(n >= epochs for n in running.values()) else None
+    if len(running) == 2 and all(low <= n <= high for n, _ in running.values()):
+        return running
+    return None
 
 
-def _mid_trial(store: Path, name: str, launcher: subprocess.Popen, log: Path) -> dict[str, int]:
-    """Waits until two trials run, each past its first checkpoint (epoch 3); their epochs
-    logged. Polled on the SQLite file itself every 20 ms: a trial's window is seconds long."""
-    return wait_until(
-        lambda: _two_running(store, name, 4),
+def _stop_mid_trial(store: Path, name: str, launcher, log: Path, stop: Callable) -> dict:
+    """`stop()` (the signal) while two trials run past their first checkpoint (epoch 3) and
+    before their last epoch: their processes are frozen (SIGSTOP) the moment they are seen so,
+    and go on only once the launcher has taken the signal: no trial ends in between, whatever
+    the machine's speed. Returns run id -> epochs logged at the stop."""
+
+    def frozen_with_two_running():
+        running = _two_running(store, name, 4, EPOCHS - 2)  # not in its last epoch
+        for _, pid in (running or {}).values():
+            os.kill(pid, signal.SIGSTOP)
+        return running
+
+    running = wait_until(
+        frozen_with_two_running,
         timeout=540,
         what="two trials mid-way",
         process=launcher,
         every=0.02,
         log=log,
     )
+    try:
+        stop()
+        wait_until(
+            lambda: "SIGTERM received: stopping" in log.read_text(),
+            timeout=60,
+            what="the launcher taking the signal",
+            process=launcher,
+            every=0.02,
+            log=log,
+        )
+    finally:
+        for _, pid in running.values():
+            os.kill(pid, signal.SIGCONT)
+    return {run: epochs for run, (epochs, _) in running.items()}
 
 
 def _state_file(location: str) -> Path:
@@ -132,8 +161,13 @@ def test_sigterm_mid_trial_stops_gracefully_and_the_printed_resume_finishes(tmp_
             f"already being launched on this store (host {socket.gethostname()}, pid "
             f"{launcher.pid}, since " in " ".join(second.stderr.split())
         )
-        at_stop = _mid_trial(tmp_path / "mlflow.db", "stopped", launcher, log)
-        launcher.send_signal(signal.SIGTERM)  # the launcher only: SLURM's --signal=B, `kill`
+        at_stop = _stop_mid_trial(  # the launcher only: SLURM's --signal=B, `kill`
+            tmp_path / "mlflow.db",
+            "stopped",
+            launcher,
+            log,
+            lambda: launcher.send_signal(signal.SIGTERM),
+        )
         assert launcher.wait(timeout=180) == STOPPED_EXIT_CODE, log.read_text()
         wait_until(
             lambda: not session_processes(launcher.pid), timeout=30, what="its processes gone"
@@ -198,8 +232,13 @@ def test_two_launches_on_a_fresh_store_then_sigterm_to_the_group_leaves_nothing_
         runner, log = launchers[1 - refused], logs[1 - refused]
         assert launchers[refused].returncode == 2, logs[refused].read_text()
         assert f"pid {runner.pid}, since" in " ".join(logs[refused].read_text().split())
-        _mid_trial(tmp_path / "mlflow.db", "interrupted", runner, log)
-        os.killpg(runner.pid, signal.SIGTERM)
+        _stop_mid_trial(
+            tmp_path / "mlflow.db",
+            "interrupted",
+            runner,
+            log,
+            lambda: os.killpg(runner.pid, signal.SIGTERM),
+        )
         assert runner.wait(timeout=180) == STOPPED_EXIT_CODE, log.read_text()
         for launcher in launchers:
             wait_until(
@@ -233,11 +272,13 @@ def _freeze_mid_trial(server: subprocess.Popen, store: Path, launcher, log: Path
     machine's speed. Returns the two trials' epochs logged when frozen."""
 
     def frozen_with_two_running():
-        if not _two_running(store, "outage", 1):
-            return None
-        for process in session_processes(server.pid):
-            process.send_signal(signal.SIGSTOP)
-        return _running_trials(store, "outage") or {"lost": 0}
+        # read before the freeze: a frozen server may hold the file's lock; no trial can end
+        # its run in the milliseconds between this read and the SIGSTOP
+        running = _two_running(store, "outage", 1, OUTAGE_EPOCHS - 1)
+        if running:
+            for process in session_processes(server.pid):
+                process.send_signal(signal.SIGSTOP)
+        return running
 
     frozen = wait_until(
         frozen_with_two_running,
@@ -247,8 +288,7 @@ def _freeze_mid_trial(server: subprocess.Popen, store: Path, launcher, log: Path
         every=0.02,
         log=log,
     )
-    assert len(frozen) == 2 and all(frozen.values()), f"a trial ended before the freeze: {frozen}"
-    return frozen
+    return {run: epochs for run, (epochs, _) in frozen.items()}
 
 
 def test_a_tracking_server_down_mid_study_loses_nothing(tmp_path):
